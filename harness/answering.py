@@ -1,0 +1,77 @@
+"""Turn prompts into Predictions: choice scoring by log-likelihood and/or greedy generation.
+Shared by every strategy so all are scored the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.lm import LM, Message
+from harness.types import Citation, Example, Prediction, Usage
+
+CHOICE_NORMS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    score_choices: bool = True  # rank `choices` by log-likelihood when an example has them
+    generate: bool = True  # also generate a free answer (EM / F1 / contains)
+    max_new_tokens: int = 24  # generation stops earlier at a newline or end of turn
+    batch_size: int = 16  # higher: faster on CPU up to ~16, more memory
+    choice_norm: str = "sum"  # sum: total log p; mean: per token (favours long choices less)
+
+    def __post_init__(self) -> None:
+        if self.choice_norm not in CHOICE_NORMS:
+            raise ValueError(
+                f"unknown choice_norm '{self.choice_norm}'; choose one of: {', '.join(CHOICE_NORMS)}"
+            )
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("answer.batch_size and answer.max_new_tokens must be >= 1")
+        if not (self.score_choices or self.generate):
+            raise ValueError("answer.score_choices and answer.generate are both off: nothing to do")
+
+
+def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Message]],
+           settings: AnswerSettings, *, retrieval_s: Sequence[float] | None = None,
+           retrieval_batch_s: Sequence[float] | None = None,
+           citations: Sequence[Sequence[Citation]] | None = None, can_cite: bool = False,
+           progress: bool = False) -> list[Prediction]:
+    prompts = [lm.render(m) for m in messages]
+    n = len(examples)
+    scored = [None] * n
+    with_choices = [i for i, e in enumerate(examples) if e.choices]
+    if settings.score_choices and with_choices:
+        res = lm.score_choices([prompts[i] for i in with_choices],
+                               [examples[i].choices for i in with_choices],
+                               batch_size=settings.batch_size, progress=progress)
+        for i, r in zip(with_choices, res):
+            scored[i] = r
+    gens = [None] * n
+    if settings.generate:
+        gens = lm.generate(prompts, max_new_tokens=settings.max_new_tokens,
+                           batch_size=settings.batch_size, progress=progress)
+    preds = []
+    for i, ex in enumerate(examples):
+        s, g = scored[i], gens[i]
+        choice, logprobs = None, ()
+        if s is not None:
+            logprobs = s.logprobs
+            norm = [lp / max(t, 1) for lp, t in zip(s.logprobs, s.choice_tokens)] \
+                if settings.choice_norm == "mean" else list(s.logprobs)
+            choice = max(range(len(norm)), key=norm.__getitem__)
+        r_s = retrieval_s[i] if retrieval_s else 0.0
+        usage = Usage(
+            prompt_tokens=(s.context_tokens if s else g.prompt_tokens) if (s or g) else 0,
+            completion_tokens=g.completion_tokens if g else 0,
+            retrieval_s=r_s,
+            scoring_s=s.seconds if s else 0.0,
+            generation_s=g.seconds if g else 0.0,
+            latency_s=(retrieval_batch_s[i] if retrieval_batch_s else r_s)
+            + (s.batch_seconds if s else 0.0) + (g.batch_seconds if g else 0.0),
+        )
+        preds.append(Prediction(
+            example_id=ex.id, output=g.text if g else None, choice=choice,
+            choice_logprobs=tuple(round(x, 5) for x in logprobs), usage=usage,
+            citations=tuple(citations[i]) if citations else (), can_cite=can_cite,
+        ))
+    return preds

@@ -1,0 +1,96 @@
+"""Tasks: a corpus plus examples split into train/val/test, validated and hashed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.data.errors import TaskDataError
+from harness.data.loaders import load_corpus, load_examples
+from harness.data.splits import assign_splits, check_splits, split_hashes
+from harness.data.synthetic import generate as generate_synthetic
+from harness.types import Document, Example, Task
+
+TASK_KINDS = ("synthetic_facts", "files")
+
+__all__ = ["TASK_KINDS", "TaskDataError", "build_task", "load_task_files", "make_task"]
+
+
+def make_task(
+    name: str,
+    corpus: Sequence[Document],
+    examples: Sequence[Example],
+    *,
+    split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
+    split_seed: int = 0,
+    examples_path: str | Path | None = None,
+    lines: dict[str, int] | None = None,
+) -> Task:
+    splits_given = any(e.split for e in examples)
+    examples = assign_splits(examples, split_ratios, split_seed, path=examples_path, lines=lines)
+    # A val split is required only when the ratios ask for one.
+    require_val = not splits_given and len(split_ratios) == 3 and split_ratios[1] > 0
+    check_splits(
+        examples, task_name=name, require_val=require_val, path=examples_path, lines=lines
+    )
+    overall, per = split_hashes(examples)
+    return Task(
+        name=name,
+        corpus=tuple(corpus),
+        examples=tuple(examples),
+        split_hash=overall,
+        split_ids_hash=per,
+    )
+
+
+def load_task_files(
+    name: str,
+    corpus_path: str | Path,
+    examples_path: str | Path,
+    *,
+    split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
+    split_seed: int = 0,
+) -> Task:
+    corpus = load_corpus(corpus_path)
+    examples, lines = load_examples(examples_path, {d.id for d in corpus})
+    return make_task(
+        name,
+        corpus,
+        examples,
+        split_ratios=split_ratios,
+        split_seed=split_seed,
+        examples_path=examples_path,
+        lines=lines,
+    )
+
+
+def build_task(cfg: Mapping[str, Any], resolve_path=lambda p: p) -> Task:
+    """Build the task a `conf/task/*.yaml` describes."""
+    kind = cfg.get("kind")
+    ratios = tuple(cfg.get("split_ratios", (0.7, 0.15, 0.15)))
+    split_seed = int(cfg.get("split_seed", 0))
+    if kind == "synthetic_facts":
+        corpus, examples = generate_synthetic(
+            n_entities=int(cfg.get("n_entities", 270)),
+            n_paraphrases=int(cfg.get("n_paraphrases", 3)),
+            n_choices=int(cfg.get("n_choices", 4)),
+            seed=int(cfg.get("seed", 0)),
+            kinds=tuple(cfg.get("kinds", ("company", "person", "town"))),
+        )
+        return make_task(cfg["name"], corpus, examples, split_ratios=ratios, split_seed=split_seed)
+    if kind == "files":
+        for key in ("corpus_path", "examples_path"):
+            if not cfg.get(key) or str(cfg.get(key)) == "???":
+                raise TaskDataError(
+                    f"task '{cfg.get('name')}' needs task.{key}",
+                    hint=f"run with task.{key}=/path/to/file.jsonl",
+                )
+        return load_task_files(
+            cfg["name"],
+            resolve_path(cfg["corpus_path"]),
+            resolve_path(cfg["examples_path"]),
+            split_ratios=ratios,
+            split_seed=split_seed,
+        )
+    raise TaskDataError(f"unknown task kind '{kind}'; choose one of: {', '.join(TASK_KINDS)}")

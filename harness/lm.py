@@ -1,0 +1,200 @@
+"""The model wrapper every strategy shares: prompt rendering, batched greedy generation,
+and batched log-likelihood scoring of answer choices with a shared context.
+
+Batch in, list out. Items are sorted by length inside each call so batches hold
+similar lengths (less padding); results come back in the caller's order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from harness.models import load_model
+
+Message = Mapping[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float  # this item's share of its batch's wall time
+    batch_seconds: float  # wall time of the batch the item was in
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    logprobs: tuple[float, ...]  # sum of log p(choice tokens | context), one per choice
+    choice_tokens: tuple[int, ...]
+    context_tokens: int
+    seconds: float
+    batch_seconds: float
+
+
+class LM:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str,
+                 use_chat_template: bool | None = None) -> None:
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.device = next(model.parameters()).device
+        has_template = getattr(tokenizer, "chat_template", None) is not None
+        self.chat = has_template if use_chat_template is None else use_chat_template
+        self.stop_ids = self._stop_token_ids()
+
+    # ---- prompts -------------------------------------------------------------------------
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text the model sees; generation continues right after it."""
+        if self.chat:
+            return self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+        text = ""
+        for m in messages:
+            if m["role"] == "system":
+                text += m["content"] + "\n\n"
+            elif m["role"] == "user":
+                text += m["content"] + "\nAnswer:"
+            else:
+                text += " " + m["content"] + "\n\n"
+        return text
+
+    def encode(self, text: str) -> list[int]:
+        # A chat template writes its own special tokens; plain prompts get the tokenizer's.
+        return self.tokenizer(text, add_special_tokens=not self.chat).input_ids
+
+    def encode_continuation(self, text: str) -> list[int]:
+        # After a chat template the answer starts a fresh line; plain prompts end in "Answer:".
+        return self.tokenizer(text if self.chat else " " + text, add_special_tokens=False).input_ids
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def _stop_token_ids(self) -> list[int]:
+        """End of turn / end of text, and every token that contains a newline."""
+        ids = {self.tokenizer.eos_token_id}
+        for tok in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = self.tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                ids.add(tid)
+        for tok, tid in self.tokenizer.get_vocab().items():
+            if "\n" in self.tokenizer.convert_tokens_to_string([tok]):
+                ids.add(tid)
+        return sorted(i for i in ids if i is not None)
+
+    # ---- batching ------------------------------------------------------------------------
+    def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                ids[i, width - len(s):] = torch.tensor(s)
+                mask[i, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @staticmethod
+    def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # longest first: OOM early
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+    # ---- generation ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 16, batch_size: int = 8,
+                 progress: bool = False) -> list[Generation]:
+        encoded = [self.encode(p) for p in prompts]
+        results: list[Generation | None] = [None] * len(prompts)
+        batches = self._batches([len(e) for e in encoded], batch_size)
+        for batch in tqdm(batches, desc="generate", disable=not progress, leave=False):
+            ids, mask = self._left_pad([encoded[i] for i in batch])
+            t0 = time.perf_counter()
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                do_sample=False, num_beams=1, eos_token_id=self.stop_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+            wall = time.perf_counter() - t0
+            new = out[:, ids.shape[1]:]
+            for row, i in enumerate(batch):
+                toks = new[row].tolist()
+                n = next((k + 1 for k, t in enumerate(toks) if t in self.stop_ids), len(toks))
+                text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                results[i] = Generation(
+                    text=text.split("\n")[0].strip(), prompt_tokens=len(encoded[i]),
+                    completion_tokens=n, seconds=wall / len(batch), batch_seconds=wall,
+                )
+        return results  # type: ignore[return-value]
+
+    # ---- log-likelihood of choices -------------------------------------------------------
+    @torch.inference_mode()
+    def score_choices(self, contexts: Sequence[str], choices: Sequence[Sequence[str]], *,
+                      batch_size: int = 8, progress: bool = False) -> list[ChoiceScores]:
+        """log p(choice | context) for every choice; each context is run once and its KV
+        cache is shared by all of that question's choices."""
+        ctx = [self.encode(c) for c in contexts]
+        conts = [[self.encode_continuation(ch) for ch in chs] for chs in choices]
+        results: list[ChoiceScores | None] = [None] * len(contexts)
+        batches = self._batches([len(c) for c in ctx], batch_size)
+        for batch in tqdm(batches, desc="score choices", disable=not progress, leave=False):
+            t0 = time.perf_counter()
+            sums = self._score_batch([ctx[i] for i in batch], [conts[i] for i in batch])
+            wall = time.perf_counter() - t0
+            for row, i in enumerate(batch):
+                results[i] = ChoiceScores(
+                    logprobs=tuple(sums[row]), choice_tokens=tuple(len(c) for c in conts[i]),
+                    context_tokens=len(ctx[i]), seconds=wall / len(batch), batch_seconds=wall,
+                )
+        return results  # type: ignore[return-value]
+
+    def _score_batch(self, ctx: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
+        ids, mask = self._left_pad(ctx)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=1)
+        # Row r of the continuation batch belongs to question owner[r].
+        owner = [q for q, cs in enumerate(conts) for _ in cs]
+        flat = [c for cs in conts for c in cs]
+        rep = torch.tensor(owner, device=self.device)
+        cache = out.past_key_values
+        cache.batch_select_indices(rep)
+        width = max(len(c) for c in flat)
+        cont_ids = torch.full((len(flat), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        cont_mask = torch.zeros((len(flat), width), dtype=torch.long)
+        for r, c in enumerate(flat):
+            cont_ids[r, : len(c)] = torch.tensor(c)
+            cont_mask[r, : len(c)] = 1
+        cont_ids, cont_mask = cont_ids.to(self.device), cont_mask.to(self.device)
+        cont_pos = pos[rep, -1:] + 1 + torch.arange(width, device=self.device)
+        out2 = self.model(input_ids=cont_ids, attention_mask=torch.cat([mask[rep], cont_mask], 1),
+                          position_ids=cont_pos, past_key_values=cache, use_cache=False)
+        # Token t of a choice is predicted by the context's last position (t=0) or by
+        # continuation position t-1.
+        logits = torch.cat([out.logits[rep, -1:, :], out2.logits[:, :-1, :]], dim=1)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        tok_lp = logp.gather(-1, cont_ids.unsqueeze(-1)).squeeze(-1) * cont_mask
+        sums = tok_lp.sum(-1).tolist()
+        per_q: list[list[float]] = [[] for _ in conts]
+        for r, q in enumerate(owner):
+            per_q[q].append(sums[r])
+        return per_q
+
+
+_LOADED: dict[str, LM] = {}
+
+
+def get_lm(cfg: Mapping[str, Any]) -> LM:
+    """Load the model once per process and config; later calls reuse it."""
+    key = repr(sorted((k, str(v)) for k, v in cfg.items()))
+    if key not in _LOADED:
+        model, tokenizer = load_model(cfg)
+        chat = cfg.get("use_chat_template")
+        _LOADED[key] = LM(model, tokenizer, str(cfg["name_or_path"]),
+                          use_chat_template=None if chat in (None, "auto") else bool(chat))
+    return _LOADED[key]

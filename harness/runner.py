@@ -1,0 +1,199 @@
+"""`harness-run`: one Hydra run = one (task, model, strategy, seed) -> one run directory.
+
+`main` is the thin Hydra entry point; `run(cfg, run_dir)` does the work and is what
+tests call. The runner reaches a strategy only through `hydra.utils.instantiate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate, to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from harness.answering import AnswerSettings
+from harness.data import build_task
+from harness.lm import get_lm
+from harness.prompting import PromptSettings
+from harness.results import (
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    atomic_write_text,
+    write_json,
+    write_jsonl,
+)
+from harness.retrieval import get_embedder
+from harness.scoring import aggregate, score_item
+from harness.system import peak_memory_mb, versions
+from harness.types import Example, FitReport, Prediction, Task
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Execute one run and write its directory; returns metrics. A failure is recorded
+    in metrics.json (status 'failed', error, traceback) and then re-raised."""
+    run_dir = Path(run_dir) if run_dir else Path(HydraConfig.get().runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = {
+        "status": STATUS_RUNNING,
+        "strategy": cfg.strategy.name,
+        "task": cfg.task.name,
+        "model": cfg.model.name_or_path,
+        "seed": int(cfg.seed),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+    }
+    (run_dir / "predictions.jsonl").unlink(missing_ok=True)  # never mix with an older attempt
+    write_json(run_dir / "metrics.json", base)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    try:
+        metrics = _execute(cfg, run_dir, base)
+    except BaseException as e:
+        write_json(run_dir / "metrics.json", {
+            **base, "status": STATUS_FAILED, "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+        raise
+    return metrics
+
+
+def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    seed_everything(int(cfg.seed))
+    task = build_task(OmegaConf.to_container(cfg.task, resolve=True), resolve_path=to_absolute_path)
+    lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+    # Objects go in after instantiation: Hydra would turn dataclass kwargs into dicts.
+    make_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
+    strategy = make_strategy(
+        lm=lm,
+        prompt=PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True)),
+        answer=AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True)),
+        get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True)),
+        seed=int(cfg.seed), progress=bool(cfg.progress),
+    )
+    log.info("fit %s on %s", strategy.name, task.name)
+    fit: FitReport = strategy.fit(task)
+    examples = task.split(cfg.eval_split)
+    if cfg.get("limit"):
+        examples = examples[: int(cfg.limit)]
+    log.info("predict %d %s examples", len(examples), cfg.eval_split)
+    t0 = time.perf_counter()
+    preds = strategy.predict(examples)
+    predict_s = time.perf_counter() - t0
+    if [p.example_id for p in preds] != [e.id for e in examples]:
+        raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
+                           f"of the wrong length ({len(preds)} for {len(examples)} examples)")
+    k = cfg.strategy.get("k")
+    items = [score_item(e, p, k) for e, p in zip(examples, preds)]
+    write_jsonl(run_dir / "predictions.jsonl", _prediction_rows(examples, preds, items))
+    metrics = {
+        **base,
+        "status": STATUS_COMPLETE,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "split": cfg.eval_split,
+        "n_examples": len(examples),
+        "split_hash": task.split_hash,
+        "split_ids_hash": task.split_ids_hash,
+        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
+        "primary_metric": "choice_accuracy" if any(e.choices for e in examples) else "contains",
+        **_accuracy(items),
+        "can_cite": any(p.can_cite for p in preds),
+        "leakage": _leakage(strategy, task),
+        "fit": fit.to_dict(),
+        "fit_s": fit.wall_s,
+        "predict_s": predict_s,
+        **_usage(preds, predict_s),
+        "peak_mem_mb": peak_memory_mb(),
+        "wall_s": time.perf_counter() - t_start,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    log.info("%s: %s=%.3f  (%d examples, predict %.1f s) -> %s", strategy.name,
+             metrics["primary_metric"], metrics[metrics["primary_metric"]] or float("nan"),
+             len(examples), predict_s, run_dir)
+    return metrics
+
+
+def _accuracy(items: list[dict]) -> dict[str, float | None]:
+    m = aggregate(items)
+    return {"choice_accuracy": m.get("choice_correct"), "exact_match": m.get("exact_match"),
+            "f1": m.get("f1"), "contains": m.get("contains"), "recall_at_k": m.get("recall_at_k"),
+            "mrr": m.get("mrr"), "citation_precision": m.get("citation_precision"),
+            "citation_recall": m.get("citation_recall")}
+
+
+def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
+    lat = np.array([p.usage.latency_s for p in preds]) if preds else np.zeros(1)
+    return {
+        "prompt_tokens": sum(p.usage.prompt_tokens for p in preds),
+        "completion_tokens": sum(p.usage.completion_tokens for p in preds),
+        "retrieval_s": sum(p.usage.retrieval_s for p in preds),
+        "scoring_s": sum(p.usage.scoring_s for p in preds),
+        "generation_s": sum(p.usage.generation_s for p in preds),
+        # Per query: the wall time of the batches that answered it (what a caller waits).
+        "latency_p50_s": float(np.percentile(lat, 50)),
+        "latency_p95_s": float(np.percentile(lat, 95)),
+        # Amortized: predict wall time / queries (what throughput costs per query).
+        "seconds_per_query": predict_s / max(len(preds), 1),
+    }
+
+
+def _leakage(strategy: Any, task: Task) -> dict[str, Any]:
+    """Did anything the strategy saw in fit come from the val/test splits?"""
+    seen = getattr(strategy, "seen_example_ids", None)
+    if seen is None:
+        return {"checked": False, "reason": "strategy does not expose seen_example_ids"}
+    held_out = {e.id for e in task.examples if e.split in ("val", "test")}
+    overlap = sorted(set(seen) & held_out)
+    if overlap:
+        raise RuntimeError(f"leakage: strategy saw {len(overlap)} val/test examples in fit, "
+                           f"e.g. {overlap[:3]}")
+    return {"checked": True, "examples_seen_in_fit": len(seen), "held_out_seen_in_fit": 0}
+
+
+def _prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict]):
+    for e, p, s in zip(examples, preds, items):
+        yield {
+            "id": e.id, "question": e.question, "gold": list(e.answers),
+            "choices": list(e.choices), "gold_choice": e.gold_choice if e.choices else None,
+            "source_ids": list(e.source_ids), "output": p.output, "choice": p.choice,
+            "choice_logprobs": list(p.choice_logprobs), "scores": s,
+            "usage": p.to_dict()["usage"], "citations": p.to_dict()["citations"],
+            "can_cite": p.can_cite,
+        }
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    metrics = run(cfg)
+    return metrics.get(metrics["primary_metric"])
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

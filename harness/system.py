@@ -1,0 +1,65 @@
+"""Machine facts a run records: device, peak memory, library versions, git commit."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from platformdirs import user_cache_dir
+
+VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "faiss-cpu",
+             "hydra-core", "numpy", "adaptbench")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in table:
+        raise ValueError(f"unknown dtype '{dtype}'; choose one of: {', '.join(table)}")
+    return table[dtype]
+
+
+def cache_root(configured: str | None = None) -> Path:
+    """Where converted models and embeddings live: config > $ADAPTBENCH_CACHE > user cache."""
+    path = configured or os.environ.get("ADAPTBENCH_CACHE") or user_cache_dir("adaptbench")
+    return Path(path).expanduser()
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (CPU) or peak allocated CUDA memory, in MB."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 2**20
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out["git_commit"] = git_commit()
+    return out
+
+
+def git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None

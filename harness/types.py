@@ -1,0 +1,114 @@
+"""Dataclasses that cross module boundaries: the task, and the strategy contract.
+
+A strategy is any object with ``name``, ``fit(task) -> FitReport`` and
+``predict(examples) -> list[Prediction]`` (same order and length as the input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    title: str = ""
+    # Other phrasings of the same facts (used by tuning augmentation); may be empty.
+    paraphrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    question: str
+    answers: tuple[str, ...]  # any of them is correct; answers[0] is the canonical one
+    choices: tuple[str, ...] = ()  # empty: free generation only
+    source_ids: tuple[str, ...] = ()  # corpus documents that hold the answer
+    split: str = ""
+
+    @property
+    def answer(self) -> str:
+        return self.answers[0]
+
+    @property
+    def gold_choice(self) -> int:
+        """Index of the first choice that is a correct answer (-1 if none)."""
+        for i, c in enumerate(self.choices):
+            if c in self.answers:
+                return i
+        return -1
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    corpus: tuple[Document, ...]
+    examples: tuple[Example, ...]
+    split_hash: str  # sha256 over the sorted example ids of each split
+    split_ids_hash: dict[str, str] = field(default_factory=dict)
+
+    def split(self, name: str) -> list[Example]:
+        return [e for e in self.examples if e.split == name]
+
+    @property
+    def doc_by_id(self) -> dict[str, Document]:
+        return {d.id: d for d in self.corpus}
+
+
+@dataclass(frozen=True)
+class FitReport:
+    wall_s: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+    train_tokens: int = 0
+    flops_est: float = 0.0
+    peak_mem_mb: float = 0.0
+    artifact_bytes: int = 0
+    cache_hit: bool = False
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    source_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retrieval_s: float = 0.0  # this item's share of its batch's retrieval time
+    scoring_s: float = 0.0  # this item's share of its batch's choice-scoring time
+    generation_s: float = 0.0  # this item's share of its batch's generation time
+    latency_s: float = 0.0  # wall time of the batch(es) this item was answered in
+
+
+@dataclass(frozen=True)
+class Prediction:
+    example_id: str
+    output: str | None  # generated answer text (None when generation is off)
+    choice: int | None = None  # index of the chosen choice (None when no choices)
+    choice_logprobs: tuple[float, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    citations: tuple[Citation, ...] = ()  # ranked; empty for strategies that cannot cite
+    can_cite: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Strategy(Protocol):
+    name: str
+
+    def fit(self, task: Task) -> FitReport: ...
+
+    def predict(self, examples: Sequence[Example]) -> list[Prediction]: ...

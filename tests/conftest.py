@@ -1,0 +1,50 @@
+"""Shared fixtures: an isolated cache, Hydra config composition, and tiny task files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from harness.runner import CONF_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory) -> Path:
+    """Converted models and embeddings go to a per-session directory unless the developer
+    points ADAPTBENCH_CACHE at a warm one."""
+    path = Path(os.environ.get("ADAPTBENCH_CACHE") or tmp_path_factory.mktemp("cache"))
+    os.environ["ADAPTBENCH_CACHE"] = str(path)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return path
+
+
+def compose_cfg(overrides: list[str], results: Path | None = None) -> DictConfig:
+    extra = [f"results_dir={results}"] if results else []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=["progress=false", *extra, *overrides])
+
+
+def write_jsonl(path: Path, rows: list[dict | str]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def small_task_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A valid user task: 6 documents, 12 examples without splits."""
+    corpus = [{"id": f"d{i}", "title": f"Item {i}", "text": f"Item {i} is coloured shade{i}."}
+              for i in range(6)]
+    examples = []
+    for i in range(6):
+        for j, q in enumerate(["What colour is item {i}?", "Which shade does item {i} have?"]):
+            examples.append({"id": f"q{i}-{j}", "question": q.format(i=i),
+                             "answer": f"shade{i}",
+                             "choices": [f"shade{i}", f"shade{(i + 1) % 6}"],
+                             "source_ids": [f"d{i}"]})
+    return write_jsonl(tmp_path / "corpus.jsonl", corpus), write_jsonl(
+        tmp_path / "examples.jsonl", examples)

@@ -1,0 +1,126 @@
+"""End-to-end runs on the tiny model: run directories, failure records, config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import MissingConfigException
+
+from harness.data import TaskDataError
+from harness.report.cli import main as report_main
+from harness.runner import run
+from tests.conftest import compose_cfg
+
+TINY = ["model=tiny-random", "task.n_entities=45"]
+METRIC_FIELDS = ["status", "strategy", "task", "model", "seed", "split_hash", "split_ids_hash",
+                 "choice_accuracy", "exact_match", "f1", "contains", "fit_s", "predict_s",
+                 "prompt_tokens", "completion_tokens", "peak_mem_mb", "latency_p50_s",
+                 "latency_p95_s", "leakage", "fit", "versions"]
+ROW_FIELDS = ["id", "question", "gold", "choices", "output", "choice", "scores", "usage",
+              "citations"]
+
+
+@pytest.mark.parametrize("strategy", ["prompt", "rag"])
+def test_run_writes_complete_run_directory(tmp_path, strategy):
+    cfg = compose_cfg([*TINY, f"strategy={strategy}"], tmp_path)
+    metrics = run(cfg, tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.yaml", "predictions.jsonl", "metrics.json"} <= files
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics, default=str))
+    for field in METRIC_FIELDS:
+        assert field in on_disk, field
+    assert on_disk["status"] == "complete" and on_disk["leakage"]["held_out_seen_in_fit"] == 0
+    rows = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == on_disk["n_examples"] == on_disk["split_sizes"]["test"] > 0
+    for field in ROW_FIELDS:
+        assert field in rows[0]
+    if strategy == "rag":
+        assert on_disk["can_cite"] and on_disk["recall_at_k"] >= 0.9
+        assert rows[0]["citations"] and rows[0]["usage"]["retrieval_s"] > 0
+    else:
+        assert not on_disk["can_cite"] and on_disk["recall_at_k"] is None
+        assert rows[0]["citations"] == []
+
+
+def test_few_shot_nearest_uses_only_train_examples(tmp_path):
+    cfg = compose_cfg([*TINY, "strategy=prompt", "strategy.k_shot=2",
+                       "strategy.shot_selection=nearest", "limit=8"], tmp_path)
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["leakage"]["examples_seen_in_fit"] == metrics["split_sizes"]["train"]
+    assert metrics["n_examples"] == 8
+
+
+def test_custom_task_runs(tmp_path, small_task_files):
+    corpus, examples = small_task_files
+    cfg = compose_cfg(["model=tiny-random", "strategy=rag", "task=custom",
+                       f"task.corpus_path={corpus}", f"task.examples_path={examples}"], tmp_path)
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["status"] == "complete" and metrics["task"] == "custom"
+    assert metrics["recall_at_k"] == 1.0
+
+
+def test_failed_run_is_recorded_with_its_error(tmp_path):
+    cfg = compose_cfg(["model=tiny-random", "task=custom",
+                       f"task.corpus_path={tmp_path}/missing.jsonl",
+                       f"task.examples_path={tmp_path}/missing2.jsonl"], tmp_path)
+    with pytest.raises(TaskDataError):
+        run(cfg, tmp_path / "run")
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["status"] == "failed" and "missing.jsonl" in m["error"] and "Traceback" in m["traceback"]
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(MissingConfigException) as info:
+        compose_cfg(["strategy=lroa"])
+    assert "prompt" in str(info.value) and "rag" in str(info.value)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("strategy.k=-1", "strategy.k must be >= 1"),
+    ("prompt.context_budget_tokens=0", "context_budget_tokens must be >= 1"),
+    ("answer.choice_norm=max", "choose one of: sum, mean"),
+])
+def test_out_of_range_values_fail_clearly(tmp_path, override, message):
+    cfg = compose_cfg([*TINY, "strategy=rag", override], tmp_path)
+    with pytest.raises(ValueError, match=message):
+        run(cfg, tmp_path / "run")
+
+
+def test_cli_sweep_and_report(tmp_path):
+    """The console entry point runs a Hydra multirun; the report reads its directory."""
+    res = subprocess.run(
+        [sys.executable, "-m", "harness.runner", "-m", "strategy=prompt,rag", "model=tiny-random",
+         "task.n_entities=30", "limit=10", "progress=false", f"results_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    sweep = next((tmp_path / "multirun").iterdir())
+    runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert runs == ["0_prompt_seed0", "1_rag_seed0"]
+    assert report_main([str(sweep)]) == 0
+    summary = (sweep / "summary.csv").read_text().splitlines()
+    assert len(summary) == 3 and "complete" in summary[1] and "complete" in summary[2]
+
+
+def test_report_lists_failed_runs(tmp_path, capsys):
+    ok, bad = tmp_path / "a", tmp_path / "b"
+    ok.mkdir(), bad.mkdir()
+    (ok / "metrics.json").write_text(json.dumps({"status": "complete", "strategy": "rag",
+                                                 "choice_accuracy": 0.5}))
+    (bad / "metrics.json").write_text(json.dumps({"status": "running", "strategy": "prompt"}))
+    assert report_main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s) not complete" in out and "incomplete" in out
+    assert report_main([str(tmp_path / "nothing")]) == 2
+
+
+def test_results_folder_is_kept_but_ignored():
+    root = Path(__file__).resolve().parent.parent
+    assert (root / "results" / ".gitkeep").exists()
+    assert "results/*" in (root / ".gitignore").read_text()
