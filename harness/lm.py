@@ -41,8 +41,11 @@ class ChoiceScores:
 
 class LM:
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str,
-                 use_chat_template: bool | None = None) -> None:
+                 use_chat_template: bool | None = None, share_context: bool = True) -> None:
         self.model, self.tokenizer, self.name = model, tokenizer, name
+        # Share each context's KV cache across its choices; off for models that rewrite
+        # their input (prompt tuning prepends learned tokens), which are scored whole.
+        self.share_context = share_context
         self.device = next(model.parameters()).device
         has_template = getattr(tokenizer, "chat_template", None) is not None
         self.chat = has_template if use_chat_template is None else use_chat_template
@@ -144,7 +147,8 @@ class LM:
         batches = self._batches([len(c) for c in ctx], batch_size)
         for batch in tqdm(batches, desc="score choices", disable=not progress, leave=False):
             t0 = time.perf_counter()
-            sums = self._score_batch([ctx[i] for i in batch], [conts[i] for i in batch])
+            score = self._score_batch if self.share_context else self._score_batch_whole
+            sums = score([ctx[i] for i in batch], [conts[i] for i in batch])
             wall = time.perf_counter() - t0
             for row, i in enumerate(batch):
                 results[i] = ChoiceScores(
@@ -183,6 +187,21 @@ class LM:
         per_q: list[list[float]] = [[] for _ in conts]
         for r, q in enumerate(owner):
             per_q[q].append(sums[r])
+        return per_q
+
+
+    def _score_batch_whole(self, ctx: list[list[int]],
+                           conts: list[list[list[int]]]) -> list[list[float]]:
+        """Each (context + choice) as its own sequence: slower, works with any model."""
+        rows = [(q, c) for q, cs in enumerate(conts) for c in cs]
+        ids, mask = self._left_pad([ctx[q] + c for q, c in rows])
+        width = ids.shape[1]
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:, :]
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        tok_lp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        per_q: list[list[float]] = [[] for _ in conts]
+        for r, (q, c) in enumerate(rows):
+            per_q[q].append(tok_lp[r, width - 1 - len(c):].sum().item())
         return per_q
 
 

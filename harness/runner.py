@@ -103,9 +103,10 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     if [p.example_id for p in preds] != [e.id for e in examples]:
         raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
                            f"of the wrong length ({len(preds)} for {len(examples)} examples)")
-    k = cfg.strategy.get("k")
+    k = cfg.strategy.get("k") or cfg.strategy.get("retrieval", {}).get("k")
     items = [score_item(e, p, k) for e, p in zip(examples, preds)]
     write_jsonl(run_dir / "predictions.jsonl", _prediction_rows(examples, preds, items))
+    seen = _seen_eval(cfg, strategy, task, fit, run_dir)
     metrics = {
         **base,
         "status": STATUS_COMPLETE,
@@ -119,6 +120,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         **_accuracy(items),
         "can_cite": any(p.can_cite for p in preds),
         "leakage": _leakage(strategy, task),
+        "seen": seen,  # tuned strategies: the same metrics on train-split questions
         "fit": fit.to_dict(),
         "fit_s": fit.wall_s,
         "predict_s": predict_s,
@@ -158,16 +160,31 @@ def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
 
 
 def _leakage(strategy: Any, task: Task) -> dict[str, Any]:
-    """Did anything the strategy saw in fit come from the val/test splits?"""
+    """Did any test example reach what the strategy saw in fit (few-shot pool, training
+    rows)? The val split may be used for model selection (early stopping)."""
     seen = getattr(strategy, "seen_example_ids", None)
     if seen is None:
         return {"checked": False, "reason": "strategy does not expose seen_example_ids"}
-    held_out = {e.id for e in task.examples if e.split in ("val", "test")}
-    overlap = sorted(set(seen) & held_out)
+    test = {e.id for e in task.examples if e.split == "test"}
+    overlap = sorted(set(seen) & test)
     if overlap:
-        raise RuntimeError(f"leakage: strategy saw {len(overlap)} val/test examples in fit, "
+        raise RuntimeError(f"leakage: strategy saw {len(overlap)} test examples in fit, "
                            f"e.g. {overlap[:3]}")
-    return {"checked": True, "examples_seen_in_fit": len(seen), "held_out_seen_in_fit": 0}
+    return {"checked": True, "examples_seen_in_fit": len(seen), "test_seen_in_fit": 0}
+
+
+def _seen_eval(cfg: DictConfig, strategy: Any, task: Task, fit: FitReport,
+               run_dir: Path) -> dict[str, Any] | None:
+    """Tuned strategies are also scored on train-split questions (facts they were trained
+    on), beside the test split; written to predictions_seen.jsonl."""
+    limit = int(cfg.get("seen_eval_limit") or 0)
+    if fit.trainable_params == 0 or limit <= 0:
+        return None
+    examples = task.split("train")[:limit]
+    preds = strategy.predict(examples)
+    items = [score_item(e, p, cfg.strategy.get("k")) for e, p in zip(examples, preds)]
+    write_jsonl(run_dir / "predictions_seen.jsonl", _prediction_rows(examples, preds, items))
+    return {"split": "train", "n_examples": len(examples), **_accuracy(items)}
 
 
 def _prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict]):

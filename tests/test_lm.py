@@ -80,3 +80,12 @@ def test_plain_prompt_format_without_chat_template(lm):
     assert text == "S\n\nQuestion: A?\nAnswer: a\n\nQuestion: Q?\nAnswer:"
     s = plain.score_choices([text], [["yes", "no"]])[0]
     assert s.logprobs[0] == pytest.approx(naive_logprob(plain, text, "yes"), abs=1e-3)
+
+
+def test_whole_sequence_scoring_matches_shared_context(lm, prompts):
+    whole = LM(lm.model, lm.tokenizer, "tiny", share_context=False)
+    contexts, choices = prompts[0][:5], prompts[1][:5]
+    a = lm.score_choices(contexts, choices, batch_size=3)
+    b = whole.score_choices(contexts, choices, batch_size=3)
+    for x, y in zip(a, b):
+        assert x.logprobs == pytest.approx(y.logprobs, abs=1e-3)

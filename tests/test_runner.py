@@ -34,7 +34,7 @@ def test_run_writes_complete_run_directory(tmp_path, strategy):
     assert on_disk == json.loads(json.dumps(metrics, default=str))
     for field in METRIC_FIELDS:
         assert field in on_disk, field
-    assert on_disk["status"] == "complete" and on_disk["leakage"]["held_out_seen_in_fit"] == 0
+    assert on_disk["status"] == "complete" and on_disk["leakage"]["test_seen_in_fit"] == 0
     rows = [json.loads(x) for x in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == on_disk["n_examples"] == on_disk["split_sizes"]["test"] > 0
     for field in ROW_FIELDS:

@@ -1,0 +1,72 @@
+"""Forgetting: a control set unrelated to any task, measured before and after tuning.
+
+- perplexity on a general text the project ships (harness/data/control/general_text.txt);
+- agreement of greedy answers to general prompts (prompts.txt) with the base model's.
+Reported per run as before/after values and deltas."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness.lm import LM
+
+CONTROL_DIR = Path(__file__).resolve().parent / "data" / "control"
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    perplexity: float
+    answers: tuple[str, ...]
+
+
+def control_prompts() -> list[str]:
+    lines = (CONTROL_DIR / "prompts.txt").read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+@torch.inference_mode()
+def perplexity(lm: LM, text: str, window: int = 512) -> float:
+    """exp(mean token NLL) over non-overlapping windows of `window` tokens."""
+    ids = lm.tokenizer(text, add_special_tokens=False).input_ids
+    nll, count = 0.0, 0
+    for start in range(0, len(ids) - 1, window):
+        chunk = torch.tensor([ids[start:start + window + 1]], device=lm.device)
+        if chunk.shape[1] < 2:
+            break
+        logits = lm.model(input_ids=chunk[:, :-1]).logits.float()
+        loss = torch.nn.functional.cross_entropy(logits[0], chunk[0, 1:], reduction="sum")
+        nll += loss.item()
+        count += chunk.shape[1] - 1
+    return math.exp(nll / max(count, 1))
+
+
+def run_control(lm: LM, *, batch_size: int = 8, max_new_tokens: int = 24) -> ControlResult:
+    text = (CONTROL_DIR / "general_text.txt").read_text(encoding="utf-8")
+    prompts = [lm.render([{"role": "user", "content": p}]) for p in control_prompts()]
+    gens = lm.generate(prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return ControlResult(perplexity(lm, text), tuple(g.text for g in gens))
+
+
+_BASE: dict[str, ControlResult] = {}
+
+
+def base_control(lm: LM, key: str, **kw) -> ControlResult:
+    """The untuned model's control result, computed once per process and model."""
+    if key not in _BASE:
+        _BASE[key] = run_control(lm, **kw)
+    return _BASE[key]
+
+
+def forgetting_report(before: ControlResult, after: ControlResult) -> dict[str, float | int]:
+    agree = sum(a == b for a, b in zip(before.answers, after.answers))
+    return {
+        "control_perplexity_before": round(before.perplexity, 4),
+        "control_perplexity_after": round(after.perplexity, 4),
+        "control_perplexity_delta": round(after.perplexity - before.perplexity, 4),
+        "control_greedy_agreement": agree / max(len(before.answers), 1),
+        "control_prompts": len(before.answers),
+    }

@@ -1,0 +1,217 @@
+"""The one training loop every tuned strategy shares: Hugging Face `Trainer` (so the same
+config runs under `accelerate launch` on many GPUs and on this CPU), with validation loss
+each epoch or every N steps, early stopping, the best checkpoint kept, and a clear error
+when the loss stops being finite."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import (
+    EarlyStoppingCallback,
+    PreTrainedModel,
+    PrinterCallback,
+    ProgressCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from harness.training_data import IGNORE, TrainRow, plan_batches
+
+SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float = 1e-4  # LoRA usually wants ~10x the full-tuning rate (Biderman et al. 2024)
+    lr_schedule: str = "cosine"  # linear | cosine | constant | constant_with_warmup
+    warmup_ratio: float = 0.05
+    batch_size: int = 8  # rows per step per device; higher: more memory
+    grad_accum: int = 1  # effective batch = batch_size * grad_accum * devices
+    epochs: float = 4.0
+    max_steps: int = -1  # > 0 overrides epochs
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    group_by_length: bool = True  # batches of similar length: less padding, faster steps
+    eval_every: int = 0  # 0: validate each epoch; N > 0: every N steps
+    early_stopping_patience: int = 2  # validations without improvement before stopping; 0: off
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: "
+                             f"{', '.join(SCHEDULES)}")
+        if not self.lr > 0 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("train.lr must be > 0, train.batch_size and train.grad_accum >= 1")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ValueError("train.epochs or train.max_steps must be > 0")
+
+
+@dataclass
+class TrainResult:
+    wall_s: float
+    steps: int
+    epochs_run: float
+    train_tokens: int  # non-padding tokens seen by the model in training (all passes)
+    train_loss: list[float] = field(default_factory=list)  # per logged step
+    val_loss: list[float] = field(default_factory=list)  # per validation
+    best_val_loss: float | None = None
+    stopped_early: bool = False
+
+
+class _RowDataset(torch.utils.data.Dataset):
+    def __init__(self, rows: Sequence[TrainRow]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return {"input_ids": list(self.rows[i].input_ids), "labels": list(self.rows[i].labels)}
+
+
+class PadCollator:
+    """Right-pads a batch (positions stay 0..n-1 for every row); padded labels are ignored."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            labels[i, :n] = torch.tensor(b["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class _QuietProgress(ProgressCallback):
+    """The progress bar without a printed line per logged step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return control
+
+
+class _Watch(TrainerCallback):
+    """Records losses and stops the run on a non-finite loss."""
+
+    def __init__(self) -> None:
+        self.train_loss: list[float] = []
+        self.val_loss: list[float] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        for key, store in (("loss", self.train_loss), ("eval_loss", self.val_loss)):
+            if key in logs:
+                value = float(logs[key])
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"{'training' if key == 'loss' else 'validation'} loss became {value} at "
+                        f"step {state.global_step} (epoch {state.epoch:.2f}); lower train.lr, "
+                        f"set train.max_grad_norm, or use dtype float32"
+                    )
+                store.append(value)
+
+
+def epoch_orders(rows: Sequence[TrainRow], settings: TrainSettings, seed: int,
+                 epochs: int) -> list[int]:
+    """Row indices for `epochs` epochs, each planned by `plan_batches` with its own seed;
+    a short last batch is topped up from the epoch's first rows so that batches stay
+    aligned when the sequence is cut into `batch_size` pieces."""
+    order: list[int] = []
+    for e in range(epochs):
+        batches = plan_batches(rows, settings.batch_size, seed + e, settings.group_by_length)
+        flat = [i for b in batches for i in b]
+        short = len(flat) % settings.batch_size
+        if short:
+            flat += flat[: settings.batch_size - short]
+        order += flat
+    return order
+
+
+def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
+          val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
+          seed: int, progress: bool = True) -> TrainResult:
+    """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
+    loss is loaded back at the end. Batch order is planned here (length-grouped, one
+    document's phrasings never in one batch) and fed to the Trainer sequentially."""
+    if not rows:
+        raise ValueError("no training rows: the task's train split and corpus are empty")
+    micro_per_epoch = math.ceil(len(rows) / settings.batch_size)
+    steps_per_epoch = max(1, math.ceil(micro_per_epoch / settings.grad_accum))
+    total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(
+        settings.epochs * steps_per_epoch)
+    order = epoch_orders(rows, settings, seed, math.ceil(total_steps / steps_per_epoch) + 1)
+    has_val = len(val_rows) > 0
+    every = settings.eval_every or steps_per_epoch
+    strategy = "steps" if has_val else "no"
+    args = TrainingArguments(
+        output_dir=str(work_dir / "checkpoints"),
+        learning_rate=settings.lr,
+        lr_scheduler_type=settings.lr_schedule,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        max_steps=total_steps,
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        train_sampling_strategy="sequential",  # the order above already shuffles and groups
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=every,
+        save_steps=every,
+        load_best_model_at_end=has_val,
+        metric_for_best_model="eval_loss" if has_val else None,
+        greater_is_better=False if has_val else None,
+        save_total_limit=1,
+        save_only_model=True,
+        logging_steps=1,
+        logging_nan_inf_filter=False,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        remove_unused_columns=False,
+    )
+    watch = _Watch()
+    callbacks: list[TrainerCallback] = [watch]
+    if has_val and settings.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=_RowDataset([rows[i] for i in order]),
+                      eval_dataset=_RowDataset(val_rows) if has_val else None,
+                      data_collator=PadCollator(pad_id), callbacks=callbacks)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(_QuietProgress)
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    steps = trainer.state.global_step
+    consumed = order[: steps * settings.batch_size * settings.grad_accum]
+    return TrainResult(
+        wall_s=wall,
+        steps=steps,
+        epochs_run=round(steps / steps_per_epoch, 4),
+        train_tokens=sum(len(rows[i].input_ids) for i in consumed),
+        train_loss=watch.train_loss,
+        val_loss=watch.val_loss,
+        best_val_loss=trainer.state.best_metric,
+        stopped_early=steps < total_steps,
+    )

@@ -1,0 +1,253 @@
+"""Tuning as composable parts: how to adapt a copy of the base model (PEFT or full), the
+artifact cache (keyed by model, data, method, training config and seed), and the fit
+that trains or loads, measures forgetting and reports cost.
+
+FLOPs estimate (stated in every run): forward 2*N*T, activation gradients 2*N_bwd*T,
+weight gradients 2*N_train*T, where N = all parameters, N_train = trainable ones,
+N_bwd = parameters the backward pass runs through (N for full tuning, LoRA, IA3 and
+prompt tuning; only the unfrozen top for full tuning with frozen bottom layers) and
+T = training tokens. Full tuning: 6*N*T. Validation passes are not counted."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from harness.forgetting import base_control, forgetting_report, run_control
+from harness.lm import LM
+from harness.models import _atomic_dir
+from harness.results import read_json, write_json
+from harness.system import cache_root, peak_memory_mb
+from harness.training import TrainSettings, train
+from harness.training_data import TrainRow
+from harness.types import FitReport
+
+log = logging.getLogger(__name__)
+
+PEFT_METHODS = ("lora", "ia3", "prompt_tuning")
+ARTIFACT_FORMAT = 2  # bump when the saved layout changes
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    method: str = "lora"  # lora | ia3 | prompt_tuning
+    r: int = 16  # LoRA rank; higher: more capacity, bigger adapter
+    alpha: int = 32  # LoRA scale; alpha = 2r works well (Biderman et al. 2024)
+    dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"  # or a list such as [q_proj, v_proj]
+    use_dora: bool = False  # DoRA: weight-decomposed LoRA (slower steps)
+    num_virtual_tokens: int = 20  # prompt tuning: learned tokens prepended to every input
+    merge: bool = True  # merge LoRA/IA3 into the weights for predict (no added latency)
+
+    def __post_init__(self) -> None:
+        if self.method not in PEFT_METHODS:
+            raise ValueError(f"unknown adapter method '{self.method}'; choose one of: "
+                             f"{', '.join(PEFT_METHODS)}")
+        if self.r < 1 or self.alpha <= 0 or self.num_virtual_tokens < 1:
+            raise ValueError(f"adapter.r must be >= 1 (got {self.r}), adapter.alpha > 0 and "
+                             f"adapter.num_virtual_tokens >= 1")
+        if isinstance(self.target_modules, list):
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+
+@dataclass(frozen=True)
+class FullSettings:
+    freeze_layers: int = 0  # freeze embeddings and the bottom N blocks (tune only the top)
+
+    def __post_init__(self) -> None:
+        if self.freeze_layers < 0:
+            raise ValueError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+
+
+def _peft_config(s: AdapterSettings):
+    from peft import IA3Config, LoraConfig, PromptTuningConfig, TaskType
+
+    if s.method == "lora":
+        targets = s.target_modules if s.target_modules == "all-linear" else list(s.target_modules)
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=s.r, lora_alpha=s.alpha,
+                          lora_dropout=s.dropout, target_modules=targets, use_dora=s.use_dora)
+    if s.method == "ia3":
+        return IA3Config(task_type=TaskType.CAUSAL_LM)  # peft's per-architecture defaults
+    return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=s.num_virtual_tokens)
+
+
+def _blocks(model: PreTrainedModel) -> Sequence[torch.nn.Module]:
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ValueError(f"freeze_layers: cannot find the transformer blocks of {type(model).__name__}")
+    return layers
+
+
+class Method:
+    """How one tuning method prepares, saves, loads and serves a model."""
+
+    def __init__(self, settings: AdapterSettings | FullSettings) -> None:
+        self.settings = settings
+        self.peft = isinstance(settings, AdapterSettings)
+
+    @property
+    def kind(self) -> str:
+        return self.settings.method if self.peft else "full"
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self.settings)}
+
+    def prepare(self, base: PreTrainedModel) -> PreTrainedModel:
+        model = copy.deepcopy(base)
+        if self.peft:
+            from peft import get_peft_model
+
+            return get_peft_model(model, _peft_config(self.settings))
+        n = self.settings.freeze_layers
+        if n:
+            blocks = _blocks(model)
+            if n > len(blocks):
+                raise ValueError(f"freeze_layers={n} but the model has {len(blocks)} blocks")
+            model.get_input_embeddings().requires_grad_(False)
+            for block in blocks[:n]:
+                block.requires_grad_(False)
+            if not model.config.tie_word_embeddings:
+                model.get_output_embeddings().requires_grad_(True)
+        return model
+
+    def save(self, model: PreTrainedModel, path: Path) -> None:
+        model.save_pretrained(path, safe_serialization=True)
+
+    def load(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
+        if self.peft:
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(copy.deepcopy(base), path)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
+
+    def for_inference(self, model: PreTrainedModel) -> tuple[PreTrainedModel, bool]:
+        """(model to predict with, merged?)."""
+        model.eval()
+        if self.peft and self.settings.merge and self.settings.method in ("lora", "ia3"):
+            return model.merge_and_unload(), True
+        return model, False
+
+    def backward_params(self, model: PreTrainedModel, total: int, trainable: int) -> int:
+        return trainable if (not self.peft and self.settings.freeze_layers) else total
+
+
+def model_fingerprint(model: PreTrainedModel) -> str:
+    """Identifies base weights cheaply: the config plus a sample of the embedding matrix."""
+    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    emb = model.get_input_embeddings().weight.detach().flatten()[:65536].float().cpu().numpy()
+    h.update(emb.tobytes())
+    return h.hexdigest()[:16]
+
+
+def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
+                 rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], method: dict,
+                 train_settings: TrainSettings, seed: int) -> str:
+    head = {"format": ARTIFACT_FORMAT, "model": model_name, "fingerprint": fingerprint,
+            "split_hash": split_hash, "method": method,
+            "train": dataclasses.asdict(train_settings), "seed": seed}
+    h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
+    for tag, group in ((b"T", rows), (b"V", val_rows)):
+        for r in group:
+            h.update(tag + repr((r.input_ids, r.labels)).encode())
+    return h.hexdigest()[:20]
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()
+               and p.name not in ("train.json", ".complete"))
+
+
+@dataclass
+class Tuned:
+    lm: LM
+    report: FitReport
+    artifact_dir: Path
+
+
+def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
+              train_settings: TrainSettings, *, split_hash: str, seed: int,
+              cache_dir: str | None = None, measure_forgetting: bool = True,
+              progress: bool = True, notes: dict | None = None) -> Tuned:
+    """Train (or load from the artifact cache) a tuned copy of `lm`'s model."""
+    base = lm.model
+    key = artifact_key(model_name=lm.name, fingerprint=model_fingerprint(base), split_hash=split_hash,
+                       rows=rows, val_rows=val_rows, method=method.describe(),
+                       train_settings=train_settings, seed=seed)
+    target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
+    trained: dict[str, PreTrainedModel] = {}
+
+    def build(tmp: Path) -> None:
+        model = method.prepare(base)
+        result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, train_settings,
+                       tmp / "work", seed=seed, progress=progress)
+        method.save(model, tmp)
+        shutil.rmtree(tmp / "work", ignore_errors=True)
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        write_json(tmp / "train.json", {**dataclasses.asdict(result), "total_params": total,
+                                        "trainable_params": trainable,
+                                        "peak_mem_mb": peak_memory_mb()})
+        trained["model"] = model
+
+    t0 = time.perf_counter()
+    target = _atomic_dir(target, build)
+    hit = "model" not in trained
+    model = method.load(base, target) if hit else trained["model"]
+    info = read_json(target / "train.json")
+    served, merged = method.for_inference(model)
+    tuned_lm = LM(served, lm.tokenizer, lm.name, use_chat_template=lm.chat,
+                  share_context=not (method.peft and method.settings.method == "prompt_tuning"))
+    wall = time.perf_counter() - t0
+    total, trainable = info["total_params"], info["trainable_params"]
+    tokens = int(info["train_tokens"])
+    n_bwd = method.backward_params(model, total, trainable)
+    forgetting = {}
+    if measure_forgetting:
+        forgetting = forgetting_report(base_control(lm, key=lm.name + model_fingerprint(base)),
+                                       run_control(tuned_lm))
+    report = FitReport(
+        wall_s=wall,
+        trainable_params=trainable,
+        total_params=total,
+        train_tokens=tokens,
+        flops_est=float(2 * total * tokens + 2 * n_bwd * tokens + 2 * trainable * tokens),
+        peak_mem_mb=info["peak_mem_mb"] if not hit else peak_memory_mb(),
+        artifact_bytes=_dir_bytes(target),
+        cache_hit=hit,
+        notes={
+            **(notes or {}),
+            "method": method.describe(),
+            "merged_for_predict": merged,
+            "artifact_key": key,
+            "artifact_dir": str(target),
+            "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
+            "train_steps": info["steps"],
+            "epochs_run": info["epochs_run"],
+            "stopped_early": info["stopped_early"],
+            "best_val_loss": info["best_val_loss"],
+            "val_loss": info["val_loss"],
+            "train_loss_first_last": [info["train_loss"][0], info["train_loss"][-1]]
+            if info["train_loss"] else None,
+            "flops_formula": "2*N*T + 2*N_bwd*T + 2*N_train*T",
+            "forgetting": forgetting,
+        },
+    )
+    return Tuned(tuned_lm, report, target)
+
+
+def train_example_ids(rows: Sequence[TrainRow]) -> set[str]:
+    """Ids of the examples whose questions appear in training rows ("qa:<id>", "raft:<id>")."""
+    return {r.source.split(":", 1)[1] for r in rows if r.source.startswith(("qa:", "raft:"))}

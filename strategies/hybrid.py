@@ -1,0 +1,97 @@
+"""Hybrid: a tuned model answering with retrieved context; predictions cite like RAG.
+
+mode "lora+rag": the LoRA model of the `lora` strategy (same data and settings give the
+                 same cached adapter) used with the RAG retriever at inference.
+mode "raft":     RAFT-style training (Zhang et al. 2024): each train-split question with
+                 retrieved distractor passages, its gold document present with probability
+                 `raft.p_gold`, so the model learns to use context and ignore noise.
+                 `raft.epochs` and `raft.max_seq_len` replace the lora settings here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from harness.answering import AnswerSettings
+from harness.lm import LM
+from harness.prompting import Passage, PromptSettings, fit_passages
+from harness.retrieval import Embedder
+from harness.training import TrainSettings
+from harness.training_data import DataSettings, build_rows, raft_rows
+from harness.tuning import AdapterSettings, Method, fit_tuned, train_example_ids
+from harness.types import Example, FitReport, Prediction, Task
+from strategies.rag import RAGStrategy
+
+MODES = ("lora+rag", "raft")
+
+
+class HybridStrategy:
+    def __init__(self, lm: LM, prompt: PromptSettings, answer: AnswerSettings, *,
+                 get_embedder: Callable[[], Embedder], name: str = "hybrid", mode: str = "raft",
+                 retrieval: dict[str, Any], adapter: dict[str, Any], data: dict[str, Any],
+                 train: dict[str, Any], raft: dict[str, Any], cache_dir: str | None = None,
+                 measure_forgetting: bool = True, seed: int = 0, progress: bool = True) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown hybrid mode '{mode}'; choose one of: {', '.join(MODES)}")
+        p_gold, n_distract = float(raft.get("p_gold", 0.8)), int(raft.get("n_distractors", 3))
+        if mode == "raft":  # rows with passages are longer: their own length and epochs
+            train = {**train, "epochs": raft.get("epochs", train.get("epochs"))}
+            data = {**data, "max_seq_len": raft.get("max_seq_len", data.get("max_seq_len"))}
+        if not 0.0 <= p_gold <= 1.0 or n_distract < 0:
+            raise ValueError("raft.p_gold must be in [0, 1] and raft.n_distractors >= 0")
+        self.name, self.lm, self.prompt, self.answer, self.mode = name, lm, prompt, answer, mode
+        self.p_gold, self.n_distractors = p_gold, n_distract
+        self.method = Method(AdapterSettings(**adapter))
+        self.data, self.train = DataSettings(**data), TrainSettings(**train)
+        self.cache_dir, self.measure_forgetting = cache_dir, measure_forgetting
+        self.seed, self.progress = seed, progress
+        self.rag = RAGStrategy(lm, prompt, answer, get_embedder=get_embedder, seed=seed,
+                               progress=progress, **retrieval)
+        self.seen_example_ids: set[str] = set()
+
+    def _raft_rows(self, examples: Sequence[Example], tag: str, seed: int):
+        retriever = self.rag.retriever
+        first_chunk = {}
+        for c in retriever.chunks:
+            first_chunk.setdefault(c.doc_id, c)
+
+        def retrieve(questions: Sequence[str]) -> list[list[Passage]]:
+            hits = retriever.search(questions, self.n_distractors + 2)
+            return [[Passage(h.chunk.doc_id, h.chunk.text, h.score) for h in hs] for hs in hits]
+
+        def gold(doc_id: str) -> Passage:
+            return Passage(doc_id, first_chunk[doc_id].text, 1.0)
+
+        def budget(ps: list[Passage]) -> list[Passage]:
+            return fit_passages(ps, self.prompt.context_budget_tokens, self.lm.count_tokens)
+
+        return raft_rows(self.lm, self.prompt, examples, retrieve, gold, budget=budget,
+                         p_gold=self.p_gold, n_distractors=self.n_distractors, seed=seed,
+                         max_len=self.data.max_seq_len, source=tag)
+
+    def fit(self, task: Task) -> FitReport:
+        index_report = self.rag.fit(task)
+        if self.mode == "lora+rag":
+            rows, val_rows, counts = build_rows(self.lm, self.prompt, task, self.data, self.seed)
+        else:
+            rows = self._raft_rows(task.split("train"), "raft", self.seed)
+            val_rows = self._raft_rows(task.split("val"), "raftval", self.seed + 1)
+            counts = {"raft_rows": len(rows), "val_rows": len(val_rows)}
+        self.seen_example_ids = train_example_ids(rows)
+        notes = {"mode": self.mode, "data": counts, "index": index_report.notes}
+        if self.mode == "raft":
+            notes["raft"] = {"p_gold": self.p_gold, "n_distractors": self.n_distractors}
+        tuned = fit_tuned(self.lm, self.method, rows, val_rows, self.train,
+                          split_hash=task.split_hash, seed=self.seed, cache_dir=self.cache_dir,
+                          measure_forgetting=self.measure_forgetting, progress=self.progress,
+                          notes=notes)
+        self.rag.lm = tuned.lm
+        report = tuned.report
+        return dataclasses.replace(
+            report, wall_s=report.wall_s + index_report.wall_s,
+            artifact_bytes=report.artifact_bytes + index_report.artifact_bytes,
+        )
+
+    def predict(self, examples: Sequence[Example]) -> list[Prediction]:
+        return self.rag.predict(examples)

@@ -1,0 +1,127 @@
+"""The shared training loop on the tiny model: it learns, stops early, refuses NaN."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from harness.data import build_task
+from harness.lm import get_lm
+from harness.prompting import PromptSettings
+from harness.training import TrainingDivergedError, TrainSettings, train
+from harness.training_data import (
+    IGNORE,
+    DataSettings,
+    TrainRow,
+    build_rows,
+    doc_key,
+    plan_batches,
+    qa_row,
+)
+from harness.types import Example
+
+TINY = {"name_or_path": "tiny-random", "device": "cpu"}
+TASK = {"name": "synthetic_facts", "kind": "synthetic_facts", "n_entities": 9, "n_paraphrases": 1}
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return get_lm(TINY)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return build_task(TASK)
+
+
+def _fresh(lm):
+    return copy.deepcopy(lm.model)
+
+
+def test_loop_lowers_training_loss(lm, task, tmp_path):
+    rows, val, _ = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=0), seed=0)
+    settings = TrainSettings(lr=3e-3, epochs=3, batch_size=8, early_stopping_patience=0,
+                             lr_schedule="constant")
+    result = train(_fresh(lm), lm.tokenizer.pad_token_id, rows, val, settings, tmp_path,
+                   seed=0, progress=False)
+    first, last = result.train_loss[:3], result.train_loss[-3:]
+    assert sum(last) / 3 < sum(first) / 3 - 1.0, result.train_loss
+    assert result.epochs_run == 3 and len(result.val_loss) == 3
+    assert result.train_tokens >= 3 * sum(len(r.input_ids) for r in rows)
+
+
+def test_early_stopping_stops_and_keeps_the_best(lm, tmp_path):
+    """Val asks for the opposite answer of train: val loss rises as training learns."""
+    prompt = PromptSettings()
+    qs = [f"What is code {i}?" for i in range(16)]
+    rows = [qa_row(lm, prompt, Example(f"t{i}", q, ("alpha",)), 128) for i, q in enumerate(qs)]
+    val = [qa_row(lm, prompt, Example(f"v{i}", q, ("omega",)), 128) for i, q in enumerate(qs)]
+    settings = TrainSettings(lr=5e-3, max_steps=40, batch_size=8, eval_every=2,
+                             early_stopping_patience=2, lr_schedule="constant")
+    result = train(_fresh(lm), lm.tokenizer.pad_token_id, rows, val, settings, tmp_path,
+                   seed=0, progress=False)
+    assert result.stopped_early and result.steps < 40
+    assert result.best_val_loss == pytest.approx(min(result.val_loss))
+
+
+def test_nan_loss_stops_with_a_clear_error(lm, task, tmp_path):
+    rows, val, _ = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=0), seed=0)
+    model = _fresh(lm)
+    model.model.norm.weight.data.fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="loss became nan at step 1.*lower train.lr"):
+        train(model, lm.tokenizer.pad_token_id, rows, val, TrainSettings(max_steps=3), tmp_path,
+              seed=0, progress=False)
+
+
+def test_qa_rows_take_loss_on_the_answer_only(lm):
+    row = qa_row(lm, PromptSettings(), Example("q", "Who?", ("Ada Lovelace",)), 256)
+    trained = [t for t, lab in zip(row.input_ids, row.labels) if lab != IGNORE]
+    text = lm.tokenizer.decode(trained)
+    assert text.startswith("Ada Lovelace") and text.endswith("<|im_end|>")
+    assert len(trained) < len(row.input_ids) / 3
+
+
+def test_no_test_example_reaches_training_rows(lm, task):
+    rows, val, counts = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=1), 0)
+    train_ids = {e.id for e in task.split("train")}
+    qa = {r.source.split(":", 1)[1] for r in rows if r.source.startswith("qa:")}
+    assert qa == train_ids and counts["qa_rows"] == len(train_ids)
+    text = "\n".join(lm.tokenizer.decode(r.input_ids) for r in rows)
+    for e in task.split("test") + task.split("val"):
+        assert e.question not in text
+    assert {r.source.split(":", 1)[1] for r in val} == {e.id for e in task.split("val")}
+
+
+@pytest.mark.parametrize("batch_size", [4, 8])
+def test_one_documents_phrasings_never_share_a_batch(lm, batch_size):
+    task = build_task({**TASK, "n_entities": 24, "n_paraphrases": 3})
+    rows, _, _ = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=3), seed=0)
+    batches = plan_batches(rows, batch_size, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(len(rows)))
+    assert all(len(b) == batch_size for b in batches[:-1])
+    for b in batches:
+        keys = [doc_key(rows[i]) for i in b if doc_key(rows[i])]
+        assert len(keys) == len(set(keys))
+    assert plan_batches(rows, batch_size, seed=1) == batches
+    assert plan_batches(rows, batch_size, seed=2) != batches
+
+
+def test_length_grouping_cuts_padding(lm):
+    task = build_task({**TASK, "n_entities": 24})
+    rows, _, _ = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=1), seed=0)
+
+    def pad_share(batches):
+        lens = [[len(rows[i].input_ids) for i in b] for b in batches]
+        return sum(max(x) * len(x) - sum(x) for x in lens) / sum(max(x) * len(x) for x in lens)
+
+    grouped = pad_share(plan_batches(rows, 8, 0, group_by_length=True))
+    assert grouped < pad_share(plan_batches(rows, 8, 0, group_by_length=False))
+
+
+def test_bad_settings_fail_clearly():
+    with pytest.raises(ValueError, match="linear, cosine"):
+        TrainSettings(lr_schedule="step")
+    with pytest.raises(ValueError, match="nothing to train on"):
+        DataSettings(qa_pairs=False, documents=False)
+    assert isinstance(TrainRow((1,), (1,), "x"), TrainRow)

@@ -1,0 +1,129 @@
+"""lora / full / hybrid end to end on the tiny model, the artifact cache, and its key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+
+from harness.runner import run
+from harness.training import TrainSettings
+from harness.training_data import TrainRow
+from harness.tuning import artifact_key
+from tests.conftest import compose_cfg
+
+SMALL = ["model=tiny-random", "task.n_entities=6", "task.n_paraphrases=1", "seen_eval_limit=8",
+         "strategy.train.max_steps=2", "strategy.train.batch_size=4", "answer.generate=false"]
+FIT_FIELDS = ["wall_s", "trainable_params", "total_params", "train_tokens", "flops_est",
+              "peak_mem_mb", "artifact_bytes", "cache_hit"]
+NOTE_FIELDS = ["method", "merged_for_predict", "artifact_key", "train_wall_s", "train_steps",
+               "best_val_loss", "val_loss", "flops_formula", "forgetting"]
+
+
+def _run(tmp_path, name, overrides):
+    return run(compose_cfg([*SMALL, *overrides], tmp_path), tmp_path / name)
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full", "hybrid"])
+def test_tuned_run_writes_every_cost_field(tmp_path, strategy):
+    m = _run(tmp_path, strategy, [f"strategy={strategy}"])
+    assert m["status"] == "complete"
+    for f in FIT_FIELDS:
+        assert f in m["fit"], f
+    for f in NOTE_FIELDS:
+        assert f in m["fit"]["notes"], f
+    fit = m["fit"]
+    assert 0 < fit["trainable_params"] <= fit["total_params"] and fit["train_tokens"] > 0
+    assert fit["flops_est"] >= 4 * fit["total_params"] * fit["train_tokens"]
+    forgetting = fit["notes"]["forgetting"]
+    assert forgetting["control_prompts"] == 24 and 0 <= forgetting["control_greedy_agreement"] <= 1
+    assert forgetting["control_perplexity_before"] > 0
+    assert m["seen"]["split"] == "train" and m["seen"]["n_examples"] == 8
+    assert m["seen"]["choice_accuracy"] is not None
+    assert m["leakage"]["test_seen_in_fit"] == 0 and m["leakage"]["examples_seen_in_fit"] > 0
+    assert (tmp_path / strategy / "predictions_seen.jsonl").is_file()
+    if strategy == "full":
+        assert fit["trainable_params"] == fit["total_params"]
+        assert fit["flops_est"] == pytest.approx(6 * fit["total_params"] * fit["train_tokens"])
+    else:
+        assert fit["notes"]["merged_for_predict"] is True
+    if strategy == "hybrid":
+        assert m["can_cite"] and m["recall_at_k"] is not None
+        assert fit["notes"]["data"]["raft_rows"] == m["split_sizes"]["train"]
+
+
+def test_rerun_loads_the_cached_artifact(tmp_path):
+    args = ["strategy=lora", "strategy.train.max_steps=6", "strategy.measure_forgetting=false"]
+    t0 = time.perf_counter()
+    first = _run(tmp_path, "a", args)
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    second = _run(tmp_path, "b", args)
+    t_second = time.perf_counter() - t0
+    assert not first["fit"]["cache_hit"] and second["fit"]["cache_hit"]
+    assert first["fit"]["notes"]["artifact_key"] == second["fit"]["notes"]["artifact_key"]
+    assert second["choice_accuracy"] == first["choice_accuracy"]
+    assert second["fit_s"] < first["fit_s"] and t_second < t_first
+    third = _run(tmp_path, "c", [*args, "seed=1"])
+    assert not third["fit"]["cache_hit"]
+
+
+def test_hybrid_lora_rag_mode_reuses_the_lora_adapter(tmp_path):
+    common = ["strategy.measure_forgetting=false"]
+    lora = _run(tmp_path, "lora", ["strategy=lora", *common])
+    hybrid = _run(tmp_path, "hybrid", ["strategy=hybrid", "strategy.mode=lora+rag", *common])
+    assert hybrid["fit"]["cache_hit"]
+    assert hybrid["fit"]["notes"]["artifact_key"] == lora["fit"]["notes"]["artifact_key"]
+
+
+@pytest.mark.parametrize("adapter", [
+    ["strategy.adapter.method=ia3"],
+    ["strategy.adapter.method=prompt_tuning", "strategy.adapter.num_virtual_tokens=4"],
+    ["strategy.adapter.use_dora=true", "strategy.adapter.target_modules=[q_proj,v_proj]"],
+    ["strategy.adapter.merge=false"],
+])
+def test_other_peft_methods_run(tmp_path, adapter):
+    m = _run(tmp_path, "run", ["strategy=lora", "strategy.measure_forgetting=false", *adapter])
+    assert m["status"] == "complete" and m["fit"]["trainable_params"] > 0
+    merged = m["fit"]["notes"]["merged_for_predict"]
+    assert merged is (not any("prompt_tuning" in a or "merge=false" in a for a in adapter))
+
+
+def test_full_with_frozen_bottom_layers(tmp_path):
+    m = _run(tmp_path, "run", ["strategy=full", "strategy.freeze_layers=1",
+                               "strategy.measure_forgetting=false"])
+    fit = m["fit"]
+    assert 0 < fit["trainable_params"] < fit["total_params"]
+    n, t, tr = fit["total_params"], fit["train_tokens"], fit["trainable_params"]
+    assert fit["flops_est"] == pytest.approx(2 * n * t + 4 * tr * t)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("strategy.adapter.r=0", "adapter.r must be >= 1"),
+    ("strategy.adapter.method=lokr", "choose one of: lora, ia3, prompt_tuning"),
+    ("strategy.train.lr=0", "train.lr must be > 0"),
+])
+def test_bad_tuning_values_fail_clearly(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        _run(tmp_path, "run", ["strategy=lora", override])
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_artifact_key_changes_with_every_input():
+    rows = [TrainRow((1, 2, 3), (-100, 2, 3), "qa:a")]
+    val = [TrainRow((4, 5), (-100, 5), "qa:b")]
+    base = dict(model_name="m", fingerprint="f", split_hash="s", rows=rows, val_rows=val,
+                method={"kind": "lora", "r": 16}, train_settings=TrainSettings(), seed=0)
+    key = artifact_key(**base)
+    assert artifact_key(**base) == key
+    variants = {
+        "model_name": "other", "fingerprint": "g", "split_hash": "t",
+        "rows": [TrainRow((1, 2, 4), (-100, 2, 4), "qa:a")],
+        "val_rows": [TrainRow((4, 6), (-100, 6), "qa:b")],
+        "method": {"kind": "lora", "r": 8},
+        "train_settings": dataclasses.replace(TrainSettings(), lr=2e-4), "seed": 1,
+    }
+    for field, value in variants.items():
+        assert artifact_key(**{**base, field: value}) != key, field
