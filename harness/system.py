@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 import subprocess
@@ -63,3 +64,16 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return res.stdout.strip() if res.returncode == 0 else None
+
+
+def package_path(spec: str, *, what: str, hint: str) -> Path:
+    """'<module>/<relative path>' -> that path inside an installed Python package (how the
+    bundled model and embedder ship). `what` and `hint` make the error say what to do."""
+    module, _, rel = spec.partition("/")
+    found = importlib.util.find_spec(module)
+    if found is None or found.origin is None:
+        raise FileNotFoundError(f"{what}: Python package '{module}' is not installed; {hint}")
+    path = Path(found.origin).parent / rel
+    if not path.exists():
+        raise FileNotFoundError(f"{what}: {path} does not exist in package '{module}'")
+    return path

@@ -111,12 +111,13 @@ def test_cli_sweep_and_report(tmp_path):
 def test_report_lists_failed_runs(tmp_path, capsys):
     ok, bad = tmp_path / "a", tmp_path / "b"
     ok.mkdir(), bad.mkdir()
-    (ok / "metrics.json").write_text(json.dumps({"status": "complete", "strategy": "rag",
-                                                 "choice_accuracy": 0.5}))
+    (ok / "metrics.json").write_text(json.dumps({"status": "complete", "strategy": "prompt",
+                                                 "choice_accuracy": 0.5, "recall_at_k": None}))
     (bad / "metrics.json").write_text(json.dumps({"status": "running", "strategy": "prompt"}))
     assert report_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "1 run(s) not complete" in out and "incomplete" in out
+    assert "cannot cite" in out and "not tuned" in out
     assert report_main([str(tmp_path / "nothing")]) == 2
 
 

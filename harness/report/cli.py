@@ -15,8 +15,10 @@ import pandas as pd
 from harness.report.runs import load_runs
 from harness.results import atomic_write_text
 
-SHOWN = ["choice_accuracy", "contains", "f1", "recall_at_k", "fit_s", "latency_p50_s",
-         "latency_p95_s", "seconds_per_query"]
+SHOWN = ["choice_accuracy", "seen_choice_accuracy", "contains", "recall_at_k", "fit_s",
+         "latency_p95_s", "seconds_per_query", "control_perplexity_delta"]
+BLANK = {"recall_at_k": "cannot cite", "seen_choice_accuracy": "not tuned",
+         "control_perplexity_delta": "not tuned"}
 
 
 def newest_sweep(results_dir: Path) -> Path | None:
@@ -46,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 160, "display.max_columns", 20,
                            "display.float_format", "{:.3f}".format):
         if not done.empty:
-            table = done.groupby("strategy")[SHOWN].mean(numeric_only=True)
-            table.insert(0, "runs", done.groupby("strategy").size())
-            print(table.to_string())
+            numeric = done[SHOWN].apply(pd.to_numeric, errors="coerce").astype(float)
+            table = numeric.groupby(done["strategy"]).mean()
+            shown = table.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+            for col, text in BLANK.items():  # say what a missing number means
+                shown.loc[table[col].isna(), col] = text
+            shown.insert(0, "runs", done.groupby("strategy").size())
+            print(shown.to_string())
         bad = runs[runs.status != "complete"]
         if not bad.empty:
             print(f"\n{len(bad)} run(s) not complete:")
