@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from harness.lm import LM
+from harness.scoring import token_f1
 
 CONTROL_DIR = Path(__file__).resolve().parent / "data" / "control"
 
@@ -62,11 +63,18 @@ def base_control(lm: LM, key: str, **kw) -> ControlResult:
 
 
 def forgetting_report(before: ControlResult, after: ControlResult) -> dict[str, float | int]:
+    """Exact agreement is strict (any changed word counts); token F1 against the base
+    model's answer shows how far the answers moved."""
     agree = sum(a == b for a, b in zip(before.answers, after.answers))
+    f1 = [token_f1(a, [b]) if b.strip() else float(a == b)
+          for a, b in zip(after.answers, before.answers)]
     return {
         "control_perplexity_before": round(before.perplexity, 4),
         "control_perplexity_after": round(after.perplexity, 4),
         "control_perplexity_delta": round(after.perplexity - before.perplexity, 4),
         "control_greedy_agreement": agree / max(len(before.answers), 1),
+        "control_greedy_f1": round(sum(f1) / max(len(f1), 1), 4),
+        "control_answers_before_sample": list(before.answers[:3]),
+        "control_answers_after_sample": list(after.answers[:3]),
         "control_prompts": len(before.answers),
     }
