@@ -36,7 +36,7 @@ from harness.results import (
 )
 from harness.retrieval import get_embedder
 from harness.scoring import aggregate, score_item
-from harness.system import peak_memory_mb, versions
+from harness.system import peak_memory_mb, reset_peak_memory, versions
 from harness.types import Example, FitReport, Prediction, Task
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
 
 def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
+    reset_peak_memory()
     seed_everything(int(cfg.seed))
     task = build_task(OmegaConf.to_container(cfg.task, resolve=True), resolve_path=to_absolute_path)
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))

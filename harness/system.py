@@ -37,10 +37,27 @@ def cache_root(configured: str | None = None) -> Path:
     return Path(path).expanduser()
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak-memory window (each run of a multirun shares one process)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+    try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process (CPU) or peak allocated CUDA memory, in MB."""
+    """Peak resident memory of this process since the last reset (CPU), or peak allocated
+    CUDA memory, in MB."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 2**20
 

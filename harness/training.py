@@ -38,13 +38,13 @@ class TrainSettings:
     warmup_ratio: float = 0.05
     batch_size: int = 8  # rows per step per device; higher: more memory
     grad_accum: int = 1  # effective batch = batch_size * grad_accum * devices
-    epochs: float = 4.0
+    epochs: float = 8.0  # early stopping usually ends it sooner
     max_steps: int = -1  # > 0 overrides epochs
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     group_by_length: bool = True  # batches of similar length: less padding, faster steps
     eval_every: int = 0  # 0: validate each epoch; N > 0: every N steps
-    early_stopping_patience: int = 2  # validations without improvement before stopping; 0: off
+    early_stopping_patience: int = 3  # validations without improvement before stopping; 0: off
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in SCHEDULES:
