@@ -127,3 +127,20 @@ def test_artifact_key_changes_with_every_input():
     }
     for field, value in variants.items():
         assert artifact_key(**{**base, field: value}) != key, field
+
+
+def test_same_seed_gives_identical_training_and_predictions(tmp_path):
+    """Two trainings from scratch (separate caches) with one seed agree exactly on CPU."""
+    runs = []
+    for name in ("a", "b"):
+        m = _run(tmp_path, name, ["strategy=full", "strategy.measure_forgetting=false",
+                                  "strategy.train.max_steps=3", f"cache_dir={tmp_path}/cache-{name}"])
+        assert not m["fit"]["cache_hit"]
+        runs.append(m)
+    a, b = runs
+    assert a["fit"]["notes"]["val_loss"] == b["fit"]["notes"]["val_loss"]
+    assert a["fit"]["notes"]["train_loss_first_last"] == b["fit"]["notes"]["train_loss_first_last"]
+    preds = [(tmp_path / n / "predictions.jsonl").read_text() for n in ("a", "b")]
+    strip = [[{k: v for k, v in json.loads(x).items() if k != "usage"} for x in p.splitlines()]
+             for p in preds]
+    assert strip[0] == strip[1]
