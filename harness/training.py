@@ -45,6 +45,7 @@ class TrainSettings:
     group_by_length: bool = True  # batches of similar length: less padding, faster steps
     eval_every: int = 0  # 0: validate each epoch; N > 0: every N steps
     early_stopping_patience: int = 3  # validations without improvement before stopping; 0: off
+    checkpoint: str = "best"  # best: the lowest validation loss is served; last: the final weights
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in SCHEDULES:
@@ -54,6 +55,11 @@ class TrainSettings:
             raise ValueError("train.lr must be > 0, train.batch_size and train.grad_accum >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("train.epochs or train.max_steps must be > 0")
+        if self.checkpoint not in ("best", "last"):
+            raise ValueError(f"unknown train.checkpoint '{self.checkpoint}'; choose one of: best, last")
+        if self.checkpoint == "last" and self.early_stopping_patience > 0:
+            raise ValueError("train.checkpoint=last trains to the end: set "
+                             "train.early_stopping_patience=0 (early stopping keeps the best)")
 
 
 @dataclass
@@ -156,6 +162,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         settings.epochs * steps_per_epoch)
     order = epoch_orders(rows, settings, seed, math.ceil(total_steps / steps_per_epoch) + 1)
     has_val = len(val_rows) > 0
+    keep_best = has_val and settings.checkpoint == "best"
     every = settings.eval_every or steps_per_epoch
     strategy = "steps" if has_val else "no"
     args = TrainingArguments(
@@ -171,10 +178,10 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         max_grad_norm=settings.max_grad_norm,
         train_sampling_strategy="sequential",  # the order above already shuffles and groups
         eval_strategy=strategy,
-        save_strategy=strategy,
+        save_strategy="steps" if keep_best else "no",
         eval_steps=every,
         save_steps=every,
-        load_best_model_at_end=has_val,
+        load_best_model_at_end=keep_best,
         metric_for_best_model="eval_loss" if has_val else None,
         greater_is_better=False if has_val else None,
         save_total_limit=1,
@@ -191,7 +198,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     )
     watch = _Watch()
     callbacks: list[TrainerCallback] = [watch]
-    if has_val and settings.early_stopping_patience > 0:
+    if keep_best and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=_RowDataset([rows[i] for i in order]),
                       eval_dataset=_RowDataset(val_rows) if has_val else None,

@@ -65,6 +65,20 @@ def test_early_stopping_stops_and_keeps_the_best(lm, tmp_path):
     assert result.best_val_loss == pytest.approx(min(result.val_loss))
 
 
+def test_checkpoint_last_keeps_the_final_weights(lm, tmp_path):
+    prompt = PromptSettings()
+    qs = [f"What is code {i}?" for i in range(8)]
+    rows = [qa_row(lm, prompt, Example(f"t{i}", q, ("alpha",)), 128) for i, q in enumerate(qs)]
+    val = [qa_row(lm, prompt, Example(f"v{i}", q, ("omega",)), 128) for i, q in enumerate(qs)]
+    settings = TrainSettings(lr=5e-3, max_steps=6, batch_size=8, eval_every=2,
+                             early_stopping_patience=0, checkpoint="last", lr_schedule="constant")
+    model = _fresh(lm)
+    result = train(model, lm.tokenizer.pad_token_id, rows, val, settings, tmp_path, seed=0,
+                   progress=False)
+    assert result.steps == 6 and len(result.val_loss) == 3
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
 def test_nan_loss_stops_with_a_clear_error(lm, task, tmp_path):
     rows, val, _ = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=0), seed=0)
     model = _fresh(lm)
@@ -122,6 +136,10 @@ def test_length_grouping_cuts_padding(lm):
 def test_bad_settings_fail_clearly():
     with pytest.raises(ValueError, match="linear, cosine"):
         TrainSettings(lr_schedule="step")
+    with pytest.raises(ValueError, match="early_stopping_patience=0"):
+        TrainSettings(checkpoint="last")
+    with pytest.raises(ValueError, match="best, last"):
+        TrainSettings(checkpoint="final")
     with pytest.raises(ValueError, match="nothing to train on"):
         DataSettings(qa_pairs=False, documents=False)
     assert isinstance(TrainRow((1,), (1,), "x"), TrainRow)
