@@ -58,7 +58,7 @@ def test_early_stopping_stops_and_keeps_the_best(lm, tmp_path):
     rows = [qa_row(lm, prompt, Example(f"t{i}", q, ("alpha",)), 128) for i, q in enumerate(qs)]
     val = [qa_row(lm, prompt, Example(f"v{i}", q, ("omega",)), 128) for i, q in enumerate(qs)]
     settings = TrainSettings(lr=5e-3, max_steps=40, batch_size=8, eval_every=2,
-                             early_stopping_patience=2, lr_schedule="constant")
+                             early_stopping_patience=2, checkpoint="best", lr_schedule="constant")
     result = train(_fresh(lm), lm.tokenizer.pad_token_id, rows, val, settings, tmp_path,
                    seed=0, progress=False)
     assert result.stopped_early and result.steps < 40
@@ -137,7 +137,7 @@ def test_bad_settings_fail_clearly():
     with pytest.raises(ValueError, match="linear, cosine"):
         TrainSettings(lr_schedule="step")
     with pytest.raises(ValueError, match="early_stopping_patience=0"):
-        TrainSettings(checkpoint="last")
+        TrainSettings(checkpoint="last", early_stopping_patience=2)
     with pytest.raises(ValueError, match="best, last"):
         TrainSettings(checkpoint="final")
     with pytest.raises(ValueError, match="nothing to train on"):
