@@ -51,12 +51,18 @@ def test_loop_lowers_training_loss(lm, task, tmp_path):
     assert result.train_tokens >= 3 * sum(len(r.input_ids) for r in rows)
 
 
-def test_early_stopping_stops_and_keeps_the_best(lm, tmp_path):
+def _opposite_rows(lm, n: int) -> tuple[list[TrainRow], list[TrainRow]]:
     """Val asks for the opposite answer of train: val loss rises as training learns."""
-    prompt = PromptSettings()
-    qs = [f"What is code {i}?" for i in range(16)]
-    rows = [qa_row(lm, prompt, Example(f"t{i}", q, ("alpha",)), 128) for i, q in enumerate(qs)]
-    val = [qa_row(lm, prompt, Example(f"v{i}", q, ("omega",)), 128) for i, q in enumerate(qs)]
+    qs = [f"What is code {i}?" for i in range(n)]
+    rows = [qa_row(lm, PromptSettings(), Example(f"t{i}", q, ("alpha",)), 128)
+            for i, q in enumerate(qs)]
+    val = [qa_row(lm, PromptSettings(), Example(f"v{i}", q, ("omega",)), 128)
+           for i, q in enumerate(qs)]
+    return rows, val
+
+
+def test_early_stopping_stops_and_keeps_the_best(lm, tmp_path):
+    rows, val = _opposite_rows(lm, 16)
     settings = TrainSettings(lr=5e-3, max_steps=40, batch_size=8, eval_every=2,
                              early_stopping_patience=2, checkpoint="best", lr_schedule="constant")
     result = train(_fresh(lm), lm.tokenizer.pad_token_id, rows, val, settings, tmp_path,
@@ -66,10 +72,7 @@ def test_early_stopping_stops_and_keeps_the_best(lm, tmp_path):
 
 
 def test_checkpoint_last_keeps_the_final_weights(lm, tmp_path):
-    prompt = PromptSettings()
-    qs = [f"What is code {i}?" for i in range(8)]
-    rows = [qa_row(lm, prompt, Example(f"t{i}", q, ("alpha",)), 128) for i, q in enumerate(qs)]
-    val = [qa_row(lm, prompt, Example(f"v{i}", q, ("omega",)), 128) for i, q in enumerate(qs)]
+    rows, val = _opposite_rows(lm, 8)
     settings = TrainSettings(lr=5e-3, max_steps=6, batch_size=8, eval_every=2,
                              early_stopping_patience=0, checkpoint="last", lr_schedule="constant")
     model = _fresh(lm)
