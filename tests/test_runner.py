@@ -75,10 +75,16 @@ def test_failed_run_is_recorded_with_its_error(tmp_path):
     assert not (tmp_path / "run" / "predictions.jsonl").exists()
 
 
-def test_unknown_strategy_lists_valid_names():
+@pytest.mark.parametrize("override,valid", [
+    ("strategy=lroa", ["prompt", "rag", "lora", "full", "hybrid"]),
+    ("model=smollm", ["smollm2-135m", "tiny-random", "hf"]),
+    ("task=synthetic", ["synthetic_facts", "custom"]),
+])
+def test_unknown_names_list_valid_names(override, valid):
     with pytest.raises(MissingConfigException) as info:
-        compose_cfg(["strategy=lroa"])
-    assert "prompt" in str(info.value) and "rag" in str(info.value)
+        compose_cfg([override])
+    for name in valid:
+        assert name in str(info.value)
 
 
 @pytest.mark.parametrize("override,message", [
