@@ -19,6 +19,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,6 +32,8 @@ from harness.results import (
     STATUS_FAILED,
     STATUS_RUNNING,
     atomic_write_text,
+    is_complete,
+    read_json,
     write_json,
     write_jsonl,
 )
@@ -205,8 +208,27 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    metrics = run(cfg)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    if is_complete(run_dir) and _same_config(run_dir, cfg):
+        log.info("skipping %s: already complete with this config", run_dir)
+        metrics = read_json(run_dir / "metrics.json")
+        return metrics.get(metrics.get("primary_metric", ""))
+    try:
+        metrics = run(cfg, run_dir)
+    except Exception:
+        if hc.mode != RunMode.MULTIRUN:
+            raise
+        # One bad run must not end a sweep: it is recorded as failed in its metrics.json
+        # (error and traceback) and the report lists it; the other runs go on.
+        log.exception("run %s failed; continuing the sweep", run_dir)
+        return None
     return metrics.get(metrics["primary_metric"])
+
+
+def _same_config(run_dir: Path, cfg: DictConfig) -> bool:
+    path = run_dir / "config.yaml"
+    return path.is_file() and path.read_text(encoding="utf-8") == OmegaConf.to_yaml(cfg, resolve=True)
 
 
 def main() -> None:

@@ -131,3 +131,23 @@ def test_results_folder_is_kept_but_ignored():
     root = Path(__file__).resolve().parent.parent
     assert (root / "results" / ".gitkeep").exists()
     assert "results/*" in (root / ".gitignore").read_text()
+
+
+def test_sweep_survives_a_failing_run_and_skips_complete_runs_on_rerun(tmp_path):
+    """k=-1 fails the second run; re-invoking the same sweep dir redoes nothing that
+    is complete."""
+    sweep = tmp_path / "sweep"
+    args = [sys.executable, "-m", "harness.runner", "-m", "strategy=rag", "strategy.k=3,-1",
+            "model=tiny-random", "task.n_entities=30", "limit=5", "progress=false",
+            f"results_dir={tmp_path}", f"hydra.sweep.dir={sweep}"]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ok_dir, bad_dir = sweep / "0_rag_seed0", sweep / "1_rag_seed0"
+    assert json.loads((bad_dir / "metrics.json").read_text())["status"] == "failed"
+    first = json.loads((ok_dir / "metrics.json").read_text())
+    assert first["status"] == "complete"
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "skipping" in res.stderr + res.stdout
+    again = json.loads((ok_dir / "metrics.json").read_text())
+    assert again["finished_at"] == first["finished_at"]  # not redone
+    assert json.loads((bad_dir / "metrics.json").read_text())["status"] == "failed"  # redone
