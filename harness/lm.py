@@ -183,12 +183,7 @@ class LM:
         logits = torch.cat([out.logits[rep, -1:, :], out2.logits[:, :-1, :]], dim=1)
         logp = torch.log_softmax(logits.float(), dim=-1)
         tok_lp = logp.gather(-1, cont_ids.unsqueeze(-1)).squeeze(-1) * cont_mask
-        sums = tok_lp.sum(-1).tolist()
-        per_q: list[list[float]] = [[] for _ in conts]
-        for r, q in enumerate(owner):
-            per_q[q].append(sums[r])
-        return per_q
-
+        return _by_question(owner, tok_lp.sum(-1).tolist(), len(conts))
 
     def _score_batch_whole(self, ctx: list[list[int]],
                            conts: list[list[list[int]]]) -> list[list[float]]:
@@ -199,10 +194,16 @@ class LM:
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:, :]
         logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         tok_lp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        per_q: list[list[float]] = [[] for _ in conts]
-        for r, (q, c) in enumerate(rows):
-            per_q[q].append(tok_lp[r, width - 1 - len(c):].sum().item())
-        return per_q
+        sums = [tok_lp[r, width - 1 - len(c):].sum().item() for r, (_, c) in enumerate(rows)]
+        return _by_question([q for q, _ in rows], sums, len(conts))
+
+
+def _by_question(owner: Sequence[int], sums: Sequence[float], n: int) -> list[list[float]]:
+    """Per-row sums (row r belongs to question owner[r]) regrouped per question, in order."""
+    per_q: list[list[float]] = [[] for _ in range(n)]
+    for q, value in zip(owner, sums):
+        per_q[q].append(value)
+    return per_q
 
 
 _LOADED: dict[str, LM] = {}

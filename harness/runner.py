@@ -67,7 +67,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     }
     (run_dir / "predictions.jsonl").unlink(missing_ok=True)  # never mix with an older attempt
     write_json(run_dir / "metrics.json", base)
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_text(run_dir / "config.yaml", _config_text(cfg))
     try:
         metrics = _execute(cfg, run_dir, base)
     except BaseException as e:
@@ -107,8 +107,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     if [p.example_id for p in preds] != [e.id for e in examples]:
         raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
                            f"of the wrong length ({len(preds)} for {len(examples)} examples)")
-    k = cfg.strategy.get("k") or cfg.strategy.get("retrieval", {}).get("k")
-    items = [score_item(e, p, k) for e, p in zip(examples, preds)]
+    items = [score_item(e, p, _retrieval_k(cfg)) for e, p in zip(examples, preds)]
     write_jsonl(run_dir / "predictions.jsonl", _prediction_rows(examples, preds, items))
     seen = _seen_eval(cfg, strategy, task, fit, run_dir)
     metrics = {
@@ -163,6 +162,11 @@ def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
     }
 
 
+def _retrieval_k(cfg: DictConfig) -> int | None:
+    """The strategy's retrieval depth (rag: `k`; hybrid: `retrieval.k`), for recall@k."""
+    return cfg.strategy.get("k") or (cfg.strategy.get("retrieval") or {}).get("k")
+
+
 def _leakage(strategy: Any, task: Task) -> dict[str, Any]:
     """Did any test example reach what the strategy saw in fit (few-shot pool, training
     rows)? The val split may be used for model selection (early stopping)."""
@@ -186,7 +190,7 @@ def _seen_eval(cfg: DictConfig, strategy: Any, task: Task, fit: FitReport,
         return None
     examples = task.split("train")[:limit]
     preds = strategy.predict(examples)
-    items = [score_item(e, p, cfg.strategy.get("k")) for e, p in zip(examples, preds)]
+    items = [score_item(e, p, _retrieval_k(cfg)) for e, p in zip(examples, preds)]
     write_jsonl(run_dir / "predictions_seen.jsonl", _prediction_rows(examples, preds, items))
     return {"split": "train", "n_examples": len(examples), **_accuracy(items)}
 
@@ -226,9 +230,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get(metrics["primary_metric"])
 
 
+def _config_text(cfg: DictConfig) -> str:
+    """The resolved config as written to a run's config.yaml."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
 def _same_config(run_dir: Path, cfg: DictConfig) -> bool:
     path = run_dir / "config.yaml"
-    return path.is_file() and path.read_text(encoding="utf-8") == OmegaConf.to_yaml(cfg, resolve=True)
+    return path.is_file() and path.read_text(encoding="utf-8") == _config_text(cfg)
 
 
 def main() -> None:

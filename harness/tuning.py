@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import logging
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,8 +32,6 @@ from harness.system import cache_root, peak_memory_mb
 from harness.training import TrainSettings, train
 from harness.training_data import TrainRow
 from harness.types import FitReport
-
-log = logging.getLogger(__name__)
 
 PEFT_METHODS = ("lora", "ia3", "prompt_tuning")
 ARTIFACT_FORMAT = 2  # bump when the saved layout changes
@@ -140,7 +137,7 @@ class Method:
             return model.merge_and_unload(), True
         return model, False
 
-    def backward_params(self, model: PreTrainedModel, total: int, trainable: int) -> int:
+    def backward_params(self, total: int, trainable: int) -> int:
         return trainable if (not self.peft and self.settings.freeze_layers) else total
 
 
@@ -174,7 +171,6 @@ def _dir_bytes(path: Path) -> int:
 class Tuned:
     lm: LM
     report: FitReport
-    artifact_dir: Path
 
 
 def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
@@ -183,7 +179,8 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
               progress: bool = True, notes: dict | None = None) -> Tuned:
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model."""
     base = lm.model
-    key = artifact_key(model_name=lm.name, fingerprint=model_fingerprint(base), split_hash=split_hash,
+    fingerprint = model_fingerprint(base)
+    key = artifact_key(model_name=lm.name, fingerprint=fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
                        train_settings=train_settings, seed=seed)
     target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
@@ -213,10 +210,10 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     wall = time.perf_counter() - t0
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])
-    n_bwd = method.backward_params(model, total, trainable)
+    n_bwd = method.backward_params(total, trainable)
     forgetting = {}
     if measure_forgetting:
-        forgetting = forgetting_report(base_control(lm, key=lm.name + model_fingerprint(base)),
+        forgetting = forgetting_report(base_control(lm, key=lm.name + fingerprint),
                                        run_control(tuned_lm))
     report = FitReport(
         wall_s=wall,
@@ -245,7 +242,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
             "forgetting": forgetting,
         },
     )
-    return Tuned(tuned_lm, report, target)
+    return Tuned(tuned_lm, report)
 
 
 def train_example_ids(rows: Sequence[TrainRow]) -> set[str]:

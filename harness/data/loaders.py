@@ -128,7 +128,8 @@ def load_corpus(path: str | Path) -> list[Document]:
         _check_unique(seen, id_, path, line)
         text = _str_field(rec, "text", path, line, required=True)
         title = _str_field(rec, "title", path, line, required=False) or ""
-        paraphrases = _list_field(rec, "paraphrases", path, line, csv_mode=path.suffix == ".csv")
+        paraphrases = _list_field(rec, "paraphrases", path, line,
+                                  csv_mode=path.suffix.lower() == ".csv")
         docs.append(Document(id=id_, text=text, title=title, paraphrases=tuple(paraphrases or ())))
     return docs
 

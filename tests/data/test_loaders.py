@@ -13,7 +13,7 @@ from tests.conftest import write_jsonl
 CORPUS = [{"id": "d1", "text": "Alpha is red."}, {"id": "d2", "text": "Beta is blue."}]
 
 
-def _examples(n: int = 10, **override) -> list[dict]:
+def _examples(n: int = 10) -> list[dict]:
     rows = [{"id": f"q{i}", "question": f"What colour is thing {i}?", "answer": "red",
              "choices": ["red", "blue"], "source_ids": ["d1"]} for i in range(n)]
     return rows
