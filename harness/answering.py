@@ -60,14 +60,15 @@ def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Mess
                 if settings.choice_norm == "mean" else list(s.logprobs)
             choice = max(range(len(norm)), key=norm.__getitem__)
         r_s = retrieval_s[i] if retrieval_s else 0.0
+        r_wall = retrieval_batch_s[i] if retrieval_batch_s else r_s
         usage = Usage(
             prompt_tokens=(s.context_tokens if s else g.prompt_tokens) if (s or g) else 0,
             completion_tokens=g.completion_tokens if g else 0,
             retrieval_s=r_s,
             scoring_s=s.seconds if s else 0.0,
             generation_s=g.seconds if g else 0.0,
-            latency_s=(retrieval_batch_s[i] if retrieval_batch_s else r_s)
-            + (s.batch_seconds if s else 0.0) + (g.batch_seconds if g else 0.0),
+            latency_s=r_wall + (s.batch_seconds if s else 0.0) + (g.batch_seconds if g else 0.0),
+            retrieval_latency_s=r_wall,
         )
         preds.append(Prediction(
             example_id=ex.id, output=g.text if g else None, choice=choice,

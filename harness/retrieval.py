@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 from filelock import FileLock
 
+from harness.results import atomic_write_text
 from harness.system import cache_root, package_path, resolve_device
 from harness.types import Document
 
@@ -90,28 +93,41 @@ class Embedder:
                                  normalize_embeddings=True, show_progress_bar=progress)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
-    def embed_cached(self, texts: Sequence[str], *, progress: bool = False) -> tuple[np.ndarray, bool]:
-        """(vectors, cache_hit). The key hashes the embedder name and every text."""
+    def embed_cached(self, texts: Sequence[str], *,
+                     progress: bool = False) -> tuple[np.ndarray, bool, float]:
+        """(vectors, cache_hit, build_s). The key hashes the embedder name and every text;
+        build_s is the seconds the embedding took when it was computed (kept beside it)."""
         h = hashlib.sha256(self.name.encode())
         for t in texts:
             h.update(b"\x00" + t.encode())
         path = self.cache / f"{h.hexdigest()[:24]}.npy"
+        meta = path.with_suffix(".json")
         self.cache.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
                 try:
                     vecs = np.load(path, allow_pickle=False)
                     if vecs.shape[0] == len(texts):
-                        return vecs, True
+                        return vecs, True, _build_seconds(meta)
                 except (ValueError, OSError, EOFError):
                     pass
                 log.warning("discarding unreadable embedding cache %s", path)
+            t0 = time.perf_counter()
             vecs = self.embed(texts, progress=progress)
+            build_s = time.perf_counter() - t0
             fd, tmp = tempfile.mkstemp(dir=self.cache, suffix=".npy.tmp")
             with os.fdopen(fd, "wb") as f:
                 np.save(f, vecs, allow_pickle=False)
             os.replace(tmp, path)
-        return vecs, False
+            atomic_write_text(meta, json.dumps({"build_s": build_s, "n": len(texts)}))
+        return vecs, False, build_s
+
+
+def _build_seconds(meta: Path) -> float:
+    try:
+        return float(json.loads(meta.read_text(encoding="utf-8"))["build_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("nan")  # an entry written before build times were kept
 
 
 _EMBEDDERS: dict[str, Embedder] = {}
@@ -164,12 +180,14 @@ class Retriever:
     def fit(self, docs: Sequence[Document], *, progress: bool = False) -> dict[str, Any]:
         t0 = time.perf_counter()
         self.chunks = chunk_documents(docs, self.chunk_words, self.overlap_words)
-        vecs, hit = self.embedder.embed_cached([c.text for c in self.chunks], progress=progress)
+        vecs, hit, embed_build_s = self.embedder.embed_cached([c.text for c in self.chunks],
+                                                               progress=progress)
         t1 = time.perf_counter()
         self.index = build_index(vecs, self.index_type, nlist=self.nlist, nprobe=self.nprobe)
         t2 = time.perf_counter()
         return {"n_chunks": len(self.chunks), "embed_s": t1 - t0, "index_s": t2 - t1,
-                "embedding_cache_hit": hit, "index_bytes": int(vecs.nbytes)}
+                "embedding_cache_hit": hit, "embed_build_s": embed_build_s,
+                "build_s": embed_build_s + (t2 - t1), "index_bytes": int(vecs.nbytes)}
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         if self.index is None:

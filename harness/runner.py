@@ -6,6 +6,7 @@ tests call. The runner reaches a strategy only through `hydra.utils.instantiate`
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import time
@@ -21,9 +22,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError
 
 from harness.answering import AnswerSettings
+from harness.costs import run_prices
 from harness.data import build_task
 from harness.lm import get_lm
 from harness.prompting import PromptSettings
@@ -56,6 +59,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     in metrics.json (status 'failed', error, traceback) and then re-raised."""
     run_dir = Path(run_dir) if run_dir else Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = effective_config(cfg)
     base = {
         "status": STATUS_RUNNING,
         "strategy": cfg.strategy.name,
@@ -82,6 +86,9 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
 
 def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
+    prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
     reset_peak_memory()
     seed_everything(int(cfg.seed))
     task = build_task(OmegaConf.to_container(cfg.task, resolve=True), resolve_path=to_absolute_path)
@@ -126,6 +133,8 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "seen": seen,  # tuned strategies: the same metrics on train-split questions
         "fit": fit.to_dict(),
         "fit_s": fit.wall_s,
+        "build_s": fit.wall_s if fit.build_s is None else fit.build_s,
+        "cost": prices,  # the prices the report turns seconds and tokens into money with
         "predict_s": predict_s,
         **_usage(preds, predict_s),
         "peak_mem_mb": peak_memory_mb(),
@@ -133,9 +142,13 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     }
     write_json(run_dir / "metrics.json", metrics)
     log.info("%s: %s=%.3f  (%d examples, predict %.1f s) -> %s", strategy.name,
-             metrics["primary_metric"], metrics[metrics["primary_metric"]] or float("nan"),
+             metrics["primary_metric"], _or_nan(metrics[metrics["primary_metric"]]),
              len(examples), predict_s, run_dir)
     return metrics
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _accuracy(items: list[dict]) -> dict[str, float | None]:
@@ -157,6 +170,7 @@ def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
         # Per query: the wall time of the batches that answered it (what a caller waits).
         "latency_p50_s": float(np.percentile(lat, 50)),
         "latency_p95_s": float(np.percentile(lat, 95)),
+        "latency_p99_s": float(np.percentile(lat, 99)),
         # Amortized: predict wall time / queries (what throughput costs per query).
         "seconds_per_query": predict_s / max(len(preds), 1),
     }
@@ -214,7 +228,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 def _hydra_main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    if is_complete(run_dir) and _same_config(run_dir, cfg):
+    if is_complete(run_dir) and _same_config(run_dir, effective_config(cfg)):
         log.info("skipping %s: already complete with this config", run_dir)
         metrics = read_json(run_dir / "metrics.json")
         return metrics.get(metrics.get("primary_metric", ""))
@@ -228,6 +242,27 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         log.exception("run %s failed; continuing the sweep", run_dir)
         return None
     return metrics.get(metrics["primary_metric"])
+
+
+def effective_config(cfg: DictConfig) -> DictConfig:
+    """cfg with `per_strategy[<strategy name>]` merged into `strategy` (and `per_strategy`
+    dropped): what the run actually uses, and what its config.yaml records."""
+    overrides = (cfg.get("per_strategy") or {}).get(cfg.strategy.name)
+    if "per_strategy" not in cfg:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        del cfg["per_strategy"]
+    if overrides:
+        try:
+            merged = OmegaConf.merge(cfg.strategy, overrides)
+        except ConfigKeyError as e:
+            raise ValueError(f"per_strategy.{cfg.strategy.name}: {e.msg.splitlines()[0]} "
+                             f"(the keys must exist in conf/strategy/{cfg.strategy.name}.yaml "
+                             f"or its defaults)") from None
+        with open_dict(cfg):
+            cfg.strategy = merged
+    return cfg
 
 
 def _config_text(cfg: DictConfig) -> str:

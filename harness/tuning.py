@@ -224,6 +224,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
         peak_mem_mb=info["peak_mem_mb"] if not hit else peak_memory_mb(),
         artifact_bytes=_dir_bytes(target),
         cache_hit=hit,
+        build_s=float(info["wall_s"]),
         notes={
             **(notes or {}),
             "method": method.describe(),

@@ -70,6 +70,9 @@ class FitReport:
     peak_mem_mb: float = 0.0
     artifact_bytes: int = 0
     cache_hit: bool = False
+    # Seconds the build took when it was computed, also when a cache supplied it this time
+    # (the cost model charges this, not the seconds a cache hit took). None: same as wall_s.
+    build_s: float | None = None
     notes: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -90,6 +93,7 @@ class Usage:
     scoring_s: float = 0.0  # this item's share of its batch's choice-scoring time
     generation_s: float = 0.0  # this item's share of its batch's generation time
     latency_s: float = 0.0  # wall time of the batch(es) this item was answered in
+    retrieval_latency_s: float = 0.0  # the retrieval part of latency_s (its batch's search)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class HybridStrategy:
         report = tuned.report
         return dataclasses.replace(
             report, wall_s=report.wall_s + index_report.wall_s,
+            build_s=(report.build_s or report.wall_s) + (index_report.build_s or index_report.wall_s),
             artifact_bytes=report.artifact_bytes + index_report.artifact_bytes,
         )
 

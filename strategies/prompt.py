@@ -40,13 +40,15 @@ class PromptStrategy:
         t0 = time.perf_counter()
         self.pool = task.split("train") if self.k_shot else []
         self.seen_example_ids = {e.id for e in self.pool}
-        hit = False
+        hit, build_s = False, None
         if self.k_shot and self.shot_selection == "nearest":
             if self.get_embedder is None:
                 raise ValueError("shot_selection=nearest needs an embedder")
-            self.pool_vecs, hit = self.get_embedder().embed_cached([e.question for e in self.pool])
+            self.pool_vecs, hit, build_s = self.get_embedder().embed_cached(
+                [e.question for e in self.pool])
+        wall = time.perf_counter() - t0
         return FitReport(
-            wall_s=time.perf_counter() - t0,
+            wall_s=wall, build_s=finite_or(build_s, wall),
             total_params=sum(p.numel() for p in self.lm.model.parameters()),
             peak_mem_mb=peak_memory_mb(), cache_hit=hit,
             notes={"k_shot": self.k_shot, "shot_pool_size": len(self.pool)},
@@ -70,3 +72,8 @@ class PromptStrategy:
             for ex, sh in zip(examples, shots)
         ]
         return answer(self.lm, examples, messages, self.answer, progress=self.progress)
+
+
+def finite_or(value: float | None, fallback: float) -> float:
+    """value, or fallback when value is None or NaN."""
+    return fallback if value is None or value != value else value

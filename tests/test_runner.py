@@ -119,11 +119,14 @@ def test_report_lists_failed_runs(tmp_path, capsys):
     ok.mkdir(), bad.mkdir()
     (ok / "metrics.json").write_text(json.dumps({"status": "complete", "strategy": "prompt",
                                                  "choice_accuracy": 0.5, "recall_at_k": None}))
+    (ok / "predictions.jsonl").write_text(json.dumps(
+        {"id": "q1", "scores": {"choice_correct": 1.0}, "usage": {"latency_s": 0.1}}) + "\n")
     (bad / "metrics.json").write_text(json.dumps({"status": "running", "strategy": "prompt"}))
     assert report_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "1 run(s) not complete" in out and "incomplete" in out
-    assert "cannot cite" in out and "not tuned" in out
+    md = (tmp_path / "report.md").read_text()
+    assert "cannot cite" in md and "not tuned" in md
     assert report_main([str(tmp_path / "nothing")]) == 2
 
 

@@ -1,7 +1,9 @@
-"""`harness-report [DIR ...]`: summarize run directories (default: the newest sweep).
+"""`harness-report [DIR ...]`: the comparison report over sweep or run directories
+(default: the newest sweep under results/multirun).
 
-Writes summary.csv (one row per run) into the first DIR and prints a per-strategy table.
-Only complete runs contribute numbers; failed and incomplete runs are listed as such.
+Reads run files only. Writes into the first DIR (or --out): summary.csv (one row per run),
+report.md with plots/ beside it, and a self-contained report.html; prints the decision
+summary and where the report is.
 """
 
 from __future__ import annotations
@@ -10,56 +12,62 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from harness.report.runs import load_runs
+from harness.report.build import build_report
+from harness.report.plots import make_plots
+from harness.report.render import write_report
+from harness.report.runs import read_runs, summary_frame
 from harness.results import atomic_write_text
-
-SHOWN = ["choice_accuracy", "seen_choice_accuracy", "contains", "recall_at_k", "fit_s",
-         "latency_p95_s", "seconds_per_query", "control_perplexity_delta"]
-BLANK = {"recall_at_k": "cannot cite", "seen_choice_accuracy": "not tuned",
-         "control_perplexity_delta": "not tuned"}
 
 
 def newest_sweep(results_dir: Path) -> Path | None:
     sweeps = [p for p in (results_dir / "multirun").glob("*") if p.is_dir()]
-    return max(sweeps, key=lambda p: p.name) if sweeps else None
+    return max(sweeps, key=lambda p: p.stat().st_mtime) if sweeps else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="harness-report", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="harness-report", description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("dirs", nargs="*", type=Path, help="sweep or run directories")
     ap.add_argument("--results-dir", type=Path, default=Path("results"),
                     help="where to look for the newest sweep when no DIR is given")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the report (default: the first DIR)")
+    ap.add_argument("--queries", type=int, default=100_000,
+                    help="query volume for total cost and the cost plot (default 100,000)")
+    ap.add_argument("--title", default="", help="report title")
     args = ap.parse_args(argv)
+    if args.queries < 0:
+        ap.error("--queries must be >= 0")
     dirs = args.dirs or [d for d in [newest_sweep(args.results_dir)] if d]
     if not dirs:
         print(f"harness-report: no sweep under {args.results_dir}/multirun; pass a directory",
               file=sys.stderr)
         return 2
-    runs = load_runs(dirs)
-    if runs.empty:
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        print(f"harness-report: not a directory: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    runs = read_runs(dirs)
+    if not runs:
         print(f"harness-report: no run directories (with metrics.json) under "
               f"{', '.join(map(str, dirs))}", file=sys.stderr)
         return 2
-    out = dirs[0] / "summary.csv"
-    atomic_write_text(out, runs.to_csv(index=False))
-    done = runs[runs.status == "complete"]
-    with pd.option_context("display.width", 160, "display.max_columns", 20,
-                           "display.float_format", "{:.3f}".format):
-        if not done.empty:
-            numeric = done[SHOWN].apply(pd.to_numeric, errors="coerce").astype(float)
-            table = numeric.groupby(done["strategy"]).mean()
-            shown = table.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-            for col, text in BLANK.items():  # say what a missing number means
-                shown.loc[table[col].isna(), col] = text
-            shown.insert(0, "runs", done.groupby("strategy").size())
-            print(shown.to_string())
-        bad = runs[runs.status != "complete"]
-        if not bad.empty:
-            print(f"\n{len(bad)} run(s) not complete:")
-            print(bad[["run", "status", "error"]].to_string(index=False))
-    print(f"\nsummary: {out}")
+    out = args.out or dirs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "summary.csv", summary_frame(runs).to_csv(index=False))
+    report = build_report(runs, queries=args.queries, title=args.title)
+    report.plots = make_plots(report, out / "plots")
+    md, html = write_report(report, out)
+    print("Decision summary")
+    for line in report.decision:
+        print(" - " + line.replace("**", ""))
+    if report.failures:
+        print(f"\n{len(report.failures)} run(s) not complete:")
+        for r in report.failures:
+            error = str(r.metrics.get("error") or "killed or still running").splitlines()[0]
+            print(f"   {r.path}: {r.status}: {error[:200]}")
+    print(f"\nReport: {html}\n        {md}\n        {out / 'summary.csv'}")
     return 0
 
 

@@ -1,17 +1,23 @@
-"""Find run directories and load their metrics into one table (one row per run)."""
+"""Find run directories and read them: one summary row per run, per-item outcomes, and
+variant labels (runs of one strategy that differ in a value other than the seed)."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import yaml
 
-COLUMNS = ["run", "strategy", "seed", "status", "n_examples", "choice_accuracy", "exact_match",
-           "f1", "contains", "recall_at_k", "mrr", "citation_precision", "citation_recall",
-           "fit_s", "predict_s", "latency_p50_s", "latency_p95_s", "seconds_per_query",
-           "prompt_tokens", "completion_tokens", "peak_mem_mb", "split_hash", "model", "task",
-           "error"]
+COLUMNS = ["run", "variant", "strategy", "seed", "status", "n_examples", "choice_accuracy",
+           "exact_match", "f1", "contains", "recall_at_k", "mrr", "citation_precision",
+           "citation_recall", "fit_s", "build_s", "predict_s", "latency_p50_s", "latency_p95_s",
+           "latency_p99_s", "seconds_per_query", "prompt_tokens", "completion_tokens",
+           "peak_mem_mb", "split_hash", "model", "task", "error"]
 # Nested fields flattened into columns: (column, path in metrics.json)
 NESTED = [
     ("seen_choice_accuracy", ("seen", "choice_accuracy")),
@@ -22,9 +28,56 @@ NESTED = [
     ("artifact_bytes", ("fit", "artifact_bytes")),
     ("cache_hit", ("fit", "cache_hit")),
     ("train_wall_s", ("fit", "notes", "train_wall_s")),
+    ("control_perplexity_before", ("fit", "notes", "forgetting", "control_perplexity_before")),
+    ("control_perplexity_after", ("fit", "notes", "forgetting", "control_perplexity_after")),
     ("control_perplexity_delta", ("fit", "notes", "forgetting", "control_perplexity_delta")),
     ("control_greedy_agreement", ("fit", "notes", "forgetting", "control_greedy_agreement")),
+    ("control_greedy_f1", ("fit", "notes", "forgetting", "control_greedy_f1")),
+    ("hardware", ("cost", "hardware")),
+    ("usd_per_hour", ("cost", "usd_per_hour")),
 ]
+# Config keys that never make two runs different variants: the seed is pooled, the rest
+# are where and how a run was executed, not what it measured.
+IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra",
+                "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
+                "strategy._target_", "seen_eval_limit")
+
+
+@dataclass
+class Run:
+    path: Path
+    metrics: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)  # flattened: "strategy.k" -> 3
+    variant: str = ""
+
+    @property
+    def status(self) -> str:
+        return self.metrics.get("status") or "unreadable"
+
+    @property
+    def strategy(self) -> str:
+        return self.metrics.get("strategy") or self.config.get("strategy.name") or "?"
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    def items(self) -> pd.DataFrame:
+        """Per test item: id, primary score, latency and its retrieval part."""
+        path = self.path / "predictions.jsonl"
+        primary = self.metrics.get("primary_metric", "choice_accuracy")
+        key = "choice_correct" if primary == "choice_accuracy" else primary
+        rows = []
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                p = json.loads(line)
+                u = p.get("usage") or {}
+                rows.append({
+                    "id": p["id"], "score": (p.get("scores") or {}).get(key),
+                    "latency_s": u.get("latency_s", np.nan),
+                    "retrieval_latency_s": u.get("retrieval_latency_s", 0.0),
+                })
+        return pd.DataFrame(rows, columns=["id", "score", "latency_s", "retrieval_latency_s"])
 
 
 def _get(m: dict, path: tuple[str, ...]):
@@ -33,6 +86,17 @@ def _get(m: dict, path: tuple[str, ...]):
             return None
         m = m.get(key)
     return m
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v
+    return out
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -45,16 +109,73 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
-def load_runs(paths: list[Path]) -> pd.DataFrame:
-    rows = []
-    for run in find_runs(paths):
+def read_runs(paths: list[Path]) -> list[Run]:
+    runs = []
+    for path in find_runs(paths):
         try:
-            m = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+            m = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
         except (json.JSONDecodeError, OSError) as e:
             m = {"status": "unreadable", "error": f"metrics.json: {e}"}
         if m.get("status") == "running":
             m["status"] = "incomplete"  # killed or still running: no numbers from it
-        row = {"run": str(run), **{c: m.get(c) for c in COLUMNS if c != "run"}}
+        if m.get("status") == "complete" and not (path / "predictions.jsonl").is_file():
+            m["status"], m["error"] = "incomplete", "predictions.jsonl is missing"
+        config = {}
+        try:
+            config = _flatten(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+                              or {})
+        except (OSError, yaml.YAMLError):
+            pass
+        runs.append(Run(path, m, config))
+    label_variants(runs)
+    return runs
+
+
+def _short(key: str, value: Any) -> str:
+    name = key.removeprefix("strategy.")
+    if key == "model.name_or_path" and isinstance(value, str):
+        value = value.rstrip("/").rsplit("/", 1)[-1]
+    return f"{name}={value}"
+
+
+def _varying(group: list[Run]) -> list[str]:
+    keys = sorted({k for r in group for k in r.config
+                   if not any(k == i or k.startswith(i + ".") for i in IGNORED_KEYS)})
+    return [k for k in keys
+            if len({json.dumps(r.config.get(k), default=str) for r in group}) > 1]
+
+
+def label_variants(runs: list[Run]) -> None:
+    """Complete runs of one strategy whose configs differ in anything but the seed (and
+    where and how they ran) are separate variants, labelled by the values that differ.
+    A run that did not complete is labelled against all runs of its strategy, so that it
+    never changes the labels of the runs that did."""
+    by_strategy: dict[str, list[Run]] = defaultdict(list)
+    for r in runs:
+        by_strategy[r.strategy].append(r)
+    for name, group in by_strategy.items():
+        done = [r for r in group if r.complete]
+        keys_done, keys_all = _varying(done), _varying(group)
+        for r in group:
+            parts = [_short(k, r.config.get(k)) for k in (keys_done if r.complete else keys_all)]
+            r.variant = f"{name} ({', '.join(parts)})" if parts else name
+
+
+def summary_frame(runs: list[Run]) -> pd.DataFrame:
+    """One row per run (what summary.csv holds)."""
+    rows = []
+    for r in runs:
+        m = r.metrics
+        row = {"run": str(r.path), "variant": r.variant, "strategy": r.strategy,
+               **{c: m.get(c) for c in COLUMNS if c not in ("run", "variant", "strategy")}}
+        if row["build_s"] is None and m.get("fit"):  # runs written before build_s existed
+            row["build_s"] = m["fit"].get("build_s") or m.get("fit_s")
+        if row["error"]:
+            row["error"] = str(row["error"]).splitlines()[0][:300]
         row.update({col: _get(m, path) for col, path in NESTED})
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS + [c for c, _ in NESTED])
+
+
+def load_runs(paths: list[Path]) -> pd.DataFrame:
+    return summary_frame(read_runs(paths))

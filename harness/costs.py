@@ -1,0 +1,72 @@
+"""The cost model: measured seconds and tokens times the prices in conf/cost/.
+
+    build cost         = build seconds / 3600 * price per hour   (training or indexing;
+                         the seconds the build took when computed, also on a cache hit)
+    cost per 1k queries = predict seconds per query * 1000 / 3600 * price per hour
+    break-even volume  = (build_A - build_B) / (per-query_B - per-query_A) queries: past it,
+                         A's higher build cost has been repaid by cheaper queries
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+
+def hardware_name(cost_cfg: Mapping[str, Any]) -> str:
+    """The key of usd_per_hour a run is priced at: cost.hardware, or for `auto` the GPU in
+    use matched against the keys (longest first), else `cpu`."""
+    prices = cost_cfg.get("usd_per_hour") or {}
+    hw = cost_cfg.get("hardware", "auto")
+    if hw != "auto":
+        if hw not in prices:
+            raise ValueError(f"cost.hardware '{hw}' has no price in cost.usd_per_hour "
+                             f"(known: {', '.join(prices)})")
+        return hw
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(0).upper()
+        for key in sorted(prices, key=len, reverse=True):
+            if key != "cpu" and key.upper() in gpu:
+                return key
+        return f"unpriced GPU: {torch.cuda.get_device_name(0)}"
+    return "cpu"
+
+
+def run_prices(cost_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run records under metrics.json -> cost."""
+    hw = hardware_name(cost_cfg)
+    price = (cost_cfg.get("usd_per_hour") or {}).get(hw)
+    for name, p in (cost_cfg.get("api") or {}).items():
+        for field in ("input_usd_per_1m", "output_usd_per_1m"):
+            if not isinstance(p.get(field), int | float) or p[field] < 0:
+                raise ValueError(f"cost.api.{name}.{field} must be a price >= 0, got {p.get(field)!r}")
+    if price is not None and price < 0:
+        raise ValueError(f"cost.usd_per_hour.{hw} must be >= 0, got {price}")
+    return {"hardware": hw, "usd_per_hour": price, "api": dict(cost_cfg.get("api") or {})}
+
+
+def usd(seconds: float | None, usd_per_hour: float | None) -> float:
+    if seconds is None or usd_per_hour is None:
+        return math.nan
+    return seconds / 3600.0 * usd_per_hour
+
+
+def break_even(build_a: float, per_query_a: float, build_b: float, per_query_b: float) -> float:
+    """Queries after which A (more to build, cheaper per query) costs less in total than B.
+    0 when A is no dearer to build and no dearer per query; inf when A never catches up."""
+    if any(math.isnan(x) for x in (build_a, per_query_a, build_b, per_query_b)):
+        return math.nan
+    if build_a <= build_b and per_query_a <= per_query_b:
+        return 0.0
+    if per_query_a >= per_query_b:
+        return math.inf
+    return (build_a - build_b) / (per_query_b - per_query_a)
+
+
+def api_usd_per_1k(prompt_tokens: float, completion_tokens: float, price: Mapping[str, float]) -> float:
+    """Per 1,000 queries at an API's token prices, from per-query token counts."""
+    return 1000 * (prompt_tokens * price["input_usd_per_1m"]
+                   + completion_tokens * price["output_usd_per_1m"]) / 1e6

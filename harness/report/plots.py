@@ -1,0 +1,111 @@
+"""The report's plots (matplotlib, written as PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness.report.build import Report  # noqa: E402
+
+COLORS = {"prompt": "#7f7f7f", "rag": "#1f77b4", "lora": "#ff7f0e", "full": "#d62728",
+          "hybrid": "#2ca02c"}
+TITLES = {
+    "accuracy_vs_cost": "Accuracy against total cost (Pareto front marked)",
+    "accuracy_vs_latency": "Accuracy against p95 latency per query (Pareto front marked)",
+    "seed_spread": "Accuracy per seed, with the 95% interval",
+    "latency_distribution": "Latency per query",
+}
+
+
+def _color(strategy: str) -> str:
+    return COLORS.get(strategy, "#9467bd")
+
+
+def _tradeoff(report: Report, x_col: str, front_col: str, xlabel: str, path: Path) -> None:
+    df = report.costs
+    est = {v.name: v.estimate for v in report.variants}
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    ok = df[~df[x_col].isna()]
+    for _, r in ok.iterrows():
+        e = est[r.variant]
+        ax.errorbar(r[x_col], e.mean, yerr=[[e.mean - e.low], [e.high - e.mean]], fmt="o",
+                    color=_color(r.strategy), capsize=3, markersize=7,
+                    markeredgecolor="black" if r[front_col] else _color(r.strategy))
+        ax.annotate(r.variant, (r[x_col], e.mean), textcoords="offset points", xytext=(6, 5),
+                    fontsize=8)
+    front = ok[ok[front_col]].sort_values(x_col)
+    if len(front) > 0:
+        ax.plot(front[x_col], front.accuracy, "--", color="black", linewidth=1,
+                label="Pareto front", drawstyle="steps-post")
+        ax.legend(loc="lower right", fontsize=8)
+    positive = ok[x_col][ok[x_col] > 0]
+    if len(positive) > 1 and positive.max() / positive.min() > 50:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _seed_spread(report: Report, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * max(len(report.variants), 2)), dpi=110)
+    for i, v in enumerate(report.variants):
+        per_seed = v.outcomes.mean(axis=1) if v.outcomes.size else np.array([])
+        e = v.estimate
+        ax.plot([e.low, e.high], [i, i], color=_color(v.strategy), linewidth=6, alpha=0.3,
+                solid_capstyle="butt")
+        ax.scatter(per_seed, [i] * len(per_seed), color=_color(v.strategy), zorder=3, s=30,
+                   edgecolor="black", linewidth=0.5)
+        ax.plot([e.mean], [i], "|", color="black", markersize=14)
+    ax.set_yticks(range(len(report.variants)), [v.name for v in report.variants], fontsize=8)
+    ax.set_xlabel("accuracy (dots: seeds; bar: 95% interval; tick: mean)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _latency(report: Report, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * max(len(report.variants), 2)), dpi=110)
+    data = [v.latency[~np.isnan(v.latency)] for v in report.variants]
+    box = ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=True,
+                     patch_artist=True, flierprops={"markersize": 3})
+    for patch, v in zip(box["boxes"], report.variants):
+        patch.set_facecolor(_color(v.strategy))
+        patch.set_alpha(0.5)
+    ax.set_yticks(range(1, len(report.variants) + 1), [v.name for v in report.variants],
+                  fontsize=8)
+    ax.invert_yaxis()
+    flat = np.concatenate(data) if data else np.array([])
+    if flat.size and flat.min() > 0 and flat.max() / flat.min() > 50:
+        ax.set_xscale("log")
+    ax.set_xlabel("seconds per query (box: quartiles; whiskers: 5th-95th percentile)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
+    """Write the plots as PNG files under out_dir; returns name -> path."""
+    if not report.variants:
+        return {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / f"{name}.png" for name in TITLES}
+    _tradeoff(report, "total_usd", "pareto_cost",
+              f"total cost, USD (build + {report.queries:,} queries)", paths["accuracy_vs_cost"])
+    _tradeoff(report, "p95_s", "pareto_latency", "p95 latency per query, seconds",
+              paths["accuracy_vs_latency"])
+    _seed_spread(report, paths["seed_spread"])
+    _latency(report, paths["latency_distribution"])
+    return paths
