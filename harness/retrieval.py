@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 from filelock import FileLock
 
+from harness.cache import sha256_file
 from harness.results import atomic_write_text
 from harness.system import cache_root, package_path, resolve_device
 from harness.types import Document
@@ -96,7 +97,8 @@ class Embedder:
     def embed_cached(self, texts: Sequence[str], *,
                      progress: bool = False) -> tuple[np.ndarray, bool, float]:
         """(vectors, cache_hit, build_s). The key hashes the embedder name and every text;
-        build_s is the seconds the embedding took when it was computed (kept beside it)."""
+        beside the .npy a .json keeps its SHA-256 (checked on every use: a corrupted or
+        truncated entry is discarded and rebuilt) and the seconds the embedding took."""
         h = hashlib.sha256(self.name.encode())
         for t in texts:
             h.update(b"\x00" + t.encode())
@@ -105,29 +107,37 @@ class Embedder:
         self.cache.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
-                try:
-                    vecs = np.load(path, allow_pickle=False)
-                    if vecs.shape[0] == len(texts):
-                        return vecs, True, _build_seconds(meta)
-                except (ValueError, OSError, EOFError):
-                    pass
-                log.warning("discarding unreadable embedding cache %s", path)
+                why = _entry_problem(path, meta, len(texts))
+                if why is None:
+                    return (np.load(path, allow_pickle=False), True,
+                            float(json.loads(meta.read_text(encoding="utf-8"))["build_s"]))
+                log.warning("discarding embedding cache entry %s (%s); rebuilding it", path, why)
             t0 = time.perf_counter()
             vecs = self.embed(texts, progress=progress)
             build_s = time.perf_counter() - t0
             fd, tmp = tempfile.mkstemp(dir=self.cache, suffix=".npy.tmp")
             with os.fdopen(fd, "wb") as f:
                 np.save(f, vecs, allow_pickle=False)
+            digest = sha256_file(Path(tmp))
             os.replace(tmp, path)
-            atomic_write_text(meta, json.dumps({"build_s": build_s, "n": len(texts)}))
+            atomic_write_text(meta, json.dumps({"build_s": build_s, "n": len(texts),
+                                                "sha256": digest}))
         return vecs, False, build_s
 
 
-def _build_seconds(meta: Path) -> float:
+def _entry_problem(path: Path, meta: Path, n: int) -> str | None:
     try:
-        return float(json.loads(meta.read_text(encoding="utf-8"))["build_s"])
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        want, build_s = info["sha256"], float(info["build_s"])
     except (OSError, ValueError, KeyError, TypeError):
-        return float("nan")  # an entry written before build times were kept
+        return "no readable checksum beside it"
+    if sha256_file(path) != want:
+        return "checksum mismatch"
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+    except (ValueError, OSError, EOFError) as e:
+        return f"unreadable: {e}"
+    return None if shape[0] == n and build_s >= 0 else "wrong number of vectors"
 
 
 _EMBEDDERS: dict[str, Embedder] = {}

@@ -16,6 +16,7 @@ import hashlib
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,18 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from harness.cache import cached_dir
 from harness.forgetting import base_control, forgetting_report, run_control
 from harness.lm import LM
-from harness.models import _atomic_dir
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
 from harness.training import TrainSettings, train
 from harness.training_data import TrainRow
 from harness.types import FitReport
+
+# peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
+# FutureWarning on every adapter; it is peft's to change, not the user's: keep it quiet.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 PEFT_METHODS = ("lora", "ia3", "prompt_tuning")
 ARTIFACT_FORMAT = 2  # bump when the saved layout changes
@@ -200,7 +205,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
         trained["model"] = model
 
     t0 = time.perf_counter()
-    target = _atomic_dir(target, build)
+    target = cached_dir(target, build)
     hit = "model" not in trained
     model = method.load(base, target) if hit else trained["model"]
     info = read_json(target / "train.json")

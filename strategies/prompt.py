@@ -48,7 +48,7 @@ class PromptStrategy:
                 [e.question for e in self.pool])
         wall = time.perf_counter() - t0
         return FitReport(
-            wall_s=wall, build_s=finite_or(build_s, wall),
+            wall_s=wall, build_s=build_s,
             total_params=sum(p.numel() for p in self.lm.model.parameters()),
             peak_mem_mb=peak_memory_mb(), cache_hit=hit,
             notes={"k_shot": self.k_shot, "shot_pool_size": len(self.pool)},
@@ -73,7 +73,3 @@ class PromptStrategy:
         ]
         return answer(self.lm, examples, messages, self.answer, progress=self.progress)
 
-
-def finite_or(value: float | None, fallback: float) -> float:
-    """value, or fallback when value is None or NaN."""
-    return fallback if value is None or value != value else value

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from harness.models import _atomic_dir, load_model
+from harness.cache import cached_dir, problem
+from harness.models import load_model
 from harness.retrieval import _resolve_embedder_path
 
 
@@ -33,8 +37,52 @@ def test_incomplete_cache_entry_is_rebuilt(tmp_path, caplog):
         calls.append(tmp)
         (tmp / "weights.bin").write_text("ok")
 
-    assert _atomic_dir(target, build) == target
+    assert cached_dir(target, build) == target
     assert (target / "weights.bin").read_text() == "ok" and (target / ".complete").exists()
     assert not (target / "half-written.bin").exists() and "incomplete cache entry" in caplog.text
-    _atomic_dir(target, build)
+    cached_dir(target, build)
     assert len(calls) == 1  # complete entries are reused
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_corrupted_cache_entry_is_detected_and_rebuilt(tmp_path, caplog, damage):
+    target = tmp_path / "entry"
+    calls = []
+
+    def build(tmp):
+        calls.append(tmp)
+        (tmp / "weights.bin").write_bytes(bytes(range(256)) * 64)
+
+    cached_dir(target, build)
+    weights = target / "weights.bin"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "flip":  # same size, one byte changed
+        data = bytearray(weights.read_bytes())
+        data[5000] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    else:
+        weights.unlink()
+    cached_dir(target, build)
+    assert len(calls) == 2 and "discarding cache entry" in caplog.text
+    assert weights.read_bytes() == bytes(range(256)) * 64
+
+
+def test_two_processes_filling_one_cache_entry_build_it_once(tmp_path):
+    """Both wait on one lock; the entry is built once and is whole."""
+    script = (
+        "import sys, time, pathlib\n"
+        "from harness.cache import cached_dir, problem\n"
+        "def build(tmp):\n"
+        "    (pathlib.Path(sys.argv[2]) / f'built-{sys.argv[3]}').write_text('x')\n"
+        "    for i in range(20):\n"
+        "        (tmp / f'part{i}').write_bytes(b'y' * 100000); time.sleep(0.02)\n"
+        "cached_dir(pathlib.Path(sys.argv[1]), build)\n"
+    )
+    target, log = tmp_path / "entry", tmp_path / "log"
+    log.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(target), str(log), str(i)])
+             for i in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert len(list(log.iterdir())) == 1
+    assert problem(target) is None and len(list(target.glob("part*"))) == 20

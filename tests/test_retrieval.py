@@ -68,3 +68,25 @@ def test_passages_respect_the_token_budget():
     assert [p.source_id for p in kept] == ["d0", "d1", "d2"]
     assert sum(count(p.text.removesuffix(" ...")) for p in kept) <= 100
     assert kept[2].text.endswith("...")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no-checksum"])
+def test_corrupted_embedding_cache_is_detected_and_rebuilt(tmp_path, caplog, damage):
+    emb = get_embedder(EMB)
+    texts = [f"text number {i} about {damage}" for i in range(5)]
+    vecs, hit, build_s = emb.embed_cached(texts)
+    assert not hit and build_s > 0
+    entry = next(p for p in emb.cache.glob("*.npy")
+                 if np.array_equal(np.load(p), vecs))
+    if damage == "truncate":
+        entry.write_bytes(entry.read_bytes()[:-40])
+    elif damage == "flip":
+        data = bytearray(entry.read_bytes())
+        data[-3] ^= 0xFF  # a float's bytes: still a loadable .npy of the right shape
+        entry.write_bytes(bytes(data))
+    else:
+        entry.with_suffix(".json").unlink()
+    again, hit, rebuilt_s = emb.embed_cached(texts)
+    assert not hit and "discarding embedding cache entry" in caplog.text
+    assert np.allclose(again, vecs) and rebuilt_s > 0
+    assert emb.embed_cached(texts)[1]  # whole again: a hit

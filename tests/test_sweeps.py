@@ -116,3 +116,23 @@ def test_progress_line_counts_finished_runs_and_estimates(tmp_path):
     line = describe(tmp_path, 2, "2_x", now=1100.0)
     assert line == "run 3 of 4 (2_x): 2 finished, elapsed 1m40s, ETA 1m40s"
     assert describe(tmp_path / "none", 0) is None
+
+
+@pytest.mark.parametrize("launcher, target", [
+    ("local", "hydra._internal.core_plugins.basic_launcher.BasicLauncher"),
+    ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_launcher_configs_select_hydra_plugins(launcher, target):
+    from hydra import compose, initialize_config_dir
+
+    from harness.runner import CONF_DIR
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"launcher={launcher}",
+                                                        "experiment=quick"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
+    assert cfg.hydra.sweeper.params.strategy == "prompt,rag,lora,full,hybrid"
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.gpus_per_node == 1 and "partition" in cfg.hydra.launcher

@@ -267,11 +267,14 @@ def _decision(variants: list[Variant], pairs, costs: pd.DataFrame, queries: int,
     citing = [v for v in variants if v.can_cite]
     if citing:
         bc = max(citing, key=lambda v: v.estimate.mean)
+        also = [n for n, _ in _tied_with(bc.name, pairs) if by[n].can_cite]
         lines.append(f"**If answers must cite their sources**: {bc.name} "
                      f"(accuracy {bc.estimate.mean:.3f}, citation recall "
-                     f"{_fmt(bc.mean('citation_recall'))}). "
-                     + ", ".join(v.name for v in variants if not v.can_cite)
-                     + " cannot cite.")
+                     f"{_fmt(bc.mean('citation_recall'))})"
+                     + (f", not significantly better than {', '.join(also)}" if also else "")
+                     + ". " + (", ".join(v.name for v in variants if not v.can_cite)
+                               + " cannot cite." if len(citing) < len(variants) else ""))
+    lines.extend(_break_even_lines(variants, costs))
     tuned = [v for v in variants if v.tuned and not math.isnan(
         v.mean("control_perplexity_delta", ("fit", "notes", "forgetting")))]
     if tuned:
@@ -288,6 +291,25 @@ def _decision(variants: list[Variant], pairs, costs: pd.DataFrame, queries: int,
     if failures:
         lines.append(f"**{len(failures)} run(s) did not complete** and are left out of every "
                      "number above (see Failed runs).")
+    return lines
+
+
+def _break_even_lines(variants: list[Variant], costs: pd.DataFrame) -> list[str]:
+    """For each tuned variant that is cheaper per query than a prompt/RAG baseline: after
+    how many queries its build cost is repaid."""
+    lines = []
+    c = costs.set_index("variant")
+    for bname, b in _baselines(variants, costs).items():
+        for v in variants:
+            if v.strategy not in TUNED or v.name not in c.index:
+                continue
+            t = c.loc[v.name]
+            n = break_even(t.build_usd, t.usd_per_query, b.build_usd, b.usd_per_query)
+            if math.isnan(n) or math.isinf(n):
+                continue
+            when = "at any volume" if n == 0 else f"from {math.ceil(n):,} queries on"
+            lines.append(f"Cost crossover: {v.name} costs less in total than {bname} {when} "
+                         f"(accuracy {t.accuracy:.3f} vs {b.accuracy:.3f}).")
     return lines
 
 
