@@ -62,6 +62,8 @@ def cached_dir(target: Path, build: Callable[[Path], None]) -> Path:
     """`target`, built by `build(tmp_dir)` unless a whole entry is already there."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
+        for stale in target.parent.glob(target.name + ".tmp-*"):  # builds killed midway:
+            shutil.rmtree(stale, ignore_errors=True)  # we hold the lock, so none is live
         if target.exists():
             why = problem(target)
             if why is None:

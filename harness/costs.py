@@ -54,11 +54,16 @@ def usd(seconds: float | None, usd_per_hour: float | None) -> float:
     return seconds / 3600.0 * usd_per_hour
 
 
-def break_even(build_a: float, per_query_a: float, build_b: float, per_query_b: float) -> float:
+def break_even(build_a: float, per_query_a: float, build_b: float, per_query_b: float,
+               same_within: float = 0.0) -> float:
     """Queries after which A (more to build, cheaper per query) costs less in total than B.
-    0 when A is no dearer to build and no dearer per query; inf when A never catches up."""
+    0 when A is no dearer to build and no dearer per query; inf when A never catches up.
+    Per-query costs within `same_within` (a fraction of the larger) count as equal: single
+    timing measurements differ by that much without any real difference."""
     if any(math.isnan(x) for x in (build_a, per_query_a, build_b, per_query_b)):
         return math.nan
+    if abs(per_query_a - per_query_b) <= same_within * max(per_query_a, per_query_b):
+        per_query_a = per_query_b
     if build_a <= build_b and per_query_a <= per_query_b:
         return 0.0
     if per_query_a >= per_query_b:

@@ -56,12 +56,17 @@ def qa_row(lm: LM, prompt: PromptSettings, ex: Example, max_len: int,
 
 
 def doc_rows(lm: LM, doc: Document, paraphrases: int, max_len: int) -> list[TrainRow]:
+    """One row per phrasing of the document; a phrasing longer than max_len tokens is cut
+    into consecutive windows (every token is trained on, none is dropped)."""
     texts = [doc.text, *doc.paraphrases[:paraphrases]]
     rows = []
+    step = max_len - 1  # room for the end-of-text token
     for i, text in enumerate(texts):
         ids = lm.tokenizer(text, add_special_tokens=False).input_ids
-        ids = ids[: max_len - 1] + [lm.tokenizer.eos_token_id]
-        rows.append(TrainRow(tuple(ids), tuple(ids), f"doc:{doc.id}:{i}"))
+        for w, start in enumerate(range(0, max(len(ids), 1), step)):
+            window = ids[start:start + step] + [lm.tokenizer.eos_token_id]
+            tag = f"doc:{doc.id}:{i}" + (f":{w}" if len(ids) > step else "")
+            rows.append(TrainRow(tuple(window), tuple(window), tag))
     return rows
 
 

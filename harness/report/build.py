@@ -21,6 +21,9 @@ from harness.report.runs import Run
 from harness.report.stats import Estimate, PairedTest, bootstrap_ci, holm, paired_test, pareto_front
 
 ALPHA = 0.05
+# Per-query costs within this fraction of each other count as equal for break-even: two
+# timings of the same computation on a shared CPU differ by about this much.
+SAME_COST = 0.15
 TUNED = ("lora", "full", "hybrid")
 CANNOT_CITE, NOT_TUNED, NA = "cannot cite", "not tuned", "n/a"
 
@@ -101,7 +104,7 @@ def _usd(x: float) -> str:
         return NA
     if x == 0:
         return "$0"
-    return f"${x:.2g}" if abs(x) < 0.01 else f"${x:,.2f}"
+    return f"${x:.2g}" if abs(x) < 0.01 else f"${x:.3g}" if abs(x) < 1 else f"${x:,.2f}"
 
 
 def _seconds(x: float) -> str:
@@ -166,7 +169,8 @@ def cost_frame(variants: list[Variant], queries: int) -> pd.DataFrame:
         price = v.mean("usd_per_hour", ("cost",))
         hardware = next((r.metrics.get("cost", {}).get("hardware") for r in v.runs
                          if r.metrics.get("cost")), None)
-        build_s = float(np.nanmean([_build_s(r) for r in v.runs]))
+        known = [b for b in (_build_s(r) for r in v.runs) if not math.isnan(b)]
+        build_s = float(np.mean(known)) if known else math.nan
         spq = v.mean("seconds_per_query")
         build = usd(build_s, price)
         per_query = usd(spq, price)
@@ -215,6 +219,17 @@ def _tied_with(name: str, pairs: list[tuple[str, str, PairedTest, float]]) -> li
     return out
 
 
+def _about_as(best: str, values: pd.Series, fmt=None) -> str:
+    """'; X within 15% of it ...' for others within SAME_COST of the best value."""
+    fmt = fmt or _usd
+    close = [n for n in values.index if n != best
+             and values[n] <= values[best] * (1 + SAME_COST)]
+    if not close:
+        return ""
+    return (f"; {', '.join(close)} within {SAME_COST:.0%} of it, which is within timing noise "
+            f"({', '.join(fmt(values[n]) for n in close)})")
+
+
 def _decision(variants: list[Variant], pairs, costs: pd.DataFrame, queries: int,
               failures: list[Run]) -> list[str]:
     if not variants:
@@ -243,14 +258,18 @@ def _decision(variants: list[Variant], pairs, costs: pd.DataFrame, queries: int,
     if not priced.empty:
         cheapest = priced.total_usd.idxmin()
         lines.append(f"**Cheapest** to build and serve {queries:,} queries: {cheapest} "
-                     f"({_usd(priced.total_usd[cheapest])}, accuracy {c.accuracy[cheapest]:.3f}).")
+                     f"({_usd(priced.total_usd[cheapest])}, accuracy {c.accuracy[cheapest]:.3f})"
+                     + _about_as(cheapest, priced.total_usd) + ".")
         top_priced = priced.loc[[n for n in top if n in priced.index]]
         if not top_priced.empty and top_priced.total_usd.idxmin() != cheapest:
             n = top_priced.total_usd.idxmin()
-            lines.append(f"Cheapest among the most accurate: {n} ({_usd(priced.total_usd[n])}).")
+            lines.append(f"Cheapest among the most accurate: {n} ({_usd(priced.total_usd[n])})"
+                         + _about_as(n, top_priced.total_usd) + ".")
     fastest = c.p95_s.idxmin() if c.p95_s.notna().any() else None
     if fastest is not None:
-        lines.append(f"**Fastest** (p95 latency per query): {fastest} ({_seconds(c.p95_s[fastest])}).")
+        lat = c.p95_s.dropna()
+        lines.append(f"**Fastest** (p95 latency per query): {fastest} ({_seconds(lat[fastest])})"
+                     + _about_as(fastest, lat, _seconds) + ".")
     if "pareto_cost" in c:
         front = [n for n in c.index if c.pareto_cost[n]]
         if front:
@@ -304,7 +323,8 @@ def _break_even_lines(variants: list[Variant], costs: pd.DataFrame) -> list[str]
             if v.strategy not in TUNED or v.name not in c.index:
                 continue
             t = c.loc[v.name]
-            n = break_even(t.build_usd, t.usd_per_query, b.build_usd, b.usd_per_query)
+            n = break_even(t.build_usd, t.usd_per_query, b.build_usd, b.usd_per_query,
+                           SAME_COST)
             if math.isnan(n) or math.isinf(n):
                 continue
             when = "at any volume" if n == 0 else f"from {math.ceil(n):,} queries on"
@@ -402,7 +422,7 @@ def _cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> T
     rows = []
     bases = _baselines(variants, costs)
     for _, c in costs.iterrows():
-        row = {"variant": c.variant, "priced as": f"{c.hardware} @ {_usd(c.usd_per_hour)}/h"
+        row = {"variant": c.variant, "priced as": f"{c.hardware} @ ${c.usd_per_hour:.2f}/h"
                if not math.isnan(c.usd_per_hour) else "no price",
                "build": _seconds(c.build_s), "build cost": _usd(c.build_usd),
                "per 1k queries": _usd(c.usd_per_1k),
@@ -412,14 +432,17 @@ def _cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> T
                 row[f"break-even vs {bname}"] = "—"
             else:
                 row[f"break-even vs {bname}"] = _queries(
-                    break_even(c.build_usd, c.usd_per_query, b.build_usd, b.usd_per_query))
+                    break_even(c.build_usd, c.usd_per_query, b.build_usd, b.usd_per_query,
+                               SAME_COST))
         rows.append(row)
     return Table("cost", "Cost", pd.DataFrame(rows),
                  "Build = training or indexing, the seconds it took when computed (a cache hit "
                  "is charged what the original build took). Per-query cost = predict seconds "
                  "per query × price. Break-even: the query volume after which a tuned "
                  "variant's extra build cost is repaid by cheaper queries ('never' when it is "
-                 "not cheaper per query). Prices come from conf/cost and are assumptions.")
+                 f"not cheaper per query; per-query costs within {SAME_COST:.0%} count as equal, "
+                 "the spread of repeated timings of one computation on a shared CPU). Timings "
+                 "are single measurements. Prices come from conf/cost and are assumptions.")
 
 
 def _api_table(variants: list[Variant]) -> Table | None:
@@ -566,7 +589,8 @@ def _bytes(x: float) -> str:
 
 
 def _methods(costs: pd.DataFrame, queries: int) -> list[str]:
-    prices = sorted({f"{r.hardware} at {_usd(r.usd_per_hour)}/h" for r in costs.itertuples()}) \
+    prices = sorted({f"{r.hardware} at ${r.usd_per_hour:.2f}/h" for r in costs.itertuples()
+                     if not math.isnan(r.usd_per_hour)}) \
         if not costs.empty else []
     return [
         "Confidence intervals: percentile bootstrap (5,000 resamples) over test items, and "

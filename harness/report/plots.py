@@ -31,13 +31,17 @@ def _tradeoff(report: Report, x_col: str, front_col: str, xlabel: str, path: Pat
     est = {v.name: v.estimate for v in report.variants}
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
     ok = df[~df[x_col].isna()]
+    placed: list[tuple[float, float]] = []
     for _, r in ok.iterrows():
         e = est[r.variant]
         ax.errorbar(r[x_col], e.mean, yerr=[[e.mean - e.low], [e.high - e.mean]], fmt="o",
                     color=_color(r.strategy), capsize=3, markersize=7,
                     markeredgecolor="black" if r[front_col] else _color(r.strategy))
-        ax.annotate(r.variant, (r[x_col], e.mean), textcoords="offset points", xytext=(6, 5),
-                    fontsize=8)
+        # nudge a label down when an earlier one sits close by (near-equal points)
+        near = sum(abs(e.mean - y) < 0.04 and _close(r[x_col], x, ok[x_col]) for x, y in placed)
+        placed.append((r[x_col], e.mean))
+        ax.annotate(r.variant, (r[x_col], e.mean), textcoords="offset points",
+                    xytext=(6, 5 - 11 * near), fontsize=8)
     front = ok[ok[front_col]].sort_values(x_col)
     if len(front) > 0:
         ax.plot(front[x_col], front.accuracy, "--", color="black", linewidth=1,
@@ -53,6 +57,11 @@ def _tradeoff(report: Report, x_col: str, front_col: str, xlabel: str, path: Pat
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _close(a: float, b: float, values) -> bool:
+    span = float(values.max() - values.min()) or 1.0
+    return abs(a - b) < 0.05 * span
 
 
 def _seed_spread(report: Report, path: Path) -> None:

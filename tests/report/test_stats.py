@@ -96,3 +96,10 @@ def test_cost_formulas():
     assert break_even(1, 0.001, 2, 0.004) == 0.0
     assert api_usd_per_1k(500, 10, {"input_usd_per_1m": 0.2, "output_usd_per_1m": 1.0}) \
         == pytest.approx(1000 * (500 * 0.2 + 10 * 1.0) / 1e6)
+
+
+def test_break_even_treats_near_equal_per_query_costs_as_equal():
+    # 10% apart, tolerance 15%: A is dearer to build and "the same" per query -> never
+    assert break_even(10, 0.0009, 1, 0.001, same_within=0.15) == math.inf
+    assert break_even(10, 0.0009, 1, 0.001) == pytest.approx(9 / 0.0001)
+    assert break_even(1, 0.00095, 2, 0.001, same_within=0.15) == 0.0

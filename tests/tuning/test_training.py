@@ -16,10 +16,11 @@ from harness.training_data import (
     TrainRow,
     build_rows,
     doc_key,
+    doc_rows,
     plan_batches,
     qa_row,
 )
-from harness.types import Example
+from harness.types import Document, Example
 
 TINY = {"name_or_path": "tiny-random", "device": "cpu"}
 TASK = {"name": "synthetic_facts", "kind": "synthetic_facts", "n_entities": 9, "n_paraphrases": 1}
@@ -89,6 +90,18 @@ def test_nan_loss_stops_with_a_clear_error(lm, task, tmp_path):
     with pytest.raises(TrainingDivergedError, match="loss became nan at step 1.*lower train.lr"):
         train(model, lm.tokenizer.pad_token_id, rows, val, TrainSettings(max_steps=3), tmp_path,
               seed=0, progress=False)
+
+
+def test_long_document_is_cut_into_windows_not_truncated(lm):
+    words = " ".join(f"fact{i} is value{i}." for i in range(120))
+    doc = Document("long", words)
+    ids = lm.tokenizer(words, add_special_tokens=False).input_ids
+    rows = doc_rows(lm, doc, paraphrases=0, max_len=64)
+    assert len(ids) > 64 and len(rows) == -(-len(ids) // 63)
+    assert all(len(r.input_ids) <= 64 for r in rows)
+    body = [t for r in rows for t in r.input_ids[:-1]]
+    assert body == ids  # every token is trained on, in order
+    assert {doc_key(r) for r in rows} == {"long"}
 
 
 def test_qa_rows_take_loss_on_the_answer_only(lm):

@@ -138,6 +138,10 @@ def test_same_seed_gives_identical_training_and_predictions(tmp_path):
         assert not m["fit"]["cache_hit"]
         runs.append(m)
     a, b = runs
+    assert (a["split_hash"], a["split_ids_hash"]) == (b["split_hash"], b["split_ids_hash"])
+    # the key hashes every training row in order: same data, same order
+    assert a["fit"]["notes"]["artifact_key"] == b["fit"]["notes"]["artifact_key"]
+    assert (a["choice_accuracy"], a["seen"]) == (b["choice_accuracy"], b["seen"])
     assert a["fit"]["notes"]["val_loss"] == b["fit"]["notes"]["val_loss"]
     assert a["fit"]["notes"]["train_loss_first_last"] == b["fit"]["notes"]["train_loss_first_last"]
     preds = [(tmp_path / n / "predictions.jsonl").read_text() for n in ("a", "b")]
