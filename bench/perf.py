@@ -5,7 +5,9 @@
 Measures, with the bundled model by default (any `model=` config name works, e.g. on a GPU:
 `--model hf --model-path <id> --device cuda`):
   scoring     harness multiple-choice log-likelihood (context run once, KV cache shared by
-              the choices) vs a naive per-choice `model(...)` loop, vs the compute floor:
+              the choices) vs a naive per-choice `model(...)` loop, vs lm-evaluation-harness
+              (optional `bench` extra: HF backend, the same model object, the same questions
+              through a local multiple_choice task, the same batch size), vs the compute floor:
               the unique tokens (contexts once, each choice once) at the transformer's
               speed on a padding-free batch of the median context length
   generation  harness batched greedy generation vs a raw `model.generate` loop, same
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import time
@@ -47,15 +50,51 @@ def _timed(fn, repeats: int = 1) -> float:
     return statistics.median(times)
 
 
-def scoring_inputs(lm, n: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:
-    """4-choice questions whose contexts hold the gold document as a passage (~150 tokens)."""
+def scoring_inputs(lm, n: int, seed: int = 0) -> tuple[list[str], list[list[str]], list[int]]:
+    """4-choice questions whose contexts hold the gold document and one other as passages
+    (~150 tokens); returns contexts, choices and the gold choice indices."""
     docs, examples = synthetic(n_entities=max(n // 4 + 1, 8), seed=seed)
+    rng = random.Random(seed)
     by_id = {d.id: d for d in docs}
-    examples = random.Random(seed).sample(examples, n)
+    examples = rng.sample(examples, n)
     prompt = PromptSettings()
-    contexts = [lm.render(build_messages(prompt, e.question, passages=[
-        Passage(e.source_ids[0], by_id[e.source_ids[0]].text, 1.0)])) for e in examples]
-    return contexts, [list(e.choices) for e in examples]
+    contexts = []
+    for e in examples:
+        other = rng.choice([d for d in docs if d.id != e.source_ids[0]])
+        passages = [Passage(e.source_ids[0], by_id[e.source_ids[0]].text, 1.0),
+                    Passage(other.id, other.text, 0.5)]
+        contexts.append(lm.render(build_messages(prompt, e.question, passages=passages)))
+    return contexts, [list(e.choices) for e in examples], [e.gold_choice for e in examples]
+
+
+def lm_eval_seconds(lm, contexts, choices, golds, batch_size: int, work: Path) -> dict | None:
+    """lm-evaluation-harness (HF backend, the same model object and tokenizer) on the same
+    questions through a local multiple_choice task; None when lm_eval is not installed."""
+    try:
+        from lm_eval import simple_evaluate
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.tasks import TaskManager
+    except ImportError:
+        return None
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "questions.jsonl"
+    data.write_text("".join(json.dumps({"context": c, "choices": ch, "gold": g}) + "\n"
+                            for c, ch, g in zip(contexts, choices, golds)))
+    (work / "adaptbench_mc.yaml").write_text(
+        "task: adaptbench_mc\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        "doc_to_text: '{{context}}'\ndoc_to_choice: '{{choices}}'\ndoc_to_target: '{{gold}}'\n"
+        "target_delimiter: ''\nmetric_list:\n  - metric: acc\n")
+    model = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size)
+    tm = TaskManager(include_path=str(work))
+    t0 = time.perf_counter()
+    out = simple_evaluate(model=model, tasks=["adaptbench_mc"], task_manager=tm,
+                          batch_size=batch_size, log_samples=False)
+    seconds = time.perf_counter() - t0
+    import lm_eval
+    return {"seconds": seconds, "acc": out["results"]["adaptbench_mc"]["acc,none"],
+            "version": lm_eval.__version__}
 
 
 @torch.inference_mode()
@@ -89,8 +128,8 @@ def forward_tokens_per_s(lm, length: int, batch: int, repeats: int = 3) -> float
     return batch * length / _timed(run, repeats)
 
 
-def bench_scoring(lm, n: int, batch_size: int) -> dict:
-    contexts, choices = scoring_inputs(lm, n)
+def bench_scoring(lm, n: int, batch_size: int, work: Path) -> dict:
+    contexts, choices, golds = scoring_inputs(lm, n)
     ctx_tokens = [len(lm.encode(c)) for c in contexts]
     cont_tokens = sum(len(lm.encode_continuation(ch)) for chs in choices for ch in chs)
     unique = sum(ctx_tokens) + cont_tokens
@@ -103,7 +142,15 @@ def bench_scoring(lm, n: int, batch_size: int) -> dict:
     agree = max(abs(a - b) for r, nv in zip(res[:k], naive) for a, b in zip(r.logprobs, nv))
     tps = forward_tokens_per_s(lm, int(statistics.median(ctx_tokens)), batch_size)
     floor = unique / tps
-    return {"questions": n, "requests": sum(map(len, choices)),
+    harness_acc = sum(max(range(len(r.logprobs)), key=r.logprobs.__getitem__) == g
+                      for r, g in zip(res, golds)) / n
+    ev = lm_eval_seconds(lm, contexts, choices, golds, batch_size, work / "lm_eval")
+    extra = {"lm_eval": "not installed (pip install -e .[bench])"} if ev is None else {
+        "lm_eval_version": ev["version"], "lm_eval_s": ev["seconds"],
+        "lm_eval_q_per_s": n / ev["seconds"], "speedup_vs_lm_eval": ev["seconds"] / t_h,
+        "lm_eval_acc": ev["acc"]}
+    return {"questions": n, "requests": sum(map(len, choices)), "harness_acc": harness_acc,
+            **extra,
             "mean_context_tokens": sum(ctx_tokens) / n, "unique_tokens": unique,
             "harness_s": t_h, "naive_s": t_n, "floor_s": floor,
             "harness_q_per_s": n / t_h, "naive_q_per_s": n / t_n,
@@ -128,7 +175,7 @@ def raw_generate(lm, prompts: list[str], batch_size: int, max_new_tokens: int) -
 
 
 def bench_generation(lm, n: int, batch_size: int, max_new_tokens: int = 24) -> dict:
-    contexts, _ = scoring_inputs(lm, n, seed=1)
+    contexts, _, _ = scoring_inputs(lm, n, seed=1)
     lm.generate(contexts[:batch_size], max_new_tokens=4, batch_size=batch_size)  # warm-up
     holder = {}
     t_h = _timed(lambda: holder.update(
@@ -201,6 +248,7 @@ def bench_training(lm, batch_size: int, steps: int, work: Path) -> dict:
 
 TARGETS = [  # (section, key, comparison, bound, description)
     ("scoring", "speedup_vs_naive", ">=", 3.0, "scoring vs naive per-choice loop"),
+    ("scoring", "speedup_vs_lm_eval", ">=", 2.5, "scoring vs lm-evaluation-harness"),
     ("scoring", "harness_over_floor", "<=", 1.3, "scoring time / unique-token floor"),
     ("generation", "harness_over_raw_tok_per_s", ">=", 0.9, "generation tok/s vs raw generate"),
     ("training", "harness_over_bare_tok_per_s", ">=", 0.9, "training tok/s vs bare loop"),
@@ -220,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*", default=["scoring", "generation", "training"])
     args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched: local model, local task
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.model_path if args.model == "hf" else MODELS[args.model]
@@ -227,14 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {"model": name, "threads": torch.get_num_threads()}
     if "scoring" in args.only:
-        results["scoring"] = bench_scoring(lm, args.questions, args.batch_size)
+        results["scoring"] = bench_scoring(lm, args.questions, args.batch_size, args.out)
     if "generation" in args.only:
         results["generation"] = bench_generation(lm, args.questions // 2, args.batch_size)
     if "training" in args.only:
         results["training"] = bench_training(lm, 8, args.train_steps, args.out / "train-work")
     checks = []
     for section, key, op, bound, what in TARGETS:
-        if section not in results:
+        if section not in results or key not in results[section]:
             continue
         v = results[section][key]
         ok = v >= bound if op == ">=" else v <= bound
@@ -246,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{section}]")
             for k, v in results[section].items():
                 print(f"  {k:34s} {v:.4g}" if isinstance(v, float) else f"  {k:34s} {v}")
+    if "lm_eval" in results.get("scoring", {}):
+        print("  (lm-evaluation-harness comparison skipped: pip install -e '.[bench]')")
     print("\ntarget                                      measured   target    ")
     for c in checks:
         print(f"  {c['what']:42s} {c['value']:<10} {c['target']:<9} {'OK' if c['ok'] else 'MISSED'}")

@@ -1,0 +1,28 @@
+"""The benchmark script runs end to end on the tiny model (its numbers mean nothing there;
+`make bench` runs it on the bundled model)."""
+
+from __future__ import annotations
+
+import json
+
+from bench.perf import main, padding_share
+from harness.training_data import TrainRow
+
+
+def test_bench_writes_every_section_and_check(tmp_path):
+    assert main(["--model", "tiny-random", "--questions", "8", "--batch-size", "4",
+                 "--train-steps", "2", "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "perf.json").read_text())
+    s = out["scoring"]
+    assert s["max_abs_logprob_diff_vs_naive"] < 1e-3  # same numbers as the naive loop
+    assert s["harness_s"] > 0 and s["naive_s"] > 0 and s["floor_s"] > 0
+    assert out["generation"]["harness_tokens"] == out["generation"]["raw_tokens"]
+    assert 0 <= out["training"]["padding_share_length_grouped"] < 1
+    assert {c["what"] for c in out["checks"]} >= {"scoring vs naive per-choice loop",
+                                                  "training tok/s vs bare loop"}
+
+
+def test_padding_share_by_hand():
+    rows = [TrainRow(tuple(range(n)), tuple(range(n)), f"r{n}") for n in (2, 4, 4, 8)]
+    # batches [2, 4] -> 6 real of 8; [4, 8] -> 12 real of 16: 1 - 18/24
+    assert padding_share(rows, [[0, 1], [2, 3]]) == 1 - 18 / 24
