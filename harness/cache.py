@@ -58,8 +58,9 @@ def problem(entry: Path) -> str | None:
     return None
 
 
-def cached_dir(target: Path, build: Callable[[Path], None]) -> Path:
-    """`target`, built by `build(tmp_dir)` unless a whole entry is already there."""
+def cached_dir(target: Path, build: Callable[[Path], None], what: str = "cache entry") -> Path:
+    """`target`, built by `build(tmp_dir)` unless a whole entry is already there; `what`
+    names the entry in the warning when a broken one is discarded."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         for stale in target.parent.glob(target.name + ".tmp-*"):  # builds killed midway:
@@ -68,7 +69,7 @@ def cached_dir(target: Path, build: Callable[[Path], None]) -> Path:
             why = problem(target)
             if why is None:
                 return target
-            log.warning("discarding cache entry %s (%s); rebuilding it", target, why)
+            log.warning("discarding %s %s (%s); rebuilding it", what, target, why)
             shutil.rmtree(target)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp-"))
         try:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,10 +13,8 @@ from typing import Any
 
 import faiss
 import numpy as np
-from filelock import FileLock
 
-from harness.cache import sha256_file
-from harness.results import atomic_write_text
+from harness.cache import cached_dir
 from harness.system import cache_root, package_path, resolve_device
 from harness.types import Document
 
@@ -97,47 +93,26 @@ class Embedder:
     def embed_cached(self, texts: Sequence[str], *,
                      progress: bool = False) -> tuple[np.ndarray, bool, float]:
         """(vectors, cache_hit, build_s). The key hashes the embedder name and every text;
-        beside the .npy a .json keeps its SHA-256 (checked on every use: a corrupted or
-        truncated entry is discarded and rebuilt) and the seconds the embedding took."""
+        the entry (vectors.npy and build.json with the seconds the embedding took) is a
+        checksummed cache directory: a corrupted or truncated one is discarded and rebuilt."""
         h = hashlib.sha256(self.name.encode())
         for t in texts:
             h.update(b"\x00" + t.encode())
-        path = self.cache / f"{h.hexdigest()[:24]}.npy"
-        meta = path.with_suffix(".json")
-        self.cache.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
-            if path.is_file():
-                why = _entry_problem(path, meta, len(texts))
-                if why is None:
-                    return (np.load(path, allow_pickle=False), True,
-                            float(json.loads(meta.read_text(encoding="utf-8"))["build_s"]))
-                log.warning("discarding embedding cache entry %s (%s); rebuilding it", path, why)
+        built = {}
+
+        def build(tmp: Path) -> None:
             t0 = time.perf_counter()
             vecs = self.embed(texts, progress=progress)
-            build_s = time.perf_counter() - t0
-            fd, tmp = tempfile.mkstemp(dir=self.cache, suffix=".npy.tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, vecs, allow_pickle=False)
-            digest = sha256_file(Path(tmp))
-            os.replace(tmp, path)
-            atomic_write_text(meta, json.dumps({"build_s": build_s, "n": len(texts),
-                                                "sha256": digest}))
-        return vecs, False, build_s
+            built["vecs"] = vecs
+            np.save(tmp / "vectors.npy", vecs, allow_pickle=False)
+            (tmp / "build.json").write_text(json.dumps(
+                {"build_s": time.perf_counter() - t0, "n": len(texts)}))
 
-
-def _entry_problem(path: Path, meta: Path, n: int) -> str | None:
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-        want, build_s = info["sha256"], float(info["build_s"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "no readable checksum beside it"
-    if sha256_file(path) != want:
-        return "checksum mismatch"
-    try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
-    except (ValueError, OSError, EOFError) as e:
-        return f"unreadable: {e}"
-    return None if shape[0] == n and build_s >= 0 else "wrong number of vectors"
+        entry = cached_dir(self.cache / h.hexdigest()[:24], build, what="embedding cache entry")
+        build_s = float(json.loads((entry / "build.json").read_text(encoding="utf-8"))["build_s"])
+        if "vecs" in built:
+            return built["vecs"], False, build_s
+        return np.load(entry / "vectors.npy", allow_pickle=False), True, build_s
 
 
 _EMBEDDERS: dict[str, Embedder] = {}

@@ -228,7 +228,8 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 def _hydra_main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    if is_complete(run_dir) and _same_config(run_dir, effective_config(cfg)):
+    cfg = effective_config(cfg)  # run() would do it too; once here serves the skip check
+    if is_complete(run_dir) and _same_config(run_dir, cfg):
         log.info("skipping %s: already complete with this config", run_dir)
         metrics = read_json(run_dir / "metrics.json")
         return metrics.get(metrics.get("primary_metric", ""))

@@ -76,7 +76,7 @@ def test_corrupted_embedding_cache_is_detected_and_rebuilt(tmp_path, caplog, dam
     texts = [f"text number {i} about {damage}" for i in range(5)]
     vecs, hit, build_s = emb.embed_cached(texts)
     assert not hit and build_s > 0
-    entry = next(p for p in emb.cache.glob("*.npy")
+    entry = next(p for p in emb.cache.glob("*/vectors.npy")
                  if np.array_equal(np.load(p), vecs))
     if damage == "truncate":
         entry.write_bytes(entry.read_bytes()[:-40])
@@ -85,7 +85,7 @@ def test_corrupted_embedding_cache_is_detected_and_rebuilt(tmp_path, caplog, dam
         data[-3] ^= 0xFF  # a float's bytes: still a loadable .npy of the right shape
         entry.write_bytes(bytes(data))
     else:
-        entry.with_suffix(".json").unlink()
+        (entry.parent / ".complete").unlink()  # the entry's checksum manifest
     again, hit, rebuilt_s = emb.embed_cached(texts)
     assert not hit and "discarding embedding cache entry" in caplog.text
     assert np.allclose(again, vecs) and rebuilt_s > 0
