@@ -28,6 +28,8 @@ from omegaconf.errors import ConfigKeyError
 from harness.answering import AnswerSettings
 from harness.costs import run_prices
 from harness.data import build_task
+from harness.data.update import build_update
+from harness.freshness import run_freshness
 from harness.lm import get_lm
 from harness.prompting import PromptSettings
 from harness.results import (
@@ -69,7 +71,8 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }
-    (run_dir / "predictions.jsonl").unlink(missing_ok=True)  # never mix with an older attempt
+    for name in ("predictions.jsonl", "predictions_seen.jsonl", "predictions_fresh.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)  # never mix with an older attempt
     write_json(run_dir / "metrics.json", base)
     atomic_write_text(run_dir / "config.yaml", _config_text(cfg))
     try:
@@ -91,7 +94,12 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         torch.set_num_threads(int(cfg.torch_threads))
     reset_peak_memory()
     seed_everything(int(cfg.seed))
-    task = build_task(OmegaConf.to_container(cfg.task, resolve=True), resolve_path=to_absolute_path)
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    task = build_task(task_cfg, resolve_path=to_absolute_path)
+    fresh_cfg = cfg.get("freshness") or {}
+    # Built before anything is fit, so a bad second version fails the run at once.
+    change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
+              if fresh_cfg.get("enabled") else None)
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
     # Objects go in after instantiation: Hydra would turn dataclass kwargs into dicts.
     make_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
@@ -140,6 +148,16 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "peak_mem_mb": peak_memory_mb(),
         "wall_s": time.perf_counter() - t_start,
     }
+    metrics["freshness"] = None  # the update scenario (freshness.enabled=true)
+    if change is not None:  # last, and outside wall_s and peak memory: updates change the strategy
+        t0 = time.perf_counter()
+        metrics["freshness"] = run_freshness(
+            strategy, task, change, eval_split=cfg.eval_split,
+            limit=int(cfg.limit) if cfg.get("limit") else None,
+            tuned_modes=list(fresh_cfg.get("tuned_modes") or ()),
+            retrieval_k=_retrieval_k(cfg), run_dir=run_dir)
+        metrics["freshness_s"] = time.perf_counter() - t0
+        metrics["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(run_dir / "metrics.json", metrics)
     log.info("%s: %s=%.3f  (%d examples, predict %.1f s) -> %s", strategy.name,
              metrics["primary_metric"], _or_nan(metrics[metrics["primary_metric"]]),

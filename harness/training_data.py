@@ -6,7 +6,7 @@ in training rows; val rows come from the val split only (for validation loss).""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 
 from harness.lm import LM
@@ -73,6 +73,17 @@ def doc_rows(lm: LM, doc: Document, paraphrases: int, max_len: int) -> list[Trai
 def doc_key(row: TrainRow) -> str | None:
     """The document a row phrases ("doc:<id>:<n>" -> id); None for question rows."""
     return row.source.split(":")[1] if row.source.startswith("doc:") else None
+
+
+def rows_about(rows: Sequence[TrainRow], doc_ids: Set[str],
+               example_ids: Set[str]) -> list[TrainRow]:
+    """The rows that phrase one of `doc_ids` or ask one of `example_ids` (qa/raft rows)."""
+    def about(r: TrainRow) -> bool:
+        key = doc_key(r)
+        if key is not None:
+            return key in doc_ids
+        return r.source.split(":", 1)[-1] in example_ids
+    return [r for r in rows if about(r)]
 
 
 def plan_batches(rows: Sequence[TrainRow], batch_size: int, seed: int,

@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from harness.lm import LM
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
 from harness.training import TrainSettings, train
-from harness.training_data import TrainRow
+from harness.training_data import TrainRow, rows_about
 from harness.types import FitReport
 
 # peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
@@ -113,6 +113,18 @@ class Method:
             from peft import get_peft_model
 
             return get_peft_model(model, _peft_config(self.settings))
+        return self._freeze(model)
+
+    def resume(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
+        """A trainable copy of the artifact at `path`, to continue training it."""
+        if self.peft:
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(copy.deepcopy(base), path, is_trainable=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
+        return self._freeze(model)
+
+    def _freeze(self, model: PreTrainedModel) -> PreTrainedModel:
         n = self.settings.freeze_layers
         if n:
             blocks = _blocks(model)
@@ -156,10 +168,12 @@ def model_fingerprint(model: PreTrainedModel) -> str:
 
 def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
                  rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], method: dict,
-                 train_settings: TrainSettings, seed: int) -> str:
+                 train_settings: TrainSettings, seed: int, parent: str = "") -> str:
     head = {"format": ARTIFACT_FORMAT, "model": model_name, "fingerprint": fingerprint,
             "split_hash": split_hash, "method": method,
             "train": dataclasses.asdict(train_settings), "seed": seed}
+    if parent:  # trained on from another artifact
+        head["parent"] = parent
     h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
     for tag, group in ((b"T", rows), (b"V", val_rows)):
         for r in group:
@@ -181,18 +195,22 @@ class Tuned:
 def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
               train_settings: TrainSettings, *, split_hash: str, seed: int,
               cache_dir: str | None = None, measure_forgetting: bool = True,
-              progress: bool = True, notes: dict | None = None) -> Tuned:
-    """Train (or load from the artifact cache) a tuned copy of `lm`'s model."""
+              progress: bool = True, notes: dict | None = None,
+              parent: FitReport | None = None) -> Tuned:
+    """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
+    (the report of an earlier fit_tuned), train on from that artifact instead of the base."""
     base = lm.model
     fingerprint = model_fingerprint(base)
+    parent_key = str(parent.notes["artifact_key"]) if parent else ""
     key = artifact_key(model_name=lm.name, fingerprint=fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
-                       train_settings=train_settings, seed=seed)
+                       train_settings=train_settings, seed=seed, parent=parent_key)
     target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
     trained: dict[str, PreTrainedModel] = {}
 
     def build(tmp: Path) -> None:
-        model = method.prepare(base)
+        model = (method.resume(base, Path(parent.notes["artifact_dir"])) if parent
+                 else method.prepare(base))
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, train_settings,
                        tmp / "work", seed=seed, progress=progress)
         method.save(model, tmp)
@@ -235,6 +253,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
             "method": method.describe(),
             "merged_for_predict": merged,
             "artifact_key": key,
+            "parent_artifact_key": parent_key or None,
             "artifact_dir": str(target),
             "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
             "train_steps": info["steps"],
@@ -254,3 +273,35 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
 def train_example_ids(rows: Sequence[TrainRow]) -> set[str]:
     """Ids of the examples whose questions appear in training rows ("qa:<id>", "raft:<id>")."""
     return {r.source.split(":", 1)[1] for r in rows if r.source.startswith(("qa:", "raft:"))}
+
+
+UPDATE_MODES = ("continue", "retrain")
+
+
+def update_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
+                 train_settings: TrainSettings, *, mode: str, changed_doc_ids: Set[str],
+                 changed_example_ids: Set[str], split_hash: str, parent: FitReport, seed: int,
+                 continue_epochs: float | None = None, cache_dir: str | None = None,
+                 progress: bool = True) -> Tuned:
+    """Teach a tuned model the new version of its task. `rows`/`val_rows` are built from the
+    new version. retrain: from the base model on all of them (what the first fit did, on
+    new data). continue: from the `parent` artifact, on the rows about changed documents
+    and questions only, for `continue_epochs` (None: the same epochs as the first fit)."""
+    if mode not in UPDATE_MODES:
+        raise ValueError(f"unknown tuned update mode '{mode}'; choose one of: "
+                         f"{', '.join(UPDATE_MODES)}")
+    start = None
+    if mode == "continue":
+        rows = rows_about(rows, changed_doc_ids, changed_example_ids)
+        val_rows = rows_about(val_rows, changed_doc_ids, changed_example_ids)
+        if not rows:
+            raise ValueError("continue: no training row is about a changed document or "
+                             "question (nothing to learn); use the retrain mode")
+        if continue_epochs:
+            train_settings = dataclasses.replace(train_settings, epochs=float(continue_epochs),
+                                                 max_steps=-1)
+        start = parent
+    return fit_tuned(lm, method, rows, val_rows, train_settings, split_hash=split_hash,
+                     seed=seed, cache_dir=cache_dir, measure_forgetting=False,
+                     progress=progress, parent=start,
+                     notes={"update_mode": mode, "update_rows": len(rows)})

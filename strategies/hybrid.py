@@ -14,12 +14,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.answering import AnswerSettings
+from harness.data.update import TaskUpdate
 from harness.lm import LM
 from harness.prompting import Passage, PromptSettings, fit_passages
 from harness.retrieval import Embedder
 from harness.training import TrainSettings
 from harness.training_data import DataSettings, build_rows, raft_rows
-from harness.tuning import AdapterSettings, Method, fit_tuned, train_example_ids
+from harness.tuning import (
+    UPDATE_MODES,
+    AdapterSettings,
+    Method,
+    fit_tuned,
+    train_example_ids,
+    update_tuned,
+)
 from harness.types import Example, FitReport, Prediction, Task
 from strategies.rag import RAGStrategy
 
@@ -30,7 +38,8 @@ class HybridStrategy:
     def __init__(self, lm: LM, prompt: PromptSettings, answer: AnswerSettings, *,
                  get_embedder: Callable[[], Embedder], name: str = "hybrid", mode: str = "raft",
                  retrieval: dict[str, Any], adapter: dict[str, Any], data: dict[str, Any],
-                 train: dict[str, Any], raft: dict[str, Any], cache_dir: str | None = None,
+                 train: dict[str, Any], raft: dict[str, Any], update: dict[str, Any] | None = None,
+                 cache_dir: str | None = None,
                  measure_forgetting: bool = True, seed: int = 0, progress: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown hybrid mode '{mode}'; choose one of: {', '.join(MODES)}")
@@ -49,6 +58,11 @@ class HybridStrategy:
         self.rag = RAGStrategy(lm, prompt, answer, get_embedder=get_embedder, seed=seed,
                                progress=progress, **retrieval)
         self.seen_example_ids: set[str] = set()
+        self.continue_epochs = (update or {}).get("continue_epochs")
+        self.tuned_report: FitReport | None = None
+        # reindex: the retriever only (the model keeps its old knowledge); reindex+<m>: also
+        # the model, by the tuned update mode <m>.
+        self.update_modes = ("reindex", *(f"reindex+{m}" for m in UPDATE_MODES))
 
     def _raft_rows(self, examples: Sequence[Example], tag: str, seed: int):
         retriever = self.rag.retriever
@@ -70,16 +84,18 @@ class HybridStrategy:
                          p_gold=self.p_gold, n_distractors=self.n_distractors, seed=seed,
                          max_len=self.data.max_seq_len, source=tag)
 
+    def _rows(self, task: Task):
+        if self.mode == "lora+rag":
+            return build_rows(self.lm, self.prompt, task, self.data, self.seed)
+        rows = self._raft_rows(task.split("train"), "raft", self.seed)
+        val_rows = self._raft_rows(task.split("val"), "raftval", self.seed + 1)
+        return rows, val_rows, {"raft_rows": len(rows), "val_rows": len(val_rows)}
+
     def fit(self, task: Task) -> FitReport:
         index_report = self.rag.fit(task)
-        if self.mode == "lora+rag":
-            rows, val_rows, counts = build_rows(self.lm, self.prompt, task, self.data, self.seed)
-        else:
-            rows = self._raft_rows(task.split("train"), "raft", self.seed)
-            val_rows = self._raft_rows(task.split("val"), "raftval", self.seed + 1)
-            counts = {"raft_rows": len(rows), "val_rows": len(val_rows)}
+        rows, val_rows, counts = self._rows(task)
         self.seen_example_ids = train_example_ids(rows)
-        notes = {"mode": self.mode, "data": counts, "index": index_report.notes}
+        notes = {"mode": self.mode, "data": counts}
         if self.mode == "raft":
             notes["raft"] = {"p_gold": self.p_gold, "n_distractors": self.n_distractors}
         tuned = fit_tuned(self.lm, self.method, rows, val_rows, self.train,
@@ -87,12 +103,39 @@ class HybridStrategy:
                           measure_forgetting=self.measure_forgetting, progress=self.progress,
                           notes=notes)
         self.rag.lm = tuned.lm
-        report = tuned.report
-        return dataclasses.replace(
-            report, wall_s=report.wall_s + index_report.wall_s,
-            build_s=(report.build_s or report.wall_s) + (index_report.build_s or index_report.wall_s),
-            artifact_bytes=report.artifact_bytes + index_report.artifact_bytes,
-        )
+        self.tuned_report = tuned.report
+        return _combined(tuned.report, index_report)
+
+    def update(self, change: TaskUpdate, mode: str) -> FitReport:
+        """Re-index the changed documents (as rag); with reindex+continue / reindex+retrain
+        also teach the model the new version (as lora), from the updated index's rows."""
+        if mode not in self.update_modes:
+            raise ValueError(f"unknown hybrid update mode '{mode}'; choose one of: "
+                             f"{', '.join(self.update_modes)}")
+        if self.tuned_report is None:
+            raise RuntimeError(f"{self.name}: update called before fit")
+        index_report = self.rag.update(change)
+        if mode == "reindex":
+            return index_report
+        rows, val_rows, _ = self._rows(change.new)
+        tuned = update_tuned(self.lm, self.method, rows, val_rows, self.train,
+                             mode=mode.split("+", 1)[1], changed_doc_ids=change.changed_doc_ids,
+                             changed_example_ids=change.changed_example_ids,
+                             split_hash=change.new.split_hash, parent=self.tuned_report,
+                             seed=self.seed, continue_epochs=self.continue_epochs,
+                             cache_dir=self.cache_dir, progress=self.progress)
+        self.rag.lm = tuned.lm
+        return _combined(tuned.report, index_report)
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
         return self.rag.predict(examples)
+
+
+def _combined(tuned: FitReport, index: FitReport) -> FitReport:
+    """The tuned model's report with the index's seconds and bytes added."""
+    return dataclasses.replace(
+        tuned, wall_s=tuned.wall_s + index.wall_s,
+        build_s=(tuned.build_s or tuned.wall_s) + (index.build_s or index.wall_s),
+        artifact_bytes=tuned.artifact_bytes + index.artifact_bytes,
+        notes={**tuned.notes, "index": index.notes},
+    )

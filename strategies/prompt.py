@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from harness.answering import AnswerSettings, answer
+from harness.data.update import TaskUpdate
 from harness.lm import LM
 from harness.prompting import PromptSettings, build_messages
 from harness.retrieval import Embedder
@@ -35,6 +36,7 @@ class PromptStrategy:
         self.pool: list[Example] = []
         self.pool_vecs: np.ndarray | None = None
         self.seen_example_ids: set[str] = set()  # what fit saw; the runner checks it against test
+        self.update_modes = ("none",)
 
     def fit(self, task: Task) -> FitReport:
         t0 = time.perf_counter()
@@ -53,6 +55,13 @@ class PromptStrategy:
             peak_mem_mb=peak_memory_mb(), cache_hit=hit,
             notes={"k_shot": self.k_shot, "shot_pool_size": len(self.pool)},
         )
+
+    def update(self, change: TaskUpdate, mode: str = "none") -> FitReport:
+        """Nothing to re-learn: the model knows only what the prompt holds. A few-shot pool
+        is refreshed from the new version's train split."""
+        if mode != "none":
+            raise ValueError(f"unknown prompt update mode '{mode}'; choose one of: none")
+        return self.fit(change.new)
 
     def _shots(self, examples: Sequence[Example]) -> list[list[Example]]:
         if not self.k_shot:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from harness.answering import AnswerSettings, answer
+from harness.data.update import TaskUpdate
 from harness.lm import LM
 from harness.prompting import Passage, PromptSettings, build_messages, fit_passages
 from harness.retrieval import Embedder, Retriever
@@ -28,6 +29,7 @@ class RAGStrategy:
                                    overlap_words=overlap_words, index_type=index_type,
                                    nlist=nlist, nprobe=nprobe)
         self.seen_example_ids: set[str] = set()  # the index holds corpus documents only
+        self.update_modes = ("reindex",)
 
     def fit(self, task: Task) -> FitReport:
         t0 = time.perf_counter()
@@ -39,6 +41,17 @@ class RAGStrategy:
             peak_mem_mb=peak_memory_mb(), artifact_bytes=info["index_bytes"],
             cache_hit=info["embedding_cache_hit"], notes=info,
         )
+
+    def update(self, change: TaskUpdate, mode: str = "reindex") -> FitReport:
+        """Incremental re-index: embed the changed documents only, reuse every other vector."""
+        if mode != "reindex":
+            raise ValueError(f"unknown rag update mode '{mode}'; choose one of: reindex")
+        info = self.retriever.update(change.new.corpus, change.changed_doc_ids,
+                                     change.removed_doc_ids, progress=self.progress)
+        return FitReport(wall_s=info["update_s"], build_s=info["update_s"],
+                         total_params=sum(p.numel() for p in self.lm.model.parameters()),
+                         peak_mem_mb=peak_memory_mb(), artifact_bytes=int(self.retriever.vectors.nbytes),
+                         notes=info)
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
         batch = self.answer.batch_size

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.answering import AnswerSettings
+from harness.data.update import TaskUpdate
 from harness.lm import LM
 from harness.prompting import PromptSettings
 from harness.training import TrainSettings
 from harness.training_data import DataSettings, build_rows
-from harness.tuning import Method, fit_tuned, train_example_ids
+from harness.tuning import UPDATE_MODES, Method, fit_tuned, train_example_ids, update_tuned
 from harness.types import Example, FitReport, Prediction, Task
 from strategies.prompt import PromptStrategy
 
@@ -21,14 +22,17 @@ class TunedStrategy:
 
     def __init__(self, lm: LM, prompt: PromptSettings, answer: AnswerSettings, method: Method, *,
                  name: str, data: dict[str, Any], train: dict[str, Any],
-                 cache_dir: str | None = None, measure_forgetting: bool = True, seed: int = 0,
-                 progress: bool = True) -> None:
+                 update: dict[str, Any] | None = None, cache_dir: str | None = None,
+                 measure_forgetting: bool = True, seed: int = 0, progress: bool = True) -> None:
         self.name, self.lm, self.prompt, self.answer, self.method = name, lm, prompt, answer, method
         self.data, self.train = DataSettings(**data), TrainSettings(**train)
         self.cache_dir, self.measure_forgetting = cache_dir, measure_forgetting
         self.seed, self.progress = seed, progress
         self.seen_example_ids: set[str] = set()
+        self.continue_epochs = (update or {}).get("continue_epochs")
         self.predictor: PromptStrategy | None = None
+        self.fitted: FitReport | None = None
+        self.update_modes = UPDATE_MODES
 
     def fit(self, task: Task) -> FitReport:
         rows, val_rows, counts = build_rows(self.lm, self.prompt, task, self.data, self.seed)
@@ -37,6 +41,22 @@ class TunedStrategy:
                           split_hash=task.split_hash, seed=self.seed, cache_dir=self.cache_dir,
                           measure_forgetting=self.measure_forgetting, progress=self.progress,
                           notes={"data": counts})
+        self.predictor = PromptStrategy(tuned.lm, self.prompt, self.answer, progress=self.progress)
+        self.fitted = tuned.report
+        return tuned.report
+
+    def update(self, change: TaskUpdate, mode: str) -> FitReport:
+        """Learn the new version: `retrain` from the base model on all its rows, or
+        `continue` from the fitted artifact on the rows about what changed."""
+        if self.fitted is None:
+            raise RuntimeError(f"{self.name}: update called before fit")
+        rows, val_rows, _ = build_rows(self.lm, self.prompt, change.new, self.data, self.seed)
+        tuned = update_tuned(self.lm, self.method, rows, val_rows, self.train, mode=mode,
+                             changed_doc_ids=change.changed_doc_ids,
+                             changed_example_ids=change.changed_example_ids,
+                             split_hash=change.new.split_hash, parent=self.fitted,
+                             seed=self.seed, continue_epochs=self.continue_epochs,
+                             cache_dir=self.cache_dir, progress=self.progress)
         self.predictor = PromptStrategy(tuned.lm, self.prompt, self.answer, progress=self.progress)
         return tuned.report
 

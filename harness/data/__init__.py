@@ -65,19 +65,21 @@ def load_task_files(
     )
 
 
+def synthetic_args(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The generator's arguments from a `synthetic_facts` task config."""
+    return {"n_entities": int(cfg.get("n_entities", 270)),
+            "n_paraphrases": int(cfg.get("n_paraphrases", 3)),
+            "n_choices": int(cfg.get("n_choices", 4)), "seed": int(cfg.get("seed", 0)),
+            "kinds": tuple(cfg.get("kinds", ("company", "person", "town")))}
+
+
 def build_task(cfg: Mapping[str, Any], resolve_path=lambda p: p) -> Task:
     """Build the task a `conf/task/*.yaml` describes."""
     kind = cfg.get("kind")
     ratios = tuple(cfg.get("split_ratios", (0.7, 0.15, 0.15)))
     split_seed = int(cfg.get("split_seed", 0))
     if kind == "synthetic_facts":
-        corpus, examples = generate_synthetic(
-            n_entities=int(cfg.get("n_entities", 270)),
-            n_paraphrases=int(cfg.get("n_paraphrases", 3)),
-            n_choices=int(cfg.get("n_choices", 4)),
-            seed=int(cfg.get("seed", 0)),
-            kinds=tuple(cfg.get("kinds", ("company", "person", "town"))),
-        )
+        corpus, examples = generate_synthetic(**synthetic_args(cfg))
         return make_task(cfg["name"], corpus, examples, split_ratios=ratios, split_seed=split_seed)
     if kind == "files":
         for key in ("corpus_path", "examples_path"):

@@ -11,7 +11,7 @@ task exactly.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.types import Document, Example
 
@@ -145,29 +145,37 @@ def _document_text(name: str, attrs: tuple[_Attr, ...], values: dict[str, str],
     return " ".join(sentences)
 
 
-def generate(
-    n_entities: int = 270,
-    n_paraphrases: int = 3,
-    n_choices: int = 4,
-    seed: int = 0,
-    kinds: tuple[str, ...] = ("company", "person", "town"),
-) -> tuple[list[Document], list[Example]]:
-    """Corpus and examples (without splits). `n_entities` is spread evenly over `kinds`."""
+@dataclass(frozen=True)
+class _Entity:
+    kind: str
+    name: str
+    doc_id: str
+    values: dict[str, str]
+
+
+def _check(n_entities: int, n_choices: int, kinds: tuple[str, ...]) -> None:
     unknown = set(kinds) - set(_KINDS)
     if unknown:
         raise ValueError(f"unknown entity kinds {sorted(unknown)}; choose from: {', '.join(_KINDS)}")
     if n_entities < len(kinds) or n_choices < 2:
         raise ValueError("synthetic_facts needs n_entities >= number of kinds and n_choices >= 2")
+
+
+def _build(n_entities: int, n_paraphrases: int, n_choices: int, seed: int,
+           kinds: tuple[str, ...]):
+    """(docs, examples, entities, value pools) of the first version."""
+    _check(n_entities, n_choices, kinds)
     rng = random.Random(seed)
     names = _Names(rng)
     pools = _value_pools(names, rng)
-    docs, examples = [], []
+    docs, examples, entities = [], [], []
     for i in range(n_entities):
         kind = kinds[i % len(kinds)]
         attrs = _KINDS[kind]
         name = _entity_name(kind, names, rng)
         values = {a.key: rng.choice(pools[(kind, a.key)]) for a in attrs}
         doc_id = f"{kind}-{i:04d}"
+        entities.append(_Entity(kind, name, doc_id, values))
         text = _document_text(name, attrs, values, rng)
         paraphrases = tuple(_document_text(name, attrs, values, rng) for _ in range(n_paraphrases))
         docs.append(Document(id=doc_id, text=text, title=name, paraphrases=paraphrases))
@@ -184,4 +192,64 @@ def generate(
                     source_ids=(doc_id,),
                 )
             )
+    return docs, examples, entities, pools
+
+
+def generate(
+    n_entities: int = 270,
+    n_paraphrases: int = 3,
+    n_choices: int = 4,
+    seed: int = 0,
+    kinds: tuple[str, ...] = ("company", "person", "town"),
+) -> tuple[list[Document], list[Example]]:
+    """Corpus and examples (without splits). `n_entities` is spread evenly over `kinds`."""
+    docs, examples, _, _ = _build(n_entities, n_paraphrases, n_choices, seed, kinds)
+    return docs, examples
+
+
+def generate_update(
+    n_entities: int = 270,
+    n_paraphrases: int = 3,
+    n_choices: int = 4,
+    seed: int = 0,
+    kinds: tuple[str, ...] = ("company", "person", "town"),
+    *,
+    share: float = 0.2,
+    attributes: int | None = None,
+    update_seed: int = 1,
+) -> tuple[list[Document], list[Example]]:
+    """The second version of the task `generate(...)` gives with the same arguments: a
+    `share` of the entities (drawn with `update_seed`) get new values for `attributes` of
+    their attributes (None: all of them), and their documents are rewritten. A changed
+    question keeps its id and wording; its choices are the new answer, the old one (so a
+    stale answer can be told from a plain mistake) and others of the same attribute.
+    Every other document and question is exactly as in the first version."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"task.new_version.share must be in [0, 1], got {share}")
+    docs, examples, entities, pools = _build(n_entities, n_paraphrases, n_choices, seed, kinds)
+    rng = random.Random(f"update:{seed}:{update_seed}")
+    changed = set(rng.sample(range(len(entities)), round(share * len(entities))))
+    by_id = {e.id: i for i, e in enumerate(examples)}
+    for i in sorted(changed):
+        ent, attrs = entities[i], _KINDS[entities[i].kind]
+        n_attrs = len(attrs) if attributes is None else max(1, min(int(attributes), len(attrs)))
+        keys = {a.key for a in rng.sample(attrs, n_attrs)}
+        values = dict(ent.values)
+        for a in attrs:
+            if a.key not in keys:
+                continue
+            old = ent.values[a.key]
+            values[a.key] = rng.choice([v for v in dict.fromkeys(pools[(ent.kind, a.key)])
+                                        if v != old])
+            others = [v for v in dict.fromkeys(pools[(ent.kind, a.key)])
+                      if v not in (old, values[a.key])]
+            choices = [values[a.key], old, *rng.sample(others, max(n_choices - 2, 0))]
+            rng.shuffle(choices)
+            ex_id = f"{ent.doc_id}-{a.key}"
+            examples[by_id[ex_id]] = replace(examples[by_id[ex_id]], answers=(values[a.key],),
+                                             choices=tuple(choices))
+        text = _document_text(ent.name, attrs, values, rng)
+        paraphrases = tuple(_document_text(ent.name, attrs, values, rng)
+                            for _ in range(n_paraphrases))
+        docs[i] = Document(id=ent.doc_id, text=text, title=ent.name, paraphrases=paraphrases)
     return docs, examples

@@ -17,6 +17,10 @@ import numpy as np
 import pandas as pd
 
 from harness.costs import api_usd_per_1k, break_even, usd
+from harness.report.freshness import Freshness, freshness_data
+from harness.report.freshness import decision_lines as fresh_decision
+from harness.report.freshness import table_frame as fresh_table
+from harness.report.freshness import table_note as fresh_note
 from harness.report.runs import Run
 from harness.report.stats import Estimate, PairedTest, bootstrap_ci, holm, paired_test, pareto_front
 
@@ -83,6 +87,7 @@ class Report:
     queries: int
     methods: list[str]
     plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG file
+    freshness: Freshness | None = None  # when runs ran the freshness scenario
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -231,7 +236,7 @@ def _about_as(best: str, values: pd.Series, fmt=None) -> str:
 
 
 def _decision(variants: list[Variant], pairs, costs: pd.DataFrame, queries: int,
-              failures: list[Run]) -> list[str]:
+              failures: list[Run], fresh: Freshness | None = None) -> list[str]:
     if not variants:
         return ["No run completed, so there is nothing to compare."]
     lines = []
@@ -302,6 +307,8 @@ def _decision(variants: list[Variant], pairs, costs: pd.DataFrame, queries: int,
         lines.append(f"**Forgetting**: of the tuned variants, {least.name} changed general-text "
                      f"perplexity least ({delta:+.2f}); prompting and RAG leave the model "
                      "unchanged.")
+    if fresh is not None:
+        lines.extend(fresh_decision(fresh))
     seeds = {len(v.runs) for v in variants}
     if seeds == {1}:
         lines.append("Each variant ran with one seed: the intervals reflect the sampling of "
@@ -351,6 +358,11 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "") ->
     api = _api_table(variants)
     if api is not None:
         tables.insert(3, api)
+    fresh = freshness_data(variants, costs)
+    if fresh is not None:
+        tables.insert(tables.index(next(t for t in tables if t.key == "forgetting")) + 1,
+                      Table("freshness", "Knowledge freshness", fresh_table(fresh),
+                            fresh_note(fresh)))
     if failures:
         tables.append(_failures_table(failures))
     done = [r for r in runs if r.complete]
@@ -378,9 +390,9 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "") ->
     return Report(
         title=title or "Adaptation strategy comparison",
         overview=overview,
-        decision=_decision(variants, pairs, costs, queries, failures),
+        decision=_decision(variants, pairs, costs, queries, failures, fresh),
         tables=tables, variants=variants, pairs=pairs, costs=costs, failures=failures,
-        queries=queries, methods=_methods(costs, queries),
+        queries=queries, methods=_methods(costs, queries), freshness=fresh,
     )
 
 

@@ -19,6 +19,7 @@ TITLES = {
     "accuracy_vs_latency": "Accuracy against p95 latency per query (Pareto front marked)",
     "seed_spread": "Accuracy per seed, with the 95% interval",
     "latency_distribution": "Latency per query",
+    "freshness": "Accuracy on changed facts against the cost of one update",
 }
 
 
@@ -105,16 +106,52 @@ def _latency(report: Report, path: Path) -> None:
     plt.close(fig)
 
 
+def _freshness(report: Report, path: Path) -> None:
+    """One arrow per (variant, update mode): from the accuracy on changed questions before
+    the update (hollow) to after it (filled, with its 95% interval), at the update's cost.
+    Log scale; an update that costs nothing sits at the left edge."""
+    df = report.freshness.frame.dropna(subset=["changed_after"])
+    positive = df.update_usd[df.update_usd > 0]
+    floor = positive.min() / 10 if len(positive) else 1e-9
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    for n, (_, r) in enumerate(df.iterrows()):
+        x = r.update_usd if r.update_usd > 0 else floor
+        color = _color(r.strategy)
+        ax.annotate("", (x, r.changed_after), (x, r.changed_before),
+                    arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.6})
+        ax.plot([x], [r.changed_before], "o", mfc="white", color=color, markersize=6)
+        ax.errorbar([x], [r.changed_after], yerr=[[r.changed_after - r.changed_after_low],
+                                                 [r.changed_after_high - r.changed_after]],
+                    fmt="o", color=color, capsize=3, markersize=7)
+        name = r.variant if r["mode"] == "none" else f"{r.variant} [{r['mode']}]"
+        ax.annotate(name, (x, r.changed_after), textcoords="offset points",
+                    xytext=(6, 4 - 9 * (n % 3)), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("cost of one update, USD (log scale; no update at the left edge)")
+    ax.set_ylabel("accuracy on changed questions")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.plot([], [], "o", mfc="white", color="gray", label="before the update")
+    ax.plot([], [], "o", color="gray", label="after (95% interval)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     """Write the plots as PNG files under out_dir; returns name -> path."""
     if not report.variants:
         return {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: out_dir / f"{name}.png" for name in TITLES}
+    paths = {name: out_dir / f"{name}.png" for name in TITLES
+             if name != "freshness" or report.freshness is not None}
     _tradeoff(report, "total_usd", "pareto_cost",
               f"total cost, USD (build + {report.queries:,} queries)", paths["accuracy_vs_cost"])
     _tradeoff(report, "p95_s", "pareto_latency", "p95 latency per query, seconds",
               paths["accuracy_vs_latency"])
     _seed_spread(report, paths["seed_spread"])
     _latency(report, paths["latency_distribution"])
+    if "freshness" in paths:
+        _freshness(report, paths["freshness"])
     return paths
