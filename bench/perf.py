@@ -14,6 +14,8 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               prompts, same batch size
   training    harness training loop (HF Trainer, planned batches) vs a bare PyTorch loop
               on the same rows and batches; padding share of the training batches
+  sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
+              again into a new directory (caches warm): both wall times and their ratio
 Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
 """
 
@@ -23,7 +25,10 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -239,6 +244,29 @@ def bench_training(lm, batch_size: int, steps: int, work: Path) -> dict:
             "padding_share_random_batches": share_random}
 
 
+def bench_sweep(model_overrides: list[str], extra: list[str], work: Path) -> dict:
+    """The quick preset twice, as a user runs it: from an empty cache, then into a new
+    sweep directory with the caches the first run filled."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    base = [sys.executable, "-m", "harness.runner", "-m", "experiment=quick", "progress=false",
+            f"cache_dir={work / 'cache'}", *model_overrides, *extra]
+    out: dict[str, float | int] = {}
+    for name in ("first", "cached"):
+        t0 = time.perf_counter()
+        res = subprocess.run([*base, f"hydra.sweep.dir={work / name}"], capture_output=True,
+                             text=True)
+        out[f"{name}_s"] = time.perf_counter() - t0
+        if res.returncode != 0:
+            raise RuntimeError(f"the {name} quick sweep failed:\n{res.stderr[-3000:]}")
+        metrics = [json.loads(m.read_text()) for m in (work / name).glob("*/metrics.json")]
+        out[f"{name}_complete_runs"] = sum(m.get("status") == "complete" for m in metrics)
+        out[f"{name}_prediction_cache_hits"] = sum(m.get("prediction_cache_hits", 0)
+                                                   for m in metrics)
+    out["cached_over_first"] = out["cached_s"] / out["first_s"]
+    return out
+
+
 TARGETS = [  # (section, key, comparison, bound, description)
     ("scoring", "speedup_vs_naive", ">=", 3.0, "scoring vs naive per-choice loop"),
     ("scoring", "speedup_vs_lm_eval", ">=", 2.5, "scoring vs lm-evaluation-harness"),
@@ -246,6 +274,8 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("generation", "harness_over_raw_tok_per_s", ">=", 0.9, "generation tok/s vs raw generate"),
     ("training", "harness_over_bare_tok_per_s", ">=", 0.9, "training tok/s vs bare loop"),
     ("training", "padding_share_length_grouped", "<=", 0.15, "training padding share"),
+    ("sweep", "cached_over_first", "<=", 0.10, "quick sweep: cached re-run / first run"),
+    ("sweep", "first_s", "<=", 900.0, "quick sweep from an empty cache, seconds"),
 ]
 
 
@@ -259,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, default=12)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
-    ap.add_argument("--only", nargs="*", default=["scoring", "generation", "training"])
+    ap.add_argument("--only", nargs="*", default=["scoring", "generation", "training", "sweep"])
+    ap.add_argument("--sweep-args", nargs="*", default=[],
+                    help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched: local model, local task
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -275,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         results["generation"] = bench_generation(lm, args.questions // 2, args.batch_size)
     if "training" in args.only:
         results["training"] = bench_training(lm, 8, args.train_steps, args.out / "train-work")
+    if "sweep" in args.only:
+        model = ([f"model={args.model}"] if args.model != "hf" else
+                 ["model=hf", f"model.name_or_path={args.model_path}"])
+        results["sweep"] = bench_sweep([*model, f"model.device={args.device}"], args.sweep_args,
+                                       args.out / "sweep")
     checks = []
     for section, key, op, bound, what in TARGETS:
         if section not in results or key not in results[section]:
@@ -284,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
-    for section in ("scoring", "generation", "training"):
+    for section in ("scoring", "generation", "training", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

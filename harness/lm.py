@@ -3,20 +3,43 @@ and batched log-likelihood scoring of answer choices with a shared context.
 
 Batch in, list out. Items are sorted by length inside each call so batches hold
 similar lengths (less padding); results come back in the caller's order.
+
+Prediction cache: with `LM.cache` set (the runner sets it unless prediction_cache=false),
+a call's results are stored under a hash of the model's identity, the method, every
+input and setting; an identical later call (a re-run of a sweep into a new directory)
+reads them back, with the seconds measured when they were computed. `CACHE_METER` sums
+what such hits saved, so the runner can charge a run the original predict time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from harness.cache import cached_dir
 from harness.models import load_model
+
+CACHE_FORMAT = 1  # bump when what a call returns changes
+
+
+@dataclass
+class CacheMeter:
+    hits: int = 0
+    misses: int = 0
+    saved_s: float = 0.0  # seconds the hits took when computed, minus reading them now
+
+
+CACHE_METER = CacheMeter()
 
 Message = Mapping[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
@@ -39,10 +62,23 @@ class ChoiceScores:
     batch_seconds: float
 
 
+def weights_fingerprint(model: PreTrainedModel) -> str:
+    """Identifies base weights cheaply: the config plus a sample of the embedding matrix.
+    (Tuned copies get an identity of their own: LoRA leaves the embeddings as they are.)"""
+    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    emb = model.get_input_embeddings().weight.detach().flatten()[:65536].float().cpu().numpy()
+    h.update(emb.tobytes())
+    return h.hexdigest()[:16]
+
+
 class LM:
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str,
-                 use_chat_template: bool | None = None, share_context: bool = True) -> None:
+                 use_chat_template: bool | None = None, share_context: bool = True,
+                 identity: str | None = None, cache: Path | None = None) -> None:
         self.model, self.tokenizer, self.name = model, tokenizer, name
+        # What the prediction cache keys this model by: name + weights (+ tuned artifact).
+        self.identity = identity or f"{name}|{weights_fingerprint(model)}"
+        self.cache = cache  # prediction cache directory; None: off
         # Share each context's KV cache across its choices; off for models that rewrite
         # their input (prompt tuning prepends learned tokens), which are scored whole.
         self.share_context = share_context
@@ -108,10 +144,48 @@ class LM:
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])  # longest first: OOM early
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
+    # ---- prediction cache ----------------------------------------------------------------
+    def _cached(self, kind: str, inputs: dict[str, Any], cls: type,
+                compute: Callable[[], list]) -> list:
+        if self.cache is None:
+            return compute()
+        head = {"format": CACHE_FORMAT, "kind": kind, "lm": self.identity, "chat": self.chat,
+                "share_context": self.share_context, "stop": self.stop_ids,
+                "device": self.device.type, "dtype": str(self.model.dtype), **inputs}
+        key = hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()[:24]
+        fresh: dict[str, list] = {}
+
+        def build(tmp: Path) -> None:
+            t0 = time.perf_counter()
+            fresh["r"] = compute()
+            (tmp / "results.json").write_text(json.dumps({
+                "seconds": time.perf_counter() - t0,
+                "results": [dataclasses.asdict(r) for r in fresh["r"]]}), encoding="utf-8")
+
+        t0 = time.perf_counter()
+        entry = cached_dir(self.cache / f"{kind}-{key}", build, what="prediction cache entry")
+        if "r" in fresh:
+            CACHE_METER.misses += 1
+            return fresh["r"]
+        data = json.loads((entry / "results.json").read_text(encoding="utf-8"))
+        results = [cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
+                   for r in data["results"]]
+        CACHE_METER.hits += 1
+        CACHE_METER.saved_s += float(data["seconds"]) - (time.perf_counter() - t0)
+        return results
+
     # ---- generation ----------------------------------------------------------------------
-    @torch.inference_mode()
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 16, batch_size: int = 8,
                  progress: bool = False) -> list[Generation]:
+        return self._cached(
+            "generate", {"prompts": list(prompts), "max_new_tokens": max_new_tokens,
+                         "batch_size": batch_size}, Generation,
+            lambda: self._generate(prompts, max_new_tokens=max_new_tokens,
+                                   batch_size=batch_size, progress=progress))
+
+    @torch.inference_mode()
+    def _generate(self, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
+                  progress: bool) -> list[Generation]:
         encoded = [self.encode(p) for p in prompts]
         results: list[Generation | None] = [None] * len(prompts)
         batches = self._batches([len(e) for e in encoded], batch_size)
@@ -136,11 +210,19 @@ class LM:
         return results  # type: ignore[return-value]
 
     # ---- log-likelihood of choices -------------------------------------------------------
-    @torch.inference_mode()
     def score_choices(self, contexts: Sequence[str], choices: Sequence[Sequence[str]], *,
                       batch_size: int = 8, progress: bool = False) -> list[ChoiceScores]:
         """log p(choice | context) for every choice; each context is run once and its KV
         cache is shared by all of that question's choices."""
+        return self._cached(
+            "score", {"contexts": list(contexts), "choices": [list(c) for c in choices],
+                      "batch_size": batch_size}, ChoiceScores,
+            lambda: self._score_choices(contexts, choices, batch_size=batch_size,
+                                        progress=progress))
+
+    @torch.inference_mode()
+    def _score_choices(self, contexts: Sequence[str], choices: Sequence[Sequence[str]], *,
+                       batch_size: int, progress: bool) -> list[ChoiceScores]:
         ctx = [self.encode(c) for c in contexts]
         conts = [[self.encode_continuation(ch) for ch in chs] for chs in choices]
         results: list[ChoiceScores | None] = [None] * len(contexts)

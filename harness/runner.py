@@ -7,6 +7,7 @@ tests call. The runner reaches a strategy only through `hydra.utils.instantiate`
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import random
 import time
@@ -30,7 +31,7 @@ from harness.costs import run_prices
 from harness.data import build_task
 from harness.data.update import build_update
 from harness.freshness import run_freshness
-from harness.lm import get_lm
+from harness.lm import CACHE_METER, get_lm
 from harness.prompting import PromptSettings
 from harness.results import (
     STATUS_COMPLETE,
@@ -44,7 +45,7 @@ from harness.results import (
 )
 from harness.retrieval import get_embedder
 from harness.scoring import aggregate, score_item
-from harness.system import peak_memory_mb, reset_peak_memory, versions
+from harness.system import cache_root, peak_memory_mb, reset_peak_memory, versions
 from harness.types import Example, FitReport, Prediction, Task
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
               if fresh_cfg.get("enabled") else None)
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+    lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
+                if cfg.get("prediction_cache", True) else None)
     # Objects go in after instantiation: Hydra would turn dataclass kwargs into dicts.
     make_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
     strategy = make_strategy(
@@ -116,9 +119,12 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     if cfg.get("limit"):
         examples = examples[: int(cfg.limit)]
     log.info("predict %d %s examples", len(examples), cfg.eval_split)
+    meter = dataclasses.replace(CACHE_METER)
     t0 = time.perf_counter()
     preds = strategy.predict(examples)
-    predict_s = time.perf_counter() - t0
+    predict_wall_s = time.perf_counter() - t0
+    # Charged like a cached build: what the predictions took when they were computed.
+    predict_s = predict_wall_s + (CACHE_METER.saved_s - meter.saved_s)
     if [p.example_id for p in preds] != [e.id for e in examples]:
         raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
                            f"of the wrong length ({len(preds)} for {len(examples)} examples)")
@@ -144,6 +150,8 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "build_s": fit.wall_s if fit.build_s is None else fit.build_s,
         "cost": prices,  # the prices the report turns seconds and tokens into money with
         "predict_s": predict_s,
+        "predict_wall_s": predict_wall_s,  # less than predict_s when the prediction cache hit
+        "prediction_cache_hits": CACHE_METER.hits - meter.hits,
         **_usage(preds, predict_s),
         "peak_mem_mb": peak_memory_mb(),
         "wall_s": time.perf_counter() - t_start,

@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from harness.cache import cached_dir
 from harness.forgetting import base_control, forgetting_report, run_control
-from harness.lm import LM
+from harness.lm import LM, weights_fingerprint
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
 from harness.training import TrainSettings, train
@@ -158,14 +158,6 @@ class Method:
         return trainable if (not self.peft and self.settings.freeze_layers) else total
 
 
-def model_fingerprint(model: PreTrainedModel) -> str:
-    """Identifies base weights cheaply: the config plus a sample of the embedding matrix."""
-    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    emb = model.get_input_embeddings().weight.detach().flatten()[:65536].float().cpu().numpy()
-    h.update(emb.tobytes())
-    return h.hexdigest()[:16]
-
-
 def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
                  rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], method: dict,
                  train_settings: TrainSettings, seed: int, parent: str = "") -> str:
@@ -200,7 +192,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
     (the report of an earlier fit_tuned), train on from that artifact instead of the base."""
     base = lm.model
-    fingerprint = model_fingerprint(base)
+    fingerprint = weights_fingerprint(base)
     parent_key = str(parent.notes["artifact_key"]) if parent else ""
     key = artifact_key(model_name=lm.name, fingerprint=fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
@@ -229,7 +221,8 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     info = read_json(target / "train.json")
     served, merged = method.for_inference(model)
     tuned_lm = LM(served, lm.tokenizer, lm.name, use_chat_template=lm.chat,
-                  share_context=not (method.peft and method.settings.method == "prompt_tuning"))
+                  share_context=not (method.peft and method.settings.method == "prompt_tuning"),
+                  identity=f"{lm.identity}|{method.kind}:{key}", cache=lm.cache)
     wall = time.perf_counter() - t0
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])

@@ -11,15 +11,21 @@ from harness.training_data import TrainRow
 
 def test_bench_writes_every_section_and_check(tmp_path):
     assert main(["--model", "tiny-random", "--questions", "8", "--batch-size", "4",
-                 "--train-steps", "2", "--out", str(tmp_path)]) == 0
+                 "--train-steps", "2", "--out", str(tmp_path),
+                 "--sweep-args", "strategy=prompt,rag", "task.n_entities=15"]) == 0
     out = json.loads((tmp_path / "perf.json").read_text())
     s = out["scoring"]
     assert s["max_abs_logprob_diff_vs_naive"] < 1e-3  # same numbers as the naive loop
     assert s["harness_s"] > 0 and s["naive_s"] > 0 and s["floor_s"] > 0
     assert out["generation"]["harness_tokens"] == out["generation"]["raw_tokens"]
     assert 0 <= out["training"]["padding_share_length_grouped"] < 1
+    sw = out["sweep"]
+    assert sw["first_complete_runs"] == sw["cached_complete_runs"] == 2
+    assert sw["first_prediction_cache_hits"] == 0 < sw["cached_prediction_cache_hits"]
+    assert sw["cached_over_first"] == sw["cached_s"] / sw["first_s"]
     assert {c["what"] for c in out["checks"]} >= {"scoring vs naive per-choice loop",
-                                                  "training tok/s vs bare loop"}
+                                                  "training tok/s vs bare loop",
+                                                  "quick sweep: cached re-run / first run"}
 
 
 def test_padding_share_by_hand():

@@ -89,3 +89,46 @@ def test_whole_sequence_scoring_matches_shared_context(lm, prompts):
     b = whole.score_choices(contexts, choices, batch_size=3)
     for x, y in zip(a, b):
         assert x.logprobs == pytest.approx(y.logprobs, abs=1e-3)
+
+
+def _entries(path, kind):
+    return [p for p in path.glob(f"{kind}-*") if p.is_dir()]
+
+
+def test_prediction_cache_returns_what_was_computed_without_the_model(tmp_path, lm, prompts,
+                                                                      monkeypatch):
+    from harness.lm import CACHE_METER
+
+    ctx, choices = prompts[0][:12], prompts[1][:12]
+    cached = LM(lm.model, lm.tokenizer, "tiny", cache=tmp_path)
+    first = cached.score_choices(ctx, choices, batch_size=4)
+    gens = cached.generate(ctx[:4], max_new_tokens=5, batch_size=4)
+    assert len(_entries(tmp_path, "score")) == 1 and len(_entries(tmp_path, "generate")) == 1
+    hits = CACHE_METER.hits
+
+    def no_model(*a, **k):  # a hit must not run the model
+        raise AssertionError("the model ran on a cache hit")
+
+    again = LM(lm.model, lm.tokenizer, "tiny", cache=tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(lm.model, "forward", no_model)
+        assert again.score_choices(ctx, choices, batch_size=4) == first  # seconds included
+        assert again.generate(ctx[:4], max_new_tokens=5, batch_size=4) == gens
+        with pytest.raises(AssertionError, match="model ran"):  # a miss does run it
+            again.score_choices(ctx, choices, batch_size=2)
+    assert CACHE_METER.hits == hits + 2
+    # anything that changes the outputs is a different entry
+    cached.score_choices(ctx, choices, batch_size=3)
+    LM(lm.model, lm.tokenizer, "tiny", cache=tmp_path, identity="tiny|tuned:abc").score_choices(
+        ctx, choices, batch_size=4)
+    assert len(_entries(tmp_path, "score")) == 3
+
+
+def test_corrupted_prediction_cache_entry_is_recomputed(tmp_path, lm, prompts, caplog):
+    cached = LM(lm.model, lm.tokenizer, "tiny", cache=tmp_path)
+    first = cached.score_choices(prompts[0][:4], prompts[1][:4], batch_size=4)
+    entry = _entries(tmp_path, "score")[0]
+    (entry / "results.json").write_text('{"seconds": 1, "results": [')  # truncated
+    again = cached.score_choices(prompts[0][:4], prompts[1][:4], batch_size=4)
+    assert "discarding prediction cache entry" in caplog.text
+    assert [r.logprobs for r in again] == [r.logprobs for r in first]

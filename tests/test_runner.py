@@ -154,3 +154,27 @@ def test_sweep_survives_a_failing_run_and_skips_complete_runs_on_rerun(tmp_path)
     again = json.loads((ok_dir / "metrics.json").read_text())
     assert again["finished_at"] == first["finished_at"]  # not redone
     assert json.loads((bad_dir / "metrics.json").read_text())["status"] == "failed"  # redone
+
+
+def test_rerun_into_a_new_directory_reads_predictions_from_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    cfg = compose_cfg([*TINY, "strategy=rag", f"cache_dir={cache}", "limit=24"], tmp_path)
+    first = run(cfg, tmp_path / "a")
+    second = run(cfg, tmp_path / "b")
+    assert first["prediction_cache_hits"] == 0 and second["prediction_cache_hits"] >= 1
+    rows = [[json.loads(x) for x in (tmp_path / d / "predictions.jsonl").open()] for d in "ab"]
+    for a, b in zip(*rows):  # the same predictions; retrieval is searched (and timed) again
+        assert {k: v for k, v in a.items() if k != "usage"} == {
+            k: v for k, v in b.items() if k != "usage"}
+        for key in ("scoring_s", "generation_s", "prompt_tokens", "completion_tokens"):
+            assert a["usage"][key] == b["usage"][key]  # model seconds as first measured
+    for key in ("choice_accuracy", "recall_at_k", "prompt_tokens", "scoring_s"):
+        assert first[key] == second[key]
+    # charged what the model calls took when computed, not the seconds of reading them back
+    computed_s = sum(json.loads((e / "results.json").read_text())["seconds"]
+                     for e in (cache / "predictions").iterdir() if e.is_dir())
+    assert second["predict_s"] >= computed_s > 0
+    assert second["predict_wall_s"] < second["predict_s"]
+    off = run(compose_cfg([*TINY, "strategy=rag", f"cache_dir={cache}", "limit=24",
+                           "prediction_cache=false"], tmp_path), tmp_path / "c")
+    assert off["prediction_cache_hits"] == 0 and off["choice_accuracy"] == first["choice_accuracy"]

@@ -40,7 +40,7 @@ NESTED = [
 # are where and how a run was executed, not what it measured.
 IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra",
                 "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
-                "strategy._target_", "seen_eval_limit")
+                "strategy._target_", "seen_eval_limit", "prediction_cache")
 
 
 @dataclass
