@@ -29,7 +29,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from harness.cache import cached_dir
 from harness.models import load_model
 
-CACHE_FORMAT = 1  # bump when what a call returns changes
+CACHE_FORMAT = 2  # bump when what a call returns, or how it is computed, changes
 
 
 @dataclass
@@ -240,29 +240,41 @@ class LM:
         return results  # type: ignore[return-value]
 
     def _score_batch(self, ctx: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
-        ids, mask = self._left_pad(ctx)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         logits_to_keep=1)
+        # Contexts right-padded and run without an attention mask: causal attention keeps
+        # every real token away from the trailing pads, and an unmasked batch lets SDPA use
+        # its fused causal kernel (a padding mask forces the slower explicit-mask path).
+        lens = torch.tensor([len(c) for c in ctx], device=self.device)
+        width = int(lens.max())
+        ids = torch.full((len(ctx), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        for i, c in enumerate(ctx):
+            ids[i, : len(c)] = torch.tensor(c)
+        # Logits only where a context ends (what predicts each choice's first token).
+        ends = sorted({len(c) - 1 for c in ctx})
+        out = self.model(input_ids=ids.to(self.device), use_cache=True,
+                         logits_to_keep=torch.tensor(ends, device=self.device))
+        at_end = torch.tensor([ends.index(len(c) - 1) for c in ctx], device=self.device)
+        last = out.logits[torch.arange(len(ctx), device=self.device), at_end]  # batch x vocab
         # Row r of the continuation batch belongs to question owner[r].
         owner = [q for q, cs in enumerate(conts) for _ in cs]
         flat = [c for cs in conts for c in cs]
         rep = torch.tensor(owner, device=self.device)
         cache = out.past_key_values
         cache.batch_select_indices(rep)
-        width = max(len(c) for c in flat)
-        cont_ids = torch.full((len(flat), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        cont_mask = torch.zeros((len(flat), width), dtype=torch.long)
+        cwidth = max(len(c) for c in flat)
+        cont_ids = torch.full((len(flat), cwidth), self.tokenizer.pad_token_id, dtype=torch.long)
+        cont_mask = torch.zeros((len(flat), cwidth), dtype=torch.long)
         for r, c in enumerate(flat):
             cont_ids[r, : len(c)] = torch.tensor(c)
             cont_mask[r, : len(c)] = 1
         cont_ids, cont_mask = cont_ids.to(self.device), cont_mask.to(self.device)
-        cont_pos = pos[rep, -1:] + 1 + torch.arange(width, device=self.device)
-        out2 = self.model(input_ids=cont_ids, attention_mask=torch.cat([mask[rep], cont_mask], 1),
+        # The cache holds each context's pads after its real tokens: mask them out.
+        ctx_mask = (torch.arange(width, device=self.device) < lens[:, None]).long()
+        cont_pos = lens[rep, None] + torch.arange(cwidth, device=self.device)
+        out2 = self.model(input_ids=cont_ids, attention_mask=torch.cat([ctx_mask[rep], cont_mask], 1),
                           position_ids=cont_pos, past_key_values=cache, use_cache=False)
         # Token t of a choice is predicted by the context's last position (t=0) or by
         # continuation position t-1.
-        logits = torch.cat([out.logits[rep, -1:, :], out2.logits[:, :-1, :]], dim=1)
+        logits = torch.cat([last[rep, None, :], out2.logits[:, :-1, :]], dim=1)
         logp = torch.log_softmax(logits.float(), dim=-1)
         tok_lp = logp.gather(-1, cont_ids.unsqueeze(-1)).squeeze(-1) * cont_mask
         return _by_question(owner, tok_lp.sum(-1).tolist(), len(conts))

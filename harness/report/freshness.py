@@ -39,6 +39,15 @@ def _fresh_rows(run) -> pd.DataFrame:
     return pd.DataFrame(rows)[["phase", "id", "changed", "correct", "stale"]]
 
 
+def _unchanged_before(run, fresh: pd.DataFrame, phase: str) -> float | None:
+    """The first version's accuracy on the questions that did not change (its scored
+    predictions.jsonl), to set against the accuracy on them after the update."""
+    ids = set(fresh[(fresh.phase == phase) & ~fresh.changed.astype(bool)].id)
+    items = run.items()
+    scores = items[items.id.isin(ids)].score.dropna()
+    return float(scores.mean()) if len(scores) else None
+
+
 def _mean(values: list[float | None]) -> float:
     known = [float(v) for v in values if v is not None]
     return float(np.mean(known)) if known else math.nan
@@ -88,6 +97,8 @@ def freshness_data(variants: list[Variant], costs: pd.DataFrame) -> Freshness | 
                 "changed_after": _mean([a["accuracy_changed"] for a in after]),
                 "changed_after_low": est.low if est else math.nan,
                 "changed_after_high": est.high if est else math.nan,
+                "unchanged_before": _mean([_unchanged_before(r, f, mode)
+                                           for r, f in zip(runs, frames)]),
                 "unchanged_after": _mean([a["accuracy_unchanged"] for a in after]),
                 "stale_before": _mean([b["stale_rate"] for b in before]),
                 "stale_after": _mean([a["stale_rate"] for a in after]),
@@ -134,7 +145,8 @@ def decision_lines(fresh: Freshness) -> list[str]:
         f"**When the facts change often**: {label(pick)}. After its update it answers "
         f"{pick.changed_after:.3f} [{pick.changed_after_low:.3f}, {pick.changed_after_high:.3f}] "
         f"of the changed questions (before: {pick.changed_before:.3f}) and "
-        f"{pick.unchanged_after:.3f} of the unchanged ones; one update takes "
+        f"{pick.unchanged_after:.3f} of the unchanged ones (before: "
+        f"{pick.unchanged_before:.3f}); one update takes "
         f"{_secs(pick.update_charged_s)} ({_money(pick.update_usd)})"
         + (f", {pick.update_vs_build:.0%} of its first build" if not math.isnan(
             pick.update_vs_build) and pick["mode"] != NO_UPDATE else "") + "."
@@ -177,6 +189,7 @@ def table_frame(fresh: Freshness) -> pd.DataFrame:
             "changed: before": f3(r.changed_before),
             "changed: after [95% CI]": f"{f3(r.changed_after)} [{f3(r.changed_after_low)}, "
                                        f"{f3(r.changed_after_high)}]",
+            "unchanged: before": f3(r.unchanged_before),
             "unchanged: after": f3(r.unchanged_after),
             "stale: before": f3(r.stale_before), "stale: after": f3(r.stale_after),
             "update s": _secs(r.update_charged_s),
@@ -195,7 +208,8 @@ def table_note(fresh: Freshness) -> str:
             f"{s.get('examples')} questions got a new answer. Each variant answered the changed "
             "test questions before updating (how stale it is), then ran each update path and "
             "answered every test question of the new version: changed (did it learn?) and "
-            "unchanged (what did the update break?). Stale: the old answer was chosen. "
+            "unchanged (what did the update break? before: the first fit's answers to them). "
+            "Stale: the old answer was chosen. "
             "Update seconds are what the update's build took when computed (a cached retrain "
             "is charged its original training time); cost at the run's hardware price. "
             "rag re-embeds only the changed documents; continue trains from the first "

@@ -54,5 +54,10 @@ def test_freshness_numbers_come_from_the_runs(fresh_sweep):
             assert row.update_charged_s == pytest.approx(block["update_build_s"])
             assert row.update_usd == pytest.approx(block["update_build_s"] / 3600 * 0.10)
             assert row.changed_after_low <= row.changed_after <= row.changed_after_high
+            fresh = [json.loads(x) for x in (run_dir / "predictions_fresh.jsonl").open()]
+            same = {r["id"] for r in fresh if r["phase"] == mode and not r["changed"]}
+            first = [json.loads(x) for x in (run_dir / "predictions.jsonl").open()]
+            scores = [r["scores"]["choice_correct"] for r in first if r["id"] in same]
+            assert row.unchanged_before == pytest.approx(sum(scores) / len(scores))
     rag = frame.loc[("rag", "reindex")]
     assert 0 < rag.update_vs_build < 1  # only the changed documents were embedded
