@@ -10,8 +10,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from harness.lm import LM
 from harness.scoring import token_f1
 
@@ -29,20 +27,10 @@ def control_prompts() -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-@torch.inference_mode()
 def perplexity(lm: LM, text: str, window: int = 512) -> float:
     """exp(mean token NLL) over non-overlapping windows of `window` tokens."""
-    ids = lm.tokenizer(text, add_special_tokens=False).input_ids
-    nll, count = 0.0, 0
-    for start in range(0, len(ids) - 1, window):
-        chunk = torch.tensor([ids[start:start + window + 1]], device=lm.device)
-        if chunk.shape[1] < 2:
-            break
-        logits = lm.model(input_ids=chunk[:, :-1]).logits.float()
-        loss = torch.nn.functional.cross_entropy(logits[0], chunk[0, 1:], reduction="sum")
-        nll += loss.item()
-        count += chunk.shape[1] - 1
-    return math.exp(nll / max(count, 1))
+    r = lm.text_nll(text, window)
+    return math.exp(r.nll / max(r.tokens, 1))
 
 
 def run_control(lm: LM, *, batch_size: int = 8, max_new_tokens: int = 24) -> ControlResult:

@@ -71,6 +71,12 @@ def weights_fingerprint(model: PreTrainedModel) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class TextNLL:
+    nll: float  # summed negative log-likelihood of the text's tokens (each after the first)
+    tokens: int  # tokens scored
+
+
 class LM:
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str,
                  use_chat_template: bool | None = None, share_context: bool = True,
@@ -208,6 +214,26 @@ class LM:
                     completion_tokens=n, seconds=wall / len(batch), batch_seconds=wall,
                 )
         return results  # type: ignore[return-value]
+
+    # ---- log-likelihood of a text --------------------------------------------------------
+    def text_nll(self, text: str, window: int = 512) -> TextNLL:
+        """Summed token NLL of `text` over non-overlapping windows of `window` tokens."""
+        return self._cached("nll", {"text": text, "window": window}, TextNLL,
+                            lambda: [self._text_nll(text, window)])[0]
+
+    @torch.inference_mode()
+    def _text_nll(self, text: str, window: int) -> TextNLL:
+        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        nll, count = 0.0, 0
+        for start in range(0, len(ids) - 1, window):
+            chunk = torch.tensor([ids[start:start + window + 1]], device=self.device)
+            if chunk.shape[1] < 2:
+                break
+            logits = self.model(input_ids=chunk[:, :-1]).logits.float()
+            nll += torch.nn.functional.cross_entropy(logits[0], chunk[0, 1:],
+                                                     reduction="sum").item()
+            count += chunk.shape[1] - 1
+        return TextNLL(nll, count)
 
     # ---- log-likelihood of choices -------------------------------------------------------
     def score_choices(self, contexts: Sequence[str], choices: Sequence[Sequence[str]], *,

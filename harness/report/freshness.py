@@ -119,50 +119,47 @@ def label(row: pd.Series) -> str:
 
 
 def decision_lines(fresh: Freshness) -> list[str]:
-    """Which variant to pick when the facts change often: the cheapest update among those
-    whose accuracy on changed questions after the update is not significantly below the
-    best one's (paired test on the changed questions, Holm-corrected)."""
+    """Which variant to pick when the facts change often: the most accurate on changed
+    questions after its update (the cheaper update breaks an exact tie), with the variants
+    a paired test cannot tell from it (Holm-corrected) and what their updates cost."""
     df = fresh.frame.dropna(subset=["changed_after"])
     if df.empty:
         return []
-    best = df.loc[df.changed_after.idxmax()]
-    best_out = fresh.outcomes[(best.variant, best["mode"])]
+    df = df.sort_values(["changed_after", "update_usd"], ascending=[False, True])
+    pick = df.iloc[0]
+    pick_out = fresh.outcomes[(pick.variant, pick["mode"])]
     others, tests = [], []
-    for _, r in df.iterrows():
-        if (r.variant, r["mode"]) == (best.variant, best["mode"]):
-            continue
-        a, b = _aligned(best_out, fresh.outcomes[(r.variant, r["mode"])])
-        if not a.size:
-            continue
-        others.append(r)
-        tests.append(paired_test(a, b).p_value)
+    for _, r in df.iloc[1:].iterrows():
+        a, b = _aligned(pick_out, fresh.outcomes[(r.variant, r["mode"])])
+        if a.size:
+            others.append(r)
+            tests.append(paired_test(a, b).p_value)
     adjusted = holm(tests) if tests else []
     tied = [r for r, p in zip(others, adjusted) if p >= ALPHA]
-    group = pd.DataFrame([best, *tied])
-    priced = group.dropna(subset=["update_usd"])
-    pick = priced.loc[priced.update_usd.idxmin()] if not priced.empty else best
-    lines = [
-        f"**When the facts change often**: {label(pick)}. After its update it answers "
-        f"{pick.changed_after:.3f} [{pick.changed_after_low:.3f}, {pick.changed_after_high:.3f}] "
-        f"of the changed questions (before: {pick.changed_before:.3f}) and "
-        f"{pick.unchanged_after:.3f} of the unchanged ones (before: "
-        f"{pick.unchanged_before:.3f}); one update takes "
-        f"{_secs(pick.update_charged_s)} ({_money(pick.update_usd)})"
-        + (f", {pick.update_vs_build:.0%} of its first build" if not math.isnan(
-            pick.update_vs_build) and pick["mode"] != NO_UPDATE else "") + "."
-        + (" As accurate on the changed facts (no significant difference): "
-           + ", ".join(f"{label(r)} ({r.changed_after:.3f}, {_money(r.update_usd)} per update)"
-                       for _, r in group.iterrows()
-                       if (r.variant, r["mode"]) != (pick.variant, pick["mode"])) + "."
-           if len(group) > 1 else "")
-    ]
-    tuned = df[df.strategy.isin(("lora", "full"))]
+    share = ("" if math.isnan(pick.update_vs_build) or pick["mode"] == NO_UPDATE
+             else f", {_share(pick.update_vs_build)} of its first build")
+    line = (f"**When the facts change often**: {label(pick)}. After its update it answers "
+            f"{pick.changed_after:.3f} [{pick.changed_after_low:.3f}, "
+            f"{pick.changed_after_high:.3f}] of the changed questions (before: "
+            f"{pick.changed_before:.3f}) and {pick.unchanged_after:.3f} of the unchanged ones "
+            f"(before: {pick.unchanged_before:.3f}); one update takes "
+            f"{_secs(pick.update_charged_s)} ({_money(pick.update_usd)}){share}.")
+    if tied:
+        line += (f" Not significantly different on these {pick.n_changed} changed questions: "
+                 + ", ".join(f"{label(r)} ({r.changed_after:.3f}, {_money(r.update_usd)} per "
+                             "update)" for r in tied) + ".")
+    lines = [line]
+    tuned = fresh.frame[fresh.frame.strategy.isin(("lora", "full"))]
     for name, g in tuned.groupby("variant", sort=False):
         parts = [f"{r['mode']} {r.stale_after:.3f}" for _, r in g.iterrows()]
         lines.append(f"Staleness of {name}: it gave the old answer to {g.stale_before.iloc[0]:.3f} "
                      f"of the changed questions before its update; after: " + ", ".join(parts)
                      + ".")
     return lines
+
+
+def _share(x: float) -> str:
+    return "<1%" if x < 0.01 else f"{x:.0%}"
 
 
 def _secs(s: float) -> str:
@@ -194,7 +191,7 @@ def table_frame(fresh: Freshness) -> pd.DataFrame:
             "stale: before": f3(r.stale_before), "stale: after": f3(r.stale_after),
             "update s": _secs(r.update_charged_s),
             "vs first build": "n/a" if math.isnan(r.update_vs_build) or r["mode"] == NO_UPDATE
-            else f"{r.update_vs_build:.0%}",
+            else _share(r.update_vs_build),
             "update cost": _money(r.update_usd),
             "questions (changed / unchanged)": f"{r.n_changed} / {r.n_unchanged}",
         })

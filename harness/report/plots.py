@@ -109,13 +109,16 @@ def _latency(report: Report, path: Path) -> None:
 def _freshness(report: Report, path: Path) -> None:
     """One arrow per (variant, update mode): from the accuracy on changed questions before
     the update (hollow) to after it (filled, with its 95% interval), at the update's cost.
-    Log scale; an update that costs nothing sits at the left edge."""
+    Log scale; `none` (nothing to update) sits at the left edge."""
     df = report.freshness.frame.dropna(subset=["changed_after"])
-    positive = df.update_usd[df.update_usd > 0]
+    updating = df["mode"] != "none"
+    positive = df.update_usd[updating & (df.update_usd > 0)]
     floor = positive.min() / 10 if len(positive) else 1e-9
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
-    for n, (_, r) in enumerate(df.iterrows()):
-        x = r.update_usd if r.update_usd > 0 else floor
+    xs = [r.update_usd if upd and r.update_usd > 0 else floor
+          for upd, (_, r) in zip(updating, df.iterrows())]
+    fig, ax = plt.subplots(figsize=(8.5, 5.0), dpi=110)
+    placed: list[tuple[float, float]] = []
+    for x, (_, r) in zip(xs, df.iterrows()):
         color = _color(r.strategy)
         ax.annotate("", (x, r.changed_after), (x, r.changed_before),
                     arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.6})
@@ -123,17 +126,22 @@ def _freshness(report: Report, path: Path) -> None:
         ax.errorbar([x], [r.changed_after], yerr=[[r.changed_after - r.changed_after_low],
                                                  [r.changed_after_high - r.changed_after]],
                     fmt="o", color=color, capsize=3, markersize=7)
+        # stack labels of points that sit close together (same cost, similar accuracy)
+        near = sum(abs(np.log10(x / px)) < 0.3 and abs(r.changed_after - py) < 0.08
+                   for px, py in placed)
+        placed.append((x, r.changed_after))
         name = r.variant if r["mode"] == "none" else f"{r.variant} [{r['mode']}]"
         ax.annotate(name, (x, r.changed_after), textcoords="offset points",
-                    xytext=(6, 4 - 9 * (n % 3)), fontsize=7)
+                    xytext=(7, 3 - 10 * near), fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("cost of one update, USD (log scale; no update at the left edge)")
+    ax.set_xlim(floor / 3, max(xs) * 30)
+    ax.set_xlabel("cost of one update, USD (log scale; 'none' at the left edge)")
     ax.set_ylabel("accuracy on changed questions")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.05)
     ax.grid(alpha=0.3)
     ax.plot([], [], "o", mfc="white", color="gray", label="before the update")
     ax.plot([], [], "o", color="gray", label="after (95% interval)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
