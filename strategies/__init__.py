@@ -1,4 +1,5 @@
 """Adaptation strategies. Each is thin: it composes harness parts behind the contract
-`fit(task) -> FitReport`, `predict(examples) -> list[Prediction]` (see harness.types)."""
+`fit(task) -> FitReport`, `predict(examples) -> list[Prediction]` (see harness.types), and
+optionally `update_modes` / `update(change, mode) -> FitReport` for the freshness scenario."""
 
-STRATEGIES = ("prompt", "rag")
+STRATEGIES = ("prompt", "rag", "lora", "full", "hybrid")
