@@ -116,3 +116,14 @@ class Strategy(Protocol):
     def fit(self, task: Task) -> FitReport: ...
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]: ...
+
+
+class Updatable(Protocol):
+    """Optional, for the freshness scenario (harness.freshness): a fitted strategy learns a
+    new version of its task by one of its `update_modes`; `change` is a
+    harness.data.update.TaskUpdate. The report says "no update path" for strategies
+    without it."""
+
+    update_modes: Sequence[str]
+
+    def update(self, change, mode: str) -> FitReport: ...
