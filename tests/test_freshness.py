@@ -12,7 +12,7 @@ import pytest
 from harness.data import TaskDataError, build_task
 from harness.data.synthetic import generate
 from harness.data.update import build_update
-from harness.freshness import is_stale, selected_modes
+from harness.freshness import is_stale, run_freshness, selected_modes
 from harness.retrieval import Retriever, chunk_documents, get_embedder
 from harness.runner import run
 from harness.training_data import TrainRow, rows_about
@@ -205,3 +205,15 @@ def test_run_records_freshness(tmp_path, strategy):
         assert cont["notes"]["parent_artifact_key"] == metrics["fit"]["notes"]["artifact_key"]
         assert full["notes"]["parent_artifact_key"] is None
         assert 0 < cont["notes"]["update_rows"] < full["notes"]["update_rows"]
+
+
+def test_a_strategy_without_an_update_path_is_recorded_as_such(tmp_path):
+    task, change = _synthetic_update()
+
+    class Plain:
+        name = "plain"
+
+    out = run_freshness(Plain(), task, change, eval_split="test", limit=None, tuned_modes=[],
+                        retrieval_k=None, run_dir=tmp_path)
+    assert out["supported"] is False and "no update path" in out["reason"]
+    assert out["scenario"]["changed_examples"] == 24

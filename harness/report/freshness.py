@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +28,7 @@ class Freshness:
     # (variant, mode) -> (changed item ids, seeds x those items' 0/1 outcomes after update)
     outcomes: dict[tuple[str, str], tuple[list[str], np.ndarray]]
     scenario: dict[str, Any]
+    no_update: list[str] = field(default_factory=list)  # variants without an update path
 
 
 def _fresh_rows(run) -> pd.DataFrame:
@@ -71,8 +72,11 @@ def _aligned(a: tuple[list[str], np.ndarray], b: tuple[list[str], np.ndarray]):
 def freshness_data(variants: list[Variant], costs: pd.DataFrame) -> Freshness | None:
     """None when no run of these variants ran the freshness scenario."""
     c = costs.set_index("variant") if not costs.empty else costs
-    rows, outcomes, scenario = [], {}, {}
+    rows, outcomes, scenario, no_update = [], {}, {}, []
     for v in variants:
+        blocks = [r.metrics.get("freshness") for r in v.runs if r.metrics.get("freshness")]
+        if blocks and not any(b.get("supported") for b in blocks):
+            no_update.append(v.name)
         runs = [r for r in v.runs if (r.metrics.get("freshness") or {}).get("supported")]
         if not runs:
             continue
@@ -111,7 +115,7 @@ def freshness_data(variants: list[Variant], costs: pd.DataFrame) -> Freshness | 
             })
     if not rows:
         return None
-    return Freshness(pd.DataFrame(rows), outcomes, scenario)
+    return Freshness(pd.DataFrame(rows), outcomes, scenario, no_update)
 
 
 def label(row: pd.Series) -> str:
@@ -210,4 +214,6 @@ def table_note(fresh: Freshness) -> str:
             "Update seconds are what the update's build took when computed (a cached retrain "
             "is charged its original training time); cost at the run's hardware price. "
             "rag re-embeds only the changed documents; continue trains from the first "
-            "artifact on what changed; retrain trains from the base model on everything.")
+            "artifact on what changed; retrain trains from the base model on everything."
+            + (f" No update path (the strategy cannot be updated): {', '.join(fresh.no_update)}."
+               if fresh.no_update else ""))
