@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Sequence, Set
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from harness.cache import cached_dir
+from harness.data.update import TaskUpdate
 from harness.forgetting import base_control, forgetting_report, run_control
 from harness.lm import LM, weights_fingerprint
 from harness.results import read_json, write_json
@@ -272,12 +273,11 @@ UPDATE_MODES = ("continue", "retrain")
 
 
 def update_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
-                 train_settings: TrainSettings, *, mode: str, changed_doc_ids: Set[str],
-                 changed_example_ids: Set[str], split_hash: str, parent: FitReport, seed: int,
-                 continue_epochs: float | None = None, cache_dir: str | None = None,
-                 progress: bool = True) -> Tuned:
+                 train_settings: TrainSettings, *, mode: str, change: TaskUpdate,
+                 parent: FitReport, seed: int, continue_epochs: float | None = None,
+                 cache_dir: str | None = None, progress: bool = True) -> Tuned:
     """Teach a tuned model the new version of its task. `rows`/`val_rows` are built from the
-    new version. retrain: from the base model on all of them (what the first fit did, on
+    new version (`change.new`). retrain: from the base model on all of them (what the first fit did, on
     new data). continue: from the `parent` artifact, on the rows about changed documents
     and questions only, for `continue_epochs` (None: the same epochs as the first fit)."""
     if mode not in UPDATE_MODES:
@@ -285,8 +285,8 @@ def update_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Seq
                          f"{', '.join(UPDATE_MODES)}")
     start = None
     if mode == "continue":
-        rows = rows_about(rows, changed_doc_ids, changed_example_ids)
-        val_rows = rows_about(val_rows, changed_doc_ids, changed_example_ids)
+        rows = rows_about(rows, change.changed_doc_ids, change.changed_example_ids)
+        val_rows = rows_about(val_rows, change.changed_doc_ids, change.changed_example_ids)
         if not rows:
             raise ValueError("continue: no training row is about a changed document or "
                              "question (nothing to learn); use the retrain mode")
@@ -294,7 +294,7 @@ def update_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Seq
             train_settings = dataclasses.replace(train_settings, epochs=float(continue_epochs),
                                                  max_steps=-1)
         start = parent
-    return fit_tuned(lm, method, rows, val_rows, train_settings, split_hash=split_hash,
+    return fit_tuned(lm, method, rows, val_rows, train_settings, split_hash=change.new.split_hash,
                      seed=seed, cache_dir=cache_dir, measure_forgetting=False,
                      progress=progress, parent=start,
                      notes={"update_mode": mode, "update_rows": len(rows)})

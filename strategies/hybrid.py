@@ -119,10 +119,9 @@ class HybridStrategy:
             return index_report
         rows, val_rows, _ = self._rows(change.new)
         tuned = update_tuned(self.lm, self.method, rows, val_rows, self.train,
-                             mode=mode.split("+", 1)[1], changed_doc_ids=change.changed_doc_ids,
-                             changed_example_ids=change.changed_example_ids,
-                             split_hash=change.new.split_hash, parent=self.tuned_report,
-                             seed=self.seed, continue_epochs=self.continue_epochs,
+                             mode=mode.split("+", 1)[1], change=change,
+                             parent=self.tuned_report, seed=self.seed,
+                             continue_epochs=self.continue_epochs,
                              cache_dir=self.cache_dir, progress=self.progress)
         self.rag.lm = tuned.lm
         return _combined(tuned.report, index_report)

@@ -52,9 +52,7 @@ class TunedStrategy:
             raise RuntimeError(f"{self.name}: update called before fit")
         rows, val_rows, _ = build_rows(self.lm, self.prompt, change.new, self.data, self.seed)
         tuned = update_tuned(self.lm, self.method, rows, val_rows, self.train, mode=mode,
-                             changed_doc_ids=change.changed_doc_ids,
-                             changed_example_ids=change.changed_example_ids,
-                             split_hash=change.new.split_hash, parent=self.fitted,
+                             change=change, parent=self.fitted,
                              seed=self.seed, continue_epochs=self.continue_epochs,
                              cache_dir=self.cache_dir, progress=self.progress)
         self.predictor = PromptStrategy(tuned.lm, self.prompt, self.answer, progress=self.progress)
