@@ -14,6 +14,7 @@ what such hits saved, so the runner can charge a run the original predict time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -83,7 +84,7 @@ class LM:
                  identity: str | None = None, cache: Path | None = None) -> None:
         self.model, self.tokenizer, self.name = model, tokenizer, name
         # What the prediction cache keys this model by: name + weights (+ tuned artifact).
-        self.identity = identity or f"{name}|{weights_fingerprint(model)}"
+        self.identity = identity or f"{name}|{self.fingerprint}"
         self.cache = cache  # prediction cache directory; None: off
         # Share each context's KV cache across its choices; off for models that rewrite
         # their input (prompt tuning prepends learned tokens), which are scored whole.
@@ -92,6 +93,11 @@ class LM:
         has_template = getattr(tokenizer, "chat_template", None) is not None
         self.chat = has_template if use_chat_template is None else use_chat_template
         self.stop_ids = self._stop_token_ids()
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The weights fingerprint, computed once (artifact keys and caches use it)."""
+        return weights_fingerprint(self.model)
 
     # ---- prompts -------------------------------------------------------------------------
     def render(self, messages: Sequence[Message]) -> str:

@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from harness.cache import cached_dir
 from harness.data.update import TaskUpdate
 from harness.forgetting import base_control, forgetting_report, run_control
-from harness.lm import LM, weights_fingerprint
+from harness.lm import LM
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
 from harness.training import TrainSettings, train
@@ -193,7 +193,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
     (the report of an earlier fit_tuned), train on from that artifact instead of the base."""
     base = lm.model
-    fingerprint = weights_fingerprint(base)
+    fingerprint = lm.fingerprint
     parent_key = str(parent.notes["artifact_key"]) if parent else ""
     key = artifact_key(model_name=lm.name, fingerprint=fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
