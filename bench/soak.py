@@ -35,7 +35,7 @@ FAILING = "hybrid"
 
 
 def sweep_cmd(sweep_dir: Path, cache: Path) -> list[str]:
-    return [sys.executable, "-m", "harness.runner", "-m", *SWEEP, f"cache_dir={cache}",
+    return [sys.executable, "-m", "harness.run.runner", "-m", *SWEEP, f"cache_dir={cache}",
             f"hydra.sweep.dir={sweep_dir}"]
 
 

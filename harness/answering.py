@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.errors import ConfigError
 from harness.lm import LM, Message
 from harness.types import Citation, Example, Prediction, Usage
 
@@ -22,19 +23,19 @@ class AnswerSettings:
 
     def __post_init__(self) -> None:
         if self.choice_norm not in CHOICE_NORMS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown choice_norm '{self.choice_norm}'; choose one of: {', '.join(CHOICE_NORMS)}"
             )
         if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("answer.batch_size and answer.max_new_tokens must be >= 1")
+            raise ConfigError("answer.batch_size and answer.max_new_tokens must be >= 1")
         if not (self.score_choices or self.generate):
-            raise ValueError("answer.score_choices and answer.generate are both off: nothing to do")
+            raise ConfigError("answer.score_choices and answer.generate are both off: nothing to do")
 
 
 def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Message]],
            settings: AnswerSettings, *, retrieval_s: Sequence[float] | None = None,
            retrieval_batch_s: Sequence[float] | None = None,
-           citations: Sequence[Sequence[Citation]] | None = None, can_cite: bool = False,
+           citations: Sequence[Sequence[Citation]] | None = None,
            progress: bool = False) -> list[Prediction]:
     prompts = [lm.render(m) for m in messages]
     n = len(examples)
@@ -73,6 +74,6 @@ def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Mess
         preds.append(Prediction(
             example_id=ex.id, output=g.text if g else None, choice=choice,
             choice_logprobs=tuple(round(x, 5) for x in logprobs), usage=usage,
-            citations=tuple(citations[i]) if citations else (), can_cite=can_cite,
+            citations=tuple(citations[i]) if citations else (),
         ))
     return preds

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from harness.errors import ConfigError
+
 
 def hardware_name(cost_cfg: Mapping[str, Any]) -> str:
     """The key of usd_per_hour a run is priced at: cost.hardware, or for `auto` the GPU in
@@ -23,7 +25,7 @@ def hardware_name(cost_cfg: Mapping[str, Any]) -> str:
     hw = cost_cfg.get("hardware", "auto")
     if hw != "auto":
         if hw not in prices:
-            raise ValueError(f"cost.hardware '{hw}' has no price in cost.usd_per_hour "
+            raise ConfigError(f"cost.hardware '{hw}' has no price in cost.usd_per_hour "
                              f"(known: {', '.join(prices)})")
         return hw
     if torch.cuda.is_available():
@@ -42,9 +44,9 @@ def run_prices(cost_cfg: Mapping[str, Any]) -> dict[str, Any]:
     for name, p in (cost_cfg.get("api") or {}).items():
         for field in ("input_usd_per_1m", "output_usd_per_1m"):
             if not isinstance(p.get(field), int | float) or p[field] < 0:
-                raise ValueError(f"cost.api.{name}.{field} must be a price >= 0, got {p.get(field)!r}")
+                raise ConfigError(f"cost.api.{name}.{field} must be a price >= 0, got {p.get(field)!r}")
     if price is not None and price < 0:
-        raise ValueError(f"cost.usd_per_hour.{hw} must be >= 0, got {price}")
+        raise ConfigError(f"cost.usd_per_hour.{hw} must be >= 0, got {price}")
     return {"hardware": hw, "usd_per_hour": price, "api": dict(cost_cfg.get("api") or {})}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from harness.errors import ConfigError
 from harness.lm import Message
 
 
@@ -21,7 +22,7 @@ class PromptSettings:
 
     def __post_init__(self) -> None:
         if self.context_budget_tokens < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"prompt.context_budget_tokens must be >= 1, got {self.context_budget_tokens}"
             )
 

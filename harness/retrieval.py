@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from harness.cache import cached_dir
+from harness.errors import ConfigError
 from harness.system import cache_root, package_path, resolve_device
 from harness.types import Document
 
@@ -43,7 +44,7 @@ def chunk_documents(docs: Sequence[Document], chunk_words: int = 120,
     `overlap_words`; the title (if any) leads every chunk so it stays findable. Nothing is
     dropped: a long document becomes several chunks."""
     if chunk_words < 1 or not 0 <= overlap_words < chunk_words:
-        raise ValueError(
+        raise ConfigError(
             f"chunking needs chunk_words >= 1 and 0 <= overlap_words < chunk_words, "
             f"got chunk_words={chunk_words}, overlap_words={overlap_words}"
         )
@@ -145,7 +146,7 @@ def build_index(vectors: np.ndarray, index_type: str = "flat", *, nlist: int = 6
     elif index_type == "hnsw":
         index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT))
     else:
-        raise ValueError(f"unknown index type '{index_type}'; choose one of: {', '.join(INDEX_TYPES)}")
+        raise ConfigError(f"unknown index type '{index_type}'; choose one of: {', '.join(INDEX_TYPES)}")
     ids = np.arange(len(vectors), dtype=np.int64) if ids is None else ids.astype(np.int64)
     index.add_with_ids(vectors, ids)
     return index
@@ -158,7 +159,7 @@ class Retriever:
     def __init__(self, embedder: Embedder, *, chunk_words: int = 120, overlap_words: int = 20,
                  index_type: str = "flat", nlist: int = 64, nprobe: int = 8) -> None:
         if index_type not in INDEX_TYPES:
-            raise ValueError(f"unknown index type '{index_type}'; choose one of: {', '.join(INDEX_TYPES)}")
+            raise ConfigError(f"unknown index type '{index_type}'; choose one of: {', '.join(INDEX_TYPES)}")
         self.embedder = embedder
         self.chunk_words, self.overlap_words = chunk_words, overlap_words
         self.index_type, self.nlist, self.nprobe = index_type, nlist, nprobe

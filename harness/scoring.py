@@ -43,8 +43,10 @@ def contains(pred: str, golds: Sequence[str]) -> float:
     return float(any(normalize(g) and f" {normalize(g)} " in p for g in golds))
 
 
-def score_item(ex: Example, pred: Prediction, k: int | None = None) -> dict[str, float | None]:
-    """Scores for one test item; None where a score does not apply."""
+def score_item(ex: Example, pred: Prediction, k: int | None = None,
+               cites: bool = False) -> dict[str, float | None]:
+    """Scores for one test item; None where a score does not apply (attribution: only for
+    a strategy that cites, `k` the depth of recall@k)."""
     s: dict[str, float | None] = {
         "choice_correct": None, "exact_match": None, "f1": None, "contains": None,
         "recall_at_k": None, "mrr": None, "citation_precision": None, "citation_recall": None,
@@ -55,7 +57,7 @@ def score_item(ex: Example, pred: Prediction, k: int | None = None) -> dict[str,
         s["exact_match"] = exact_match(pred.output, ex.answers)
         s["f1"] = token_f1(pred.output, ex.answers)
         s["contains"] = contains(pred.output, ex.answers)
-    if pred.can_cite and ex.source_ids:
+    if cites and ex.source_ids:
         gold = set(ex.source_ids)
         ranked = list(dict.fromkeys(c.source_id for c in pred.citations))
         top = ranked[:k] if k else ranked

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from platformdirs import user_cache_dir
 
+from harness.errors import ConfigError
+
 VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "faiss-cpu",
              "hydra-core", "numpy", "adaptbench")
 
@@ -27,7 +29,7 @@ def resolve_dtype(dtype: str) -> torch.dtype:
     table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
              "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
     if dtype not in table:
-        raise ValueError(f"unknown dtype '{dtype}'; choose one of: {', '.join(table)}")
+        raise ConfigError(f"unknown dtype '{dtype}'; choose one of: {', '.join(table)}")
     return table[dtype]
 
 

@@ -1,7 +1,9 @@
 """Dataclasses that cross module boundaries: the task, and the strategy contract.
 
-A strategy is any object with ``name``, ``fit(task) -> FitReport`` and
-``predict(examples) -> list[Prediction]`` (same order and length as the input).
+A strategy is any object that satisfies `Strategy` below; it is built from a
+harness.context.StrategyContext and the knobs of its YAML. The runner and the report learn
+everything they need about a strategy from these members and from what its fit and
+predictions return, never from its name.
 """
 
 from __future__ import annotations
@@ -74,9 +76,19 @@ class FitReport:
     # (the cost model charges this, not the seconds a cache hit took). None: same as wall_s.
     build_s: float | None = None
     notes: dict[str, object] = field(default_factory=dict)
+    # What tuning did to general ability (harness.tuning.forgetting.measure_forgetting);
+    # None: not measured. The report's forgetting table shows it for strategies that train.
+    forgetting: dict[str, object] | None = None
+    # Ids of the task examples whose question or answer reached what fit built (a few-shot
+    # pool, training rows). The runner checks them against the test split (leakage); None:
+    # the strategy does not say, and the run records the check as not made.
+    examples_seen: frozenset[str] | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """For metrics.json: every field but the example ids (the leakage check counts them)."""
+        d = asdict(self)
+        del d["examples_seen"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -104,22 +116,41 @@ class Prediction:
     choice_logprobs: tuple[float, ...] = ()
     usage: Usage = field(default_factory=Usage)
     citations: tuple[Citation, ...] = ()  # ranked; empty for strategies that cannot cite
-    can_cite: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class Strategy(Protocol):
-    name: str
+    """The strategy contract (see harness.context for how a strategy is built)."""
+
+    name: str  # the run directory and the report's variant names start with it
+    # fit changes the model's weights: the runner also scores train-split questions (seen
+    # facts) and the report shows forgetting and break-even against the untrained variants.
+    trains: bool
+    # predictions carry the sources they used (Prediction.citations): the report shows
+    # source attribution; otherwise it says "cannot cite".
+    cites: bool
+    # passages retrieved per question (the depth of recall@k); None: no retrieval. The
+    # report takes the most accurate untrained variant with and without retrieval as the
+    # baselines a trained variant's build cost is weighed against.
+    retrieval_k: int | None
 
     def fit(self, task: Task) -> FitReport: ...
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]: ...
 
 
+CONTRACT = ("name", "trains", "cites", "retrieval_k", "fit", "predict")
+
+
+def missing_members(strategy: object) -> list[str]:
+    """The members of the Strategy contract that `strategy` lacks."""
+    return [m for m in CONTRACT if not hasattr(strategy, m)]
+
+
 class Updatable(Protocol):
-    """Optional, for the freshness scenario (harness.freshness): a fitted strategy learns a
+    """Optional, for the freshness scenario (harness.run.freshness): a fitted strategy learns a
     new version of its task by one of its `update_modes`; `change` is a
     harness.data.update.TaskUpdate. The report says "no update path" for strategies
     without it."""

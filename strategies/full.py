@@ -3,17 +3,13 @@ blocks), on the same training data as LoRA, then zero-shot prompting with the re
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from harness.answering import AnswerSettings
-from harness.lm import LM
-from harness.prompting import PromptSettings
+from harness.context import StrategyContext
 from harness.tuning import FullSettings, Method
 from strategies.tuned import TunedStrategy
 
 
-def FullStrategy(lm: LM, prompt: PromptSettings, answer: AnswerSettings, *, freeze_layers: int = 0,
-                 name: str = "full", get_embedder: Callable | None = None,
+def FullStrategy(ctx: StrategyContext, *, freeze_layers: int = 0, name: str = "full",
                  **kw: Any) -> TunedStrategy:
-    return TunedStrategy(lm, prompt, answer, Method(FullSettings(freeze_layers)), name=name, **kw)
+    return TunedStrategy(ctx, Method(FullSettings(freeze_layers)), name=name, **kw)

@@ -10,22 +10,22 @@ mode "raft":     RAFT-style training (Zhang et al. 2024): each train-split quest
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from harness.answering import AnswerSettings
+from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
-from harness.lm import LM
-from harness.prompting import Passage, PromptSettings, fit_passages
-from harness.retrieval import Embedder
-from harness.training import TrainSettings
-from harness.training_data import DataSettings, build_rows, raft_rows
+from harness.errors import ConfigError
+from harness.prompting import Passage, fit_passages
 from harness.tuning import (
     UPDATE_MODES,
     AdapterSettings,
+    DataSettings,
     Method,
+    TrainSettings,
+    build_rows,
     fit_tuned,
-    train_example_ids,
+    raft_rows,
     update_tuned,
 )
 from harness.types import Example, FitReport, Prediction, Task
@@ -35,34 +35,35 @@ MODES = ("lora+rag", "raft")
 
 
 class HybridStrategy:
-    def __init__(self, lm: LM, prompt: PromptSettings, answer: AnswerSettings, *,
-                 get_embedder: Callable[[], Embedder], name: str = "hybrid", mode: str = "raft",
+    trains = True
+    cites = True
+    # reindex: the retriever only (the model keeps its old knowledge); reindex+<m>: also
+    # the model, by the tuned update mode <m>.
+    update_modes = ("reindex", *(f"reindex+{m}" for m in UPDATE_MODES))
+
+    def __init__(self, ctx: StrategyContext, *, name: str = "hybrid", mode: str = "raft",
                  retrieval: dict[str, Any], adapter: dict[str, Any], data: dict[str, Any],
                  train: dict[str, Any], raft: dict[str, Any], update: dict[str, Any] | None = None,
-                 cache_dir: str | None = None,
-                 measure_forgetting: bool = True, seed: int = 0, progress: bool = True) -> None:
+                 measure_forgetting: bool = True) -> None:
         if mode not in MODES:
-            raise ValueError(f"unknown hybrid mode '{mode}'; choose one of: {', '.join(MODES)}")
+            raise ConfigError(f"unknown strategy.mode '{mode}' for hybrid; choose one of: "
+                              f"{', '.join(MODES)}")
         p_gold, n_distract = float(raft.get("p_gold", 0.8)), int(raft.get("n_distractors", 3))
         if mode == "raft":  # rows with passages are longer: their own length and epochs
             train = {**train, "epochs": raft.get("epochs", train.get("epochs"))}
             data = {**data, "max_seq_len": raft.get("max_seq_len", data.get("max_seq_len"))}
         if not 0.0 <= p_gold <= 1.0 or n_distract < 0:
-            raise ValueError("raft.p_gold must be in [0, 1] and raft.n_distractors >= 0")
-        self.name, self.lm, self.prompt, self.answer, self.mode = name, lm, prompt, answer, mode
+            raise ConfigError("strategy.raft.p_gold must be in [0, 1] and "
+                              "strategy.raft.n_distractors >= 0")
+        self.ctx, self.name, self.mode = ctx, name, mode
         self.p_gold, self.n_distractors = p_gold, n_distract
         self.method = Method(AdapterSettings(**adapter))
         self.data, self.train = DataSettings(**data), TrainSettings(**train)
-        self.cache_dir, self.measure_forgetting = cache_dir, measure_forgetting
-        self.seed, self.progress = seed, progress
-        self.rag = RAGStrategy(lm, prompt, answer, get_embedder=get_embedder, seed=seed,
-                               progress=progress, **retrieval)
-        self.seen_example_ids: set[str] = set()
+        self.measure_forgetting = measure_forgetting
+        self.rag = RAGStrategy(ctx, **retrieval)
+        self.retrieval_k = self.rag.retrieval_k
         self.continue_epochs = (update or {}).get("continue_epochs")
         self.tuned_report: FitReport | None = None
-        # reindex: the retriever only (the model keeps its old knowledge); reindex+<m>: also
-        # the model, by the tuned update mode <m>.
-        self.update_modes = ("reindex", *(f"reindex+{m}" for m in UPDATE_MODES))
 
     def _raft_rows(self, examples: Sequence[Example], tag: str, seed: int):
         retriever = self.rag.retriever
@@ -78,29 +79,29 @@ class HybridStrategy:
             return Passage(doc_id, first_chunk[doc_id].text, 1.0)
 
         def budget(ps: list[Passage]) -> list[Passage]:
-            return fit_passages(ps, self.prompt.context_budget_tokens, self.lm.count_tokens)
+            return fit_passages(ps, self.ctx.prompt.context_budget_tokens, self.ctx.lm.count_tokens)
 
-        return raft_rows(self.lm, self.prompt, examples, retrieve, gold, budget=budget,
+        return raft_rows(self.ctx.lm, self.ctx.prompt, examples, retrieve, gold, budget=budget,
                          p_gold=self.p_gold, n_distractors=self.n_distractors, seed=seed,
                          max_len=self.data.max_seq_len, source=tag)
 
     def _rows(self, task: Task):
         if self.mode == "lora+rag":
-            return build_rows(self.lm, self.prompt, task, self.data, self.seed)
-        rows = self._raft_rows(task.split("train"), "raft", self.seed)
-        val_rows = self._raft_rows(task.split("val"), "raftval", self.seed + 1)
+            return build_rows(self.ctx.lm, self.ctx.prompt, task, self.data, self.ctx.seed)
+        rows = self._raft_rows(task.split("train"), "raft", self.ctx.seed)
+        val_rows = self._raft_rows(task.split("val"), "raftval", self.ctx.seed + 1)
         return rows, val_rows, {"raft_rows": len(rows), "val_rows": len(val_rows)}
 
     def fit(self, task: Task) -> FitReport:
         index_report = self.rag.fit(task)
         rows, val_rows, counts = self._rows(task)
-        self.seen_example_ids = train_example_ids(rows)
         notes = {"mode": self.mode, "data": counts}
         if self.mode == "raft":
             notes["raft"] = {"p_gold": self.p_gold, "n_distractors": self.n_distractors}
-        tuned = fit_tuned(self.lm, self.method, rows, val_rows, self.train,
-                          split_hash=task.split_hash, seed=self.seed, cache_dir=self.cache_dir,
-                          measure_forgetting=self.measure_forgetting, progress=self.progress,
+        ctx = self.ctx
+        tuned = fit_tuned(ctx.lm, self.method, rows, val_rows, self.train,
+                          split_hash=task.split_hash, seed=ctx.seed, cache_dir=ctx.cache_dir,
+                          forgetting=self.measure_forgetting, progress=ctx.progress,
                           notes=notes)
         self.rag.lm = tuned.lm
         self.tuned_report = tuned.report
@@ -110,7 +111,7 @@ class HybridStrategy:
         """Re-index the changed documents (as rag); with reindex+continue / reindex+retrain
         also teach the model the new version (as lora), from the updated index's rows."""
         if mode not in self.update_modes:
-            raise ValueError(f"unknown hybrid update mode '{mode}'; choose one of: "
+            raise ConfigError(f"unknown hybrid update mode '{mode}'; choose one of: "
                              f"{', '.join(self.update_modes)}")
         if self.tuned_report is None:
             raise RuntimeError(f"{self.name}: update called before fit")
@@ -118,11 +119,12 @@ class HybridStrategy:
         if mode == "reindex":
             return index_report
         rows, val_rows, _ = self._rows(change.new)
-        tuned = update_tuned(self.lm, self.method, rows, val_rows, self.train,
+        ctx = self.ctx
+        tuned = update_tuned(ctx.lm, self.method, rows, val_rows, self.train,
                              mode=mode.split("+", 1)[1], change=change,
-                             parent=self.tuned_report, seed=self.seed,
+                             parent=self.tuned_report, seed=ctx.seed,
                              continue_epochs=self.continue_epochs,
-                             cache_dir=self.cache_dir, progress=self.progress)
+                             cache_dir=ctx.cache_dir, progress=ctx.progress)
         self.rag.lm = tuned.lm
         return _combined(tuned.report, index_report)
 

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from harness.runner import CONF_DIR
+from harness.run.runner import CONF_DIR
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bench.perf import main, padding_share
-from harness.training_data import TrainRow
+from harness.tuning.rows import TrainRow
 
 
 def test_bench_writes_every_section_and_check(tmp_path):
@@ -22,7 +22,7 @@ def test_bench_writes_every_section_and_check(tmp_path):
     sw = out["sweep"]
     assert sw["first_complete_runs"] == sw["cached_complete_runs"] == 2
     assert sw["first_prediction_cache_hits"] == 0 < sw["cached_prediction_cache_hits"]
-    assert sw["cached_over_first"] == sw["cached_s"] / sw["first_s"]
+    assert 0 < sw["cached_s"] < sw["first_s"]  # the re-run reads the caches
     assert {c["what"] for c in out["checks"]} >= {"scoring vs naive per-choice loop",
                                                   "training tok/s vs bare loop",
                                                   "quick sweep: cached re-run / first run"}

@@ -19,7 +19,7 @@ RUN = ["model=tiny-random", "strategy=lora", "task.n_entities=30", "limit=10",
 
 def _run(run_dir: Path, cache: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "harness.runner", *RUN, f"cache_dir={cache}",
+        [sys.executable, "-m", "harness.run.runner", *RUN, f"cache_dir={cache}",
          f"hydra.run.dir={run_dir}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 

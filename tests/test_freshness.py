@@ -12,10 +12,10 @@ import pytest
 from harness.data import TaskDataError, build_task
 from harness.data.synthetic import generate
 from harness.data.update import build_update
-from harness.freshness import is_stale, run_freshness, selected_modes
 from harness.retrieval import Retriever, chunk_documents, get_embedder
-from harness.runner import run
-from harness.training_data import TrainRow, rows_about
+from harness.run.freshness import is_stale, run_freshness, selected_modes
+from harness.run.runner import run
+from harness.tuning.rows import TrainRow, rows_about
 from harness.types import Document, Example, Prediction
 from tests.conftest import compose_cfg, write_jsonl
 
@@ -214,6 +214,6 @@ def test_a_strategy_without_an_update_path_is_recorded_as_such(tmp_path):
         name = "plain"
 
     out = run_freshness(Plain(), task, change, eval_split="test", limit=None, tuned_modes=[],
-                        retrieval_k=None, run_dir=tmp_path)
+                        run_dir=tmp_path)
     assert out["supported"] is False and "no update path" in out["reason"]
     assert out["scenario"]["changed_examples"] == 24

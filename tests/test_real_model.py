@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.runner import run
+from harness.run.runner import run
 from tests.conftest import compose_cfg
 
 pytestmark = pytest.mark.real_model

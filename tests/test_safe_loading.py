@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import harness.models as models
-from harness.runner import run
+from harness.run.runner import run
 from tests.conftest import compose_cfg
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,13 +24,14 @@ def test_answer_matches():
 
 
 def test_score_item_choices_and_citations():
-    pred = Prediction("q", output="Copper Bridge", choice=1, can_cite=True,
+    pred = Prediction("q", output="Copper Bridge", choice=1,
                       citations=(Citation("d7", 0.9), Citation("d1", 0.8), Citation("d3", 0.1)))
-    s = score_item(EX, pred, k=3)
+    s = score_item(EX, pred, k=3, cites=True)
     assert s["choice_correct"] == 1.0 and s["exact_match"] == 1.0
     assert s["recall_at_k"] == 1.0 and s["mrr"] == 0.5
     assert s["citation_precision"] == pytest.approx(1 / 3) and s["citation_recall"] == 1.0
-    assert score_item(EX, pred, k=1)["recall_at_k"] == 0.0
+    assert score_item(EX, pred, k=1, cites=True)["recall_at_k"] == 0.0
+    assert score_item(EX, pred, k=3)["recall_at_k"] is None  # a strategy that does not cite
 
 
 def test_strategies_that_cannot_cite_get_no_attribution_numbers():

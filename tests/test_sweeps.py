@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.progress import count_runs, describe
+from harness.run.progress import count_runs, describe
 
 SWEEP = ["strategy=prompt,rag", "model=tiny-random", "task.n_entities=30", "limit=20",
          "progress=false"]
 
 
 def _sweep(sweep: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "harness.runner", "-m", *SWEEP, *extra,
+    args = [sys.executable, "-m", "harness.run.runner", "-m", *SWEEP, *extra,
             f"hydra.sweep.dir={sweep}"]
     return subprocess.run(args, capture_output=True, text=True, timeout=600)
 
@@ -53,7 +53,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     """SIGKILL the sweep while its second run (a tuning run) is going; re-invoking it
     leaves the finished run alone and completes the rest."""
     sweep = tmp_path / "sweep"
-    args = [sys.executable, "-m", "harness.runner", "-m", "strategy=prompt,lora,rag",
+    args = [sys.executable, "-m", "harness.run.runner", "-m", "strategy=prompt,lora,rag",
             "model=tiny-random", "task.n_entities=30", "limit=10", "progress=false",
             "+per_strategy.lora.train.max_steps=400", "+per_strategy.lora.train.epochs=400",
             f"hydra.sweep.dir={sweep}"]
@@ -127,7 +127,7 @@ def test_progress_line_counts_finished_runs_and_estimates(tmp_path):
 def test_launcher_configs_select_hydra_plugins(launcher, target):
     from hydra import compose, initialize_config_dir
 
-    from harness.runner import CONF_DIR
+    from harness.run.runner import CONF_DIR
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"launcher={launcher}",
                                                         "experiment=quick"],

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.errors import UserError
 
-class TaskDataError(ValueError):
+
+class TaskDataError(UserError, ValueError):
     def __init__(
         self,
         problem: str,

@@ -1,25 +1,22 @@
 """The freshness part of the report: how stale each variant is when facts change, what its
 update costs, what the update fixes and what it breaks. Reads the `freshness` block of
-metrics.json and predictions_fresh.jsonl (see harness.freshness)."""
+metrics.json and predictions_fresh.jsonl (see harness.run.freshness)."""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.costs import usd
-from harness.report.stats import bootstrap_ci, holm, paired_test
-
-if TYPE_CHECKING:
-    from harness.report.build import Variant
-
-ALPHA = 0.05
-NO_UPDATE = "none"
+from harness.report import fmt as f
+from harness.report.fmt import NO_UPDATE, with_mode
+from harness.report.stats import ALPHA, bootstrap_ci, holm, paired_test
+from harness.report.variants import Variant
 
 
 @dataclass
@@ -94,7 +91,7 @@ def freshness_data(variants: list[Variant], costs: pd.DataFrame) -> Freshness | 
             est = bootstrap_ci(out) if out.size else None
             charged = _mean([a.get("update_build_s") for a in after])
             rows.append({
-                "variant": v.name, "strategy": v.strategy, "mode": mode,
+                "variant": v.name, "strategy": v.strategy, "tuned": v.tuned, "mode": mode,
                 "n_changed": int(_mean([a["n_changed"] for a in after])),
                 "n_unchanged": int(_mean([a["n_unchanged"] for a in after])),
                 "changed_before": _mean([b["accuracy_changed"] for b in before]),
@@ -119,7 +116,7 @@ def freshness_data(variants: list[Variant], costs: pd.DataFrame) -> Freshness | 
 
 
 def label(row: pd.Series) -> str:
-    return row.variant if row["mode"] == NO_UPDATE else f"{row.variant} [{row['mode']}]"
+    return with_mode(row.variant, row["mode"])
 
 
 def decision_lines(fresh: Freshness) -> list[str]:
@@ -141,19 +138,19 @@ def decision_lines(fresh: Freshness) -> list[str]:
     adjusted = holm(tests) if tests else []
     tied = [r for r, p in zip(others, adjusted) if p >= ALPHA]
     share = ("" if math.isnan(pick.update_vs_build) or pick["mode"] == NO_UPDATE
-             else f", {_share(pick.update_vs_build)} of its first build")
+             else f", {f.share(pick.update_vs_build)} of its first build")
     line = (f"**When the facts change often**: {label(pick)}. After its update it answers "
             f"{pick.changed_after:.3f} [{pick.changed_after_low:.3f}, "
             f"{pick.changed_after_high:.3f}] of the changed questions (before: "
             f"{pick.changed_before:.3f}) and {pick.unchanged_after:.3f} of the unchanged ones "
             f"(before: {pick.unchanged_before:.3f}); one update takes "
-            f"{_secs(pick.update_charged_s)} ({_money(pick.update_usd)}){share}.")
+            f"{f.seconds(pick.update_charged_s)} ({f.usd(pick.update_usd)}){share}.")
     if tied:
         line += (f" Not significantly different on these {pick.n_changed} changed questions: "
-                 + ", ".join(f"{label(r)} ({r.changed_after:.3f}, {_money(r.update_usd)} per "
+                 + ", ".join(f"{label(r)} ({r.changed_after:.3f}, {f.usd(r.update_usd)} per "
                              "update)" for r in tied) + ".")
     lines = [line]
-    tuned = fresh.frame[fresh.frame.strategy.isin(("lora", "full"))]
+    tuned = fresh.frame[fresh.frame.tuned]
     for name, g in tuned.groupby("variant", sort=False):
         parts = [f"{r['mode']} {r.stale_after:.3f}" for _, r in g.iterrows()]
         lines.append(f"Staleness of {name}: it gave the old answer to {g.stale_before.iloc[0]:.3f} "
@@ -162,27 +159,9 @@ def decision_lines(fresh: Freshness) -> list[str]:
     return lines
 
 
-def _share(x: float) -> str:
-    return "<1%" if x < 0.01 else f"{x:.0%}"
-
-
-def _secs(s: float) -> str:
-    return "n/a" if math.isnan(s) else f"{s:.2f} s" if s < 10 else f"{s:.0f} s"
-
-
-def _money(x: float) -> str:
-    if math.isnan(x):
-        return "unpriced"
-    if x == 0:
-        return "$0"
-    return "< $0.000001" if x < 1e-6 else f"${x:.2g}" if x < 0.01 else f"${x:.2f}"
-
-
 def table_frame(fresh: Freshness) -> pd.DataFrame:
     """The freshness table's cells, formatted."""
-    def f3(x: float) -> str:
-        return "n/a" if math.isnan(x) else f"{x:.3f}"
-
+    f3 = f.number
     rows = []
     for _, r in fresh.frame.iterrows():
         rows.append({
@@ -193,10 +172,9 @@ def table_frame(fresh: Freshness) -> pd.DataFrame:
             "unchanged: before": f3(r.unchanged_before),
             "unchanged: after": f3(r.unchanged_after),
             "stale: before": f3(r.stale_before), "stale: after": f3(r.stale_after),
-            "update s": _secs(r.update_charged_s),
-            "vs first build": "n/a" if math.isnan(r.update_vs_build) or r["mode"] == NO_UPDATE
-            else _share(r.update_vs_build),
-            "update cost": _money(r.update_usd),
+            "update s": f.seconds(r.update_charged_s),
+            "vs first build": f.NA if r["mode"] == NO_UPDATE else f.share(r.update_vs_build),
+            "update cost": f.usd(r.update_usd),
             "questions (changed / unchanged)": f"{r.n_changed} / {r.n_unchanged}",
         })
     return pd.DataFrame(rows)

@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from harness.report.build import Report  # noqa: E402
+from harness.report.fmt import NO_UPDATE, with_mode  # noqa: E402
 
-COLORS = {"prompt": "#7f7f7f", "rag": "#1f77b4", "lora": "#ff7f0e", "full": "#d62728",
-          "hybrid": "#2ca02c"}
+PALETTE = plt.get_cmap("tab10").colors
 TITLES = {
     "accuracy_vs_cost": "Accuracy against total cost (Pareto front marked)",
     "accuracy_vs_latency": "Accuracy against p95 latency per query (Pareto front marked)",
@@ -23,11 +23,13 @@ TITLES = {
 }
 
 
-def _color(strategy: str) -> str:
-    return COLORS.get(strategy, "#9467bd")
+def colors(report: Report) -> dict[str, tuple[float, ...]]:
+    """One colour per variant, in the report's order (the same in every plot)."""
+    return {v.name: PALETTE[i % len(PALETTE)] for i, v in enumerate(report.variants)}
 
 
 def _tradeoff(report: Report, x_col: str, front_col: str, xlabel: str, path: Path) -> None:
+    color = colors(report)
     df = report.costs
     est = {v.name: v.estimate for v in report.variants}
     fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
@@ -36,8 +38,8 @@ def _tradeoff(report: Report, x_col: str, front_col: str, xlabel: str, path: Pat
     for _, r in ok.iterrows():
         e = est[r.variant]
         ax.errorbar(r[x_col], e.mean, yerr=[[e.mean - e.low], [e.high - e.mean]], fmt="o",
-                    color=_color(r.strategy), capsize=3, markersize=7,
-                    markeredgecolor="black" if r[front_col] else _color(r.strategy))
+                    color=color[r.variant], capsize=3, markersize=7,
+                    markeredgecolor="black" if r[front_col] else color[r.variant])
         # nudge a label down when an earlier one sits close by (near-equal points)
         near = sum(abs(e.mean - y) < 0.04 and _close(r[x_col], x, ok[x_col]) for x, y in placed)
         placed.append((r[x_col], e.mean))
@@ -66,13 +68,14 @@ def _close(a: float, b: float, values) -> bool:
 
 
 def _seed_spread(report: Report, path: Path) -> None:
+    color = colors(report)
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * max(len(report.variants), 2)), dpi=110)
     for i, v in enumerate(report.variants):
         per_seed = v.outcomes.mean(axis=1) if v.outcomes.size else np.array([])
         e = v.estimate
-        ax.plot([e.low, e.high], [i, i], color=_color(v.strategy), linewidth=6, alpha=0.3,
+        ax.plot([e.low, e.high], [i, i], color=color[v.name], linewidth=6, alpha=0.3,
                 solid_capstyle="butt")
-        ax.scatter(per_seed, [i] * len(per_seed), color=_color(v.strategy), zorder=3, s=30,
+        ax.scatter(per_seed, [i] * len(per_seed), color=color[v.name], zorder=3, s=30,
                    edgecolor="black", linewidth=0.5)
         ax.plot([e.mean], [i], "|", color="black", markersize=14)
     ax.set_yticks(range(len(report.variants)), [v.name for v in report.variants], fontsize=8)
@@ -86,12 +89,13 @@ def _seed_spread(report: Report, path: Path) -> None:
 
 
 def _latency(report: Report, path: Path) -> None:
+    color = colors(report)
     fig, ax = plt.subplots(figsize=(7.5, 0.5 + 0.55 * max(len(report.variants), 2)), dpi=110)
     data = [v.latency[~np.isnan(v.latency)] for v in report.variants]
     box = ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=True,
                      patch_artist=True, flierprops={"markersize": 3})
     for patch, v in zip(box["boxes"], report.variants):
-        patch.set_facecolor(_color(v.strategy))
+        patch.set_facecolor(color[v.name])
         patch.set_alpha(0.5)
     ax.set_yticks(range(1, len(report.variants) + 1), [v.name for v in report.variants],
                   fontsize=8)
@@ -110,8 +114,9 @@ def _freshness(report: Report, path: Path) -> None:
     """One arrow per (variant, update mode): from the accuracy on changed questions before
     the update (hollow) to after it (filled, with its 95% interval), at the update's cost.
     Log scale; `none` (nothing to update) sits at the left edge."""
+    color = colors(report)
     df = report.freshness.frame.dropna(subset=["changed_after"])
-    updating = df["mode"] != "none"
+    updating = df["mode"] != NO_UPDATE
     positive = df.update_usd[updating & (df.update_usd > 0)]
     floor = positive.min() / 10 if len(positive) else 1e-9
     xs = [r.update_usd if upd and r.update_usd > 0 else floor
@@ -119,18 +124,18 @@ def _freshness(report: Report, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8.5, 5.0), dpi=110)
     placed: list[tuple[float, float]] = []
     for x, (_, r) in zip(xs, df.iterrows()):
-        color = _color(r.strategy)
+        c = color[r.variant]
         ax.annotate("", (x, r.changed_after), (x, r.changed_before),
-                    arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.6})
-        ax.plot([x], [r.changed_before], "o", mfc="white", color=color, markersize=6)
+                    arrowprops={"arrowstyle": "->", "color": c, "alpha": 0.6})
+        ax.plot([x], [r.changed_before], "o", mfc="white", color=c, markersize=6)
         ax.errorbar([x], [r.changed_after], yerr=[[r.changed_after - r.changed_after_low],
                                                  [r.changed_after_high - r.changed_after]],
-                    fmt="o", color=color, capsize=3, markersize=7)
+                    fmt="o", color=c, capsize=3, markersize=7)
         # stack labels of points that sit close together (same cost, similar accuracy)
         near = sum(abs(np.log10(x / px)) < 0.3 and abs(r.changed_after - py) < 0.08
                    for px, py in placed)
         placed.append((x, r.changed_after))
-        name = r.variant if r["mode"] == "none" else f"{r.variant} [{r['mode']}]"
+        name = with_mode(r.variant, r["mode"])
         ax.annotate(name, (x, r.changed_after), textcoords="offset points",
                     xytext=(7, 3 - 10 * near), fontsize=7)
     ax.set_xscale("log")

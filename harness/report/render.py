@@ -11,7 +11,8 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from harness.report.build import CANNOT_CITE, NA, NOT_TUNED, Report
+from harness.report.build import Report
+from harness.report.fmt import MUTED
 from harness.report.plots import TITLES
 from harness.results import atomic_write_text
 
@@ -54,7 +55,7 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
     images = {name: base64.b64encode(path.read_bytes()).decode("ascii")
               for name, path in report.plots.items()}
     html = env.get_template("report.html.j2").render(
-        r=report, images=images, plot_titles=TITLES, muted={NA, CANNOT_CITE, NOT_TUNED, "—"})
+        r=report, images=images, plot_titles=TITLES, muted=MUTED)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md_path, md)
     atomic_write_text(html_path, html)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-COLUMNS = ["run", "variant", "strategy", "seed", "status", "n_examples", "choice_accuracy",
+COLUMNS = ["run", "variant", "strategy", "seed", "status", "trains", "can_cite", "retrieval_k",
+           "n_examples", "choice_accuracy",
            "exact_match", "f1", "contains", "recall_at_k", "mrr", "citation_precision",
            "citation_recall", "fit_s", "build_s", "predict_s", "latency_p50_s", "latency_p95_s",
            "latency_p99_s", "seconds_per_query", "prompt_tokens", "completion_tokens",
@@ -28,11 +29,11 @@ NESTED = [
     ("artifact_bytes", ("fit", "artifact_bytes")),
     ("cache_hit", ("fit", "cache_hit")),
     ("train_wall_s", ("fit", "notes", "train_wall_s")),
-    ("control_perplexity_before", ("fit", "notes", "forgetting", "control_perplexity_before")),
-    ("control_perplexity_after", ("fit", "notes", "forgetting", "control_perplexity_after")),
-    ("control_perplexity_delta", ("fit", "notes", "forgetting", "control_perplexity_delta")),
-    ("control_greedy_agreement", ("fit", "notes", "forgetting", "control_greedy_agreement")),
-    ("control_greedy_f1", ("fit", "notes", "forgetting", "control_greedy_f1")),
+    ("control_perplexity_before", ("fit", "forgetting", "control_perplexity_before")),
+    ("control_perplexity_after", ("fit", "forgetting", "control_perplexity_after")),
+    ("control_perplexity_delta", ("fit", "forgetting", "control_perplexity_delta")),
+    ("control_greedy_agreement", ("fit", "forgetting", "control_greedy_agreement")),
+    ("control_greedy_f1", ("fit", "forgetting", "control_greedy_f1")),
     ("hardware", ("cost", "hardware")),
     ("usd_per_hour", ("cost", "usd_per_hour")),
 ]

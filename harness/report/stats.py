@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 N_BOOT = 5000
+ALPHA = 0.05  # significance level of every verdict in the report (Holm-adjusted)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ def quick_sweep(tmp_path_factory) -> Path:
     """experiment=quick on the tiny model (tuning cut to a few steps), plus one failing run
     written into the same sweep directory."""
     sweep = tmp_path_factory.mktemp("quick") / "sweep"
-    args = [sys.executable, "-m", "harness.runner", "-m", "experiment=quick", "model=tiny-random",
+    args = [sys.executable, "-m", "harness.run.runner", "-m", "experiment=quick", "model=tiny-random",
             "progress=false", "+per_strategy.lora.train.max_steps=4",
             "+per_strategy.full.train.max_steps=4", "+per_strategy.hybrid.train.max_steps=4",
             f"hydra.sweep.dir={sweep}"]
@@ -24,7 +24,7 @@ def quick_sweep(tmp_path_factory) -> Path:
     assert res.returncode == 0, res.stderr[-3000:]
     assert "run 5 of 5" in res.stderr + res.stdout  # sweep progress
     bad = subprocess.run(
-        [sys.executable, "-m", "harness.runner", "model=tiny-random", "strategy=rag",
+        [sys.executable, "-m", "harness.run.runner", "model=tiny-random", "strategy=rag",
          "strategy.k=-1", "progress=false", f"hydra.run.dir={sweep}/5_rag_seed0_bad"],
         capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0

@@ -18,7 +18,7 @@ from harness.report.runs import read_runs
 @pytest.fixture(scope="module")
 def fresh_sweep(tmp_path_factory) -> Path:
     sweep = tmp_path_factory.mktemp("fresh") / "sweep"
-    args = [sys.executable, "-m", "harness.runner", "-m", "experiment=freshness",
+    args = [sys.executable, "-m", "harness.run.runner", "-m", "experiment=freshness",
             "model=tiny-random", "progress=false", "strategy=prompt,rag,lora",
             "task.n_entities=30", "+per_strategy.lora.train.max_steps=3",
             f"hydra.sweep.dir={sweep}"]

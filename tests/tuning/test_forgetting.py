@@ -2,8 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from harness.forgetting import ControlResult, control_prompts, forgetting_report, perplexity, run_control
 from harness.lm import get_lm
+from harness.tuning.forgetting import (
+    ControlResult,
+    control_prompts,
+    forgetting_report,
+    perplexity,
+    run_control,
+)
 
 
 def test_report_deltas_and_agreement():

@@ -9,8 +9,8 @@ import pytest
 from harness.data import build_task
 from harness.lm import get_lm
 from harness.prompting import PromptSettings
-from harness.training import TrainingDivergedError, TrainSettings, train
-from harness.training_data import (
+from harness.tuning.loop import TrainingDivergedError, TrainSettings, train
+from harness.tuning.rows import (
     IGNORE,
     DataSettings,
     TrainRow,

@@ -9,9 +9,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
 import random
+import sys
 import time
 import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -21,17 +24,19 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError
 
 from harness.answering import AnswerSettings
+from harness.context import StrategyContext
 from harness.costs import run_prices
 from harness.data import build_task
 from harness.data.update import build_update
-from harness.freshness import run_freshness
-from harness.lm import CACHE_METER, get_lm
+from harness.errors import ConfigError, UserError
+from harness.lm import CACHE_METER, LM, get_lm
 from harness.prompting import PromptSettings
 from harness.results import (
     STATUS_COMPLETE,
@@ -44,9 +49,10 @@ from harness.results import (
     write_jsonl,
 )
 from harness.retrieval import get_embedder
+from harness.run.freshness import run_freshness
 from harness.scoring import aggregate, score_item
 from harness.system import cache_root, peak_memory_mb, reset_peak_memory, versions
-from harness.types import Example, FitReport, Prediction, Task
+from harness.types import Example, FitReport, Prediction, Strategy, Task, missing_members
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +107,11 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     # Built before anything is fit, so a bad second version fails the run at once.
     change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
               if fresh_cfg.get("enabled") else None)
+    make_strategy = _strategy_factory(cfg)
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
     lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
                 if cfg.get("prediction_cache", True) else None)
-    # Objects go in after instantiation: Hydra would turn dataclass kwargs into dicts.
-    make_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
-    strategy = make_strategy(
-        lm=lm,
-        prompt=PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True)),
-        answer=AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True)),
-        get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True)),
-        seed=int(cfg.seed), progress=bool(cfg.progress),
-    )
+    strategy = make_strategy(lm)
     log.info("fit %s on %s", strategy.name, task.name)
     fit: FitReport = strategy.fit(task)
     examples = task.split(cfg.eval_split)
@@ -128,9 +127,9 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     if [p.example_id for p in preds] != [e.id for e in examples]:
         raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
                            f"of the wrong length ({len(preds)} for {len(examples)} examples)")
-    items = [score_item(e, p, _retrieval_k(cfg)) for e, p in zip(examples, preds)]
-    write_jsonl(run_dir / "predictions.jsonl", _prediction_rows(examples, preds, items))
-    seen = _seen_eval(cfg, strategy, task, fit, run_dir)
+    items = _score(strategy, examples, preds)
+    write_jsonl(run_dir / "predictions.jsonl", _prediction_rows(examples, preds, items, strategy))
+    seen = _seen_eval(cfg, strategy, task, run_dir)
     metrics = {
         **base,
         "status": STATUS_COMPLETE,
@@ -142,8 +141,8 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
         "primary_metric": "choice_accuracy" if any(e.choices for e in examples) else "contains",
         **_accuracy(items),
-        "can_cite": any(p.can_cite for p in preds),
-        "leakage": _leakage(strategy, task),
+        **_describe(strategy),
+        "leakage": _leakage(strategy, fit, task),
         "seen": seen,  # tuned strategies: the same metrics on train-split questions
         "fit": fit.to_dict(),
         "fit_s": fit.wall_s,
@@ -163,7 +162,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
             strategy, task, change, eval_split=cfg.eval_split,
             limit=int(cfg.limit) if cfg.get("limit") else None,
             tuned_modes=list(fresh_cfg.get("tuned_modes") or ()),
-            retrieval_k=_retrieval_k(cfg), run_dir=run_dir)
+            run_dir=run_dir)
         metrics["freshness_s"] = time.perf_counter() - t0
         metrics["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(run_dir / "metrics.json", metrics)
@@ -202,40 +201,49 @@ def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
     }
 
 
-def _retrieval_k(cfg: DictConfig) -> int | None:
-    """The strategy's retrieval depth (rag: `k`; hybrid: `retrieval.k`), for recall@k."""
-    return cfg.strategy.get("k") or (cfg.strategy.get("retrieval") or {}).get("k")
+def _score(strategy: Strategy, examples: list[Example], preds: list[Prediction]) -> list[dict]:
+    return [score_item(e, p, strategy.retrieval_k, strategy.cites) for e, p in zip(examples, preds)]
 
 
-def _leakage(strategy: Any, task: Task) -> dict[str, Any]:
+def _describe(strategy: Strategy) -> dict[str, Any]:
+    """What the report needs to know about the strategy, from the strategy itself."""
+    cls = type(strategy)
+    return {"trains": bool(strategy.trains), "can_cite": bool(strategy.cites),
+            "retrieval_k": strategy.retrieval_k,
+            "update_modes": list(getattr(strategy, "update_modes", ()) or ()),
+            "strategy_class": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+def _leakage(strategy: Strategy, fit: FitReport, task: Task) -> dict[str, Any]:
     """Did any test example reach what the strategy saw in fit (few-shot pool, training
     rows)? The val split may be used for model selection (early stopping)."""
-    seen = getattr(strategy, "seen_example_ids", None)
-    if seen is None:
-        return {"checked": False, "reason": "strategy does not expose seen_example_ids"}
+    if fit.examples_seen is None:
+        return {"checked": False,
+                "reason": f"strategy '{strategy.name}' does not report FitReport.examples_seen"}
     test = {e.id for e in task.examples if e.split == "test"}
-    overlap = sorted(set(seen) & test)
+    overlap = sorted(fit.examples_seen & test)
     if overlap:
-        raise RuntimeError(f"leakage: strategy saw {len(overlap)} test examples in fit, "
-                           f"e.g. {overlap[:3]}")
-    return {"checked": True, "examples_seen_in_fit": len(seen), "test_seen_in_fit": 0}
+        raise RuntimeError(f"leakage: strategy '{strategy.name}' saw {len(overlap)} test "
+                           f"examples in fit, e.g. {overlap[:3]}")
+    return {"checked": True, "examples_seen_in_fit": len(fit.examples_seen), "test_seen_in_fit": 0}
 
 
-def _seen_eval(cfg: DictConfig, strategy: Any, task: Task, fit: FitReport,
-               run_dir: Path) -> dict[str, Any] | None:
-    """Tuned strategies are also scored on train-split questions (facts they were trained
-    on), beside the test split; written to predictions_seen.jsonl."""
+def _seen_eval(cfg: DictConfig, strategy: Strategy, task: Task, run_dir: Path) -> dict[str, Any] | None:
+    """Strategies that train are also scored on train-split questions (facts they were
+    trained on), beside the test split; written to predictions_seen.jsonl."""
     limit = int(cfg.get("seen_eval_limit") or 0)
-    if fit.trainable_params == 0 or limit <= 0:
+    if not strategy.trains or limit <= 0:
         return None
     examples = task.split("train")[:limit]
     preds = strategy.predict(examples)
-    items = [score_item(e, p, _retrieval_k(cfg)) for e, p in zip(examples, preds)]
-    write_jsonl(run_dir / "predictions_seen.jsonl", _prediction_rows(examples, preds, items))
+    items = _score(strategy, examples, preds)
+    write_jsonl(run_dir / "predictions_seen.jsonl",
+                _prediction_rows(examples, preds, items, strategy))
     return {"split": "train", "n_examples": len(examples), **_accuracy(items)}
 
 
-def _prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict]):
+def _prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict],
+                     strategy: Strategy):
     for e, p, s in zip(examples, preds, items):
         yield {
             "id": e.id, "question": e.question, "gold": list(e.answers),
@@ -243,24 +251,86 @@ def _prediction_rows(examples: list[Example], preds: list[Prediction], items: li
             "source_ids": list(e.source_ids), "output": p.output, "choice": p.choice,
             "choice_logprobs": list(p.choice_logprobs), "scores": s,
             "usage": p.to_dict()["usage"], "citations": p.to_dict()["citations"],
-            "can_cite": p.can_cite,
+            "can_cite": strategy.cites,
         }
 
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+def _strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
+    """Check the strategy's config and the run's prompt/answer settings before the model is
+    loaded; returns lm -> the strategy, built from one StrategyContext and its knobs."""
+    prompt = PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True))
+    answer = AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True))
+    embedder_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
+    target = cfg.strategy.get("_target_")
+    where = f"strategy '{cfg.strategy.name}' ({target})"
+    try:  # the context goes in after instantiation: Hydra would turn a dataclass into a dict
+        partial_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
+    except InstantiationException as e:
+        raise ConfigError(f"{where}: {str(e).splitlines()[0]} (a strategy in your own module "
+                          f"must be importable: run from its folder or install it)") from e
+
+    def make(lm: LM) -> Strategy:
+        ctx = StrategyContext(lm=lm, prompt=prompt, answer=answer,
+                              get_embedder=partial(get_embedder, embedder_cfg),
+                              seed=int(cfg.seed), cache_dir=cfg.get("cache_dir"),
+                              progress=bool(cfg.progress))
+        try:
+            strategy = partial_strategy(ctx)
+        except TypeError as e:
+            if "keyword argument" not in str(e):
+                raise
+            raise ConfigError(f"{where}: {e} (its config keys other than _target_ are passed "
+                              "as keyword arguments after the StrategyContext)") from e
+        missing = missing_members(strategy)
+        if missing:
+            raise ConfigError(f"{where} does not satisfy the strategy contract: it has no "
+                              f"{', '.join(missing)} (see harness.types.Strategy)")
+        return strategy
+
+    return make
+
+
+def config_dir() -> Path:
+    """The packaged configs (harness/conf in an installed wheel) or the checkout's conf/."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"no configs found: neither {package / 'conf'} (an installed wheel) nor "
+                       f"{package.parent / 'conf'} (a checkout) holds config.yaml")
+
+
+CONF_DIR = config_dir()
+
+
+def _full_errors() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    cfg = effective_config(cfg)  # run() would do it too; once here serves the skip check
-    if is_complete(run_dir) and _same_config(run_dir, cfg):
-        log.info("skipping %s: already complete with this config", run_dir)
-        metrics = read_json(run_dir / "metrics.json")
-        return metrics.get(metrics.get("primary_metric", ""))
+    # A strategy or task in the user's own module (`_target_: mymodule.MyStrategy`) is
+    # importable from the directory harness-run was started in, as with `python -m`.
+    if hc.runtime.cwd not in sys.path:
+        sys.path.append(hc.runtime.cwd)
     try:
+        cfg = effective_config(cfg)  # run() would do it too; once here serves the skip check
+        if is_complete(run_dir) and _same_config(run_dir, cfg):
+            log.info("skipping %s: already complete with this config", run_dir)
+            metrics = read_json(run_dir / "metrics.json")
+            return metrics.get(metrics.get("primary_metric", ""))
         metrics = run(cfg, run_dir)
+    except UserError as e:
+        if _full_errors():
+            raise
+        # The user's to fix (a data file, a config value): one line, no traceback.
+        if hc.mode != RunMode.MULTIRUN:
+            print(f"harness-run: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        log.error("run %s failed: %s; continuing the sweep", run_dir, e)
+        return None
     except Exception:
         if hc.mode != RunMode.MULTIRUN:
             raise
@@ -284,9 +354,9 @@ def effective_config(cfg: DictConfig) -> DictConfig:
         try:
             merged = OmegaConf.merge(cfg.strategy, overrides)
         except ConfigKeyError as e:
-            raise ValueError(f"per_strategy.{cfg.strategy.name}: {e.msg.splitlines()[0]} "
-                             f"(the keys must exist in conf/strategy/{cfg.strategy.name}.yaml "
-                             f"or its defaults)") from None
+            raise ConfigError(f"per_strategy.{cfg.strategy.name}: {e.msg.splitlines()[0]} "
+                              f"(the keys must exist in strategy/{cfg.strategy.name}.yaml "
+                              "or its defaults)") from None
         with open_dict(cfg):
             cfg.strategy = merged
     return cfg

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from harness.data.update import TaskUpdate
+from harness.errors import ConfigError
 from harness.results import write_jsonl
 from harness.scoring import contains, score_item
-from harness.types import Example, Prediction, Task
+from harness.types import Example, Prediction, Strategy, Task
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ def _primary(item: dict[str, float | None]) -> float:
     return float(v or 0.0)
 
 
-def _phase(examples: Sequence[Example], preds: Sequence[Prediction], change: TaskUpdate,
-           k: int | None, phase: str, rows: list[dict]) -> dict[str, Any]:
+def _phase(strategy: Strategy, examples: Sequence[Example], change: TaskUpdate, phase: str,
+           rows: list[dict]) -> dict[str, Any]:
     """Accuracy on changed / unchanged questions and the stale-answer rate; adds the
     per-question rows to `rows`."""
     correct = {"changed": [], "unchanged": []}
     stale = []
-    for e, p in zip(examples, preds):
-        item = score_item(e, p, k)
+    for e, p in zip(examples, strategy.predict(examples)):
+        item = score_item(e, p, strategy.retrieval_k, strategy.cites)
         was_changed = e.id in change.changed_example_ids
         old = change.old_answers.get(e.id, ())
         s = is_stale(e, p, old) if was_changed else None
@@ -84,9 +85,8 @@ def _phase(examples: Sequence[Example], preds: Sequence[Prediction], change: Tas
             "n_unchanged": len(correct["unchanged"])}
 
 
-def run_freshness(strategy: Any, task: Task, change: TaskUpdate, *, eval_split: str,
-                  limit: int | None, tuned_modes: Sequence[str], retrieval_k: int | None,
-                  run_dir: Path) -> dict[str, Any]:
+def run_freshness(strategy: Strategy, task: Task, change: TaskUpdate, *, eval_split: str,
+                  limit: int | None, tuned_modes: Sequence[str], run_dir: Path) -> dict[str, Any]:
     """Measure the scenario for a fitted `strategy`; returns the run's `freshness` metrics."""
     base = {"scenario": change.summary()}
     if not hasattr(strategy, "update"):
@@ -96,14 +96,14 @@ def run_freshness(strategy: Any, task: Task, change: TaskUpdate, *, eval_split: 
     new_eval = new_eval[:limit] if limit else new_eval
     changed = [e for e in new_eval if e.id in change.changed_example_ids]
     if not changed:
-        raise ValueError(f"freshness: no {eval_split} question changed between the versions "
+        raise ConfigError(f"freshness: no {eval_split} question changed between the versions "
                          f"({len(change.changed_example_ids)} changed in all); raise "
                          "task.new_version.share or give a second examples file with new answers")
     rows: list[dict] = []
     log.info("freshness: %d of %d %s questions changed; answering them before the update",
              len(changed), len(new_eval), eval_split)
     t0 = time.perf_counter()
-    before = _phase(changed, strategy.predict(changed), change, retrieval_k, "before", rows)
+    before = _phase(strategy, changed, change, "before", rows)
     before["predict_s"] = time.perf_counter() - t0
     modes = selected_modes(strategy.update_modes, tuned_modes)
     results: dict[str, Any] = {}
@@ -115,7 +115,7 @@ def run_freshness(strategy: Any, task: Task, change: TaskUpdate, *, eval_split: 
         report = strategy.update(change, mode)
         update_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        after = _phase(new_eval, strategy.predict(new_eval), change, retrieval_k, mode, rows)
+        after = _phase(strategy, new_eval, change, mode, rows)
         results[mode] = {
             **after, "predict_s": time.perf_counter() - t0,
             "update_s": update_s,

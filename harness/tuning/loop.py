@@ -22,7 +22,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from harness.training_data import IGNORE, TrainRow, plan_batches
+from harness.errors import ConfigError
+from harness.tuning.rows import IGNORE, TrainRow, plan_batches
 
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -52,16 +53,16 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: "
+            raise ConfigError(f"unknown lr_schedule '{self.lr_schedule}'; choose one of: "
                              f"{', '.join(SCHEDULES)}")
         if not self.lr > 0 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError("train.lr must be > 0, train.batch_size and train.grad_accum >= 1")
+            raise ConfigError("train.lr must be > 0, train.batch_size and train.grad_accum >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("train.epochs or train.max_steps must be > 0")
+            raise ConfigError("train.epochs or train.max_steps must be > 0")
         if self.checkpoint not in ("best", "last"):
-            raise ValueError(f"unknown train.checkpoint '{self.checkpoint}'; choose one of: best, last")
+            raise ConfigError(f"unknown train.checkpoint '{self.checkpoint}'; choose one of: best, last")
         if self.checkpoint == "last" and self.early_stopping_patience > 0:
-            raise ValueError("train.checkpoint=last trains to the end: set "
+            raise ConfigError("train.checkpoint=last trains to the end: set "
                              "train.early_stopping_patience=0 (early stopping keeps the best)")
 
 
@@ -158,7 +159,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     loss is loaded back at the end. Batch order is planned here (length-grouped, one
     document's phrasings never in one batch) and fed to the Trainer sequentially."""
     if not rows:
-        raise ValueError("no training rows: the task's train split and corpus are empty")
+        raise ConfigError("no training rows: the task's train split and corpus are empty")
     micro_per_epoch = math.ceil(len(rows) / settings.batch_size)
     steps_per_epoch = max(1, math.ceil(micro_per_epoch / settings.grad_accum))
     total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(

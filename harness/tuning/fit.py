@@ -1,6 +1,8 @@
-"""Tuning as composable parts: how to adapt a copy of the base model (PEFT or full), the
-artifact cache (keyed by model, data, method, training config and seed), and the fit
-that trains or loads, measures forgetting and reports cost.
+"""The tuned fit: train (or load from the artifact cache) a tuned copy of the model, measure
+forgetting and report cost; and the freshness updates of a tuned model (continue, retrain).
+
+Artifacts are keyed by the model (name and weights fingerprint), the split hash, every
+training row, the method settings, the training settings and the seed.
 
 FLOPs estimate (stated in every run): forward 2*N*T, activation gradients 2*N_bwd*T,
 weight gradients 2*N_train*T, where N = all parameters, N_train = trainable ones,
@@ -10,153 +12,30 @@ T = training tokens. Full tuning: 6*N*T. Validation passes are not counted."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
 import shutil
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from harness.cache import cached_dir
 from harness.data.update import TaskUpdate
-from harness.forgetting import base_control, forgetting_report, run_control
+from harness.errors import ConfigError
 from harness.lm import LM
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
-from harness.training import TrainSettings, train
-from harness.training_data import TrainRow, rows_about
+from harness.tuning.forgetting import measure_forgetting
+from harness.tuning.loop import TrainSettings, train
+from harness.tuning.methods import Method
+from harness.tuning.rows import TrainRow, rows_about
 from harness.types import FitReport
 
-# peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
-# FutureWarning on every adapter; it is peft's to change, not the user's: keep it quiet.
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
-PEFT_METHODS = ("lora", "ia3", "prompt_tuning")
 ARTIFACT_FORMAT = 2  # bump when the saved layout changes
-
-
-@dataclass(frozen=True)
-class AdapterSettings:
-    method: str = "lora"  # lora | ia3 | prompt_tuning
-    r: int = 16  # LoRA rank; higher: more capacity, bigger adapter
-    alpha: int = 32  # LoRA scale; alpha = 2r works well (Biderman et al. 2024)
-    dropout: float = 0.05
-    target_modules: str | tuple[str, ...] = "all-linear"  # or a list such as [q_proj, v_proj]
-    use_dora: bool = False  # DoRA: weight-decomposed LoRA (slower steps)
-    num_virtual_tokens: int = 20  # prompt tuning: learned tokens prepended to every input
-    merge: bool = True  # merge LoRA/IA3 into the weights for predict (no added latency)
-
-    def __post_init__(self) -> None:
-        if self.method not in PEFT_METHODS:
-            raise ValueError(f"unknown adapter method '{self.method}'; choose one of: "
-                             f"{', '.join(PEFT_METHODS)}")
-        if self.r < 1 or self.alpha <= 0 or self.num_virtual_tokens < 1:
-            raise ValueError(f"adapter.r must be >= 1 (got {self.r}), adapter.alpha > 0 and "
-                             f"adapter.num_virtual_tokens >= 1")
-        if isinstance(self.target_modules, list):
-            object.__setattr__(self, "target_modules", tuple(self.target_modules))
-
-
-@dataclass(frozen=True)
-class FullSettings:
-    freeze_layers: int = 0  # freeze embeddings and the bottom N blocks (tune only the top)
-
-    def __post_init__(self) -> None:
-        if self.freeze_layers < 0:
-            raise ValueError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
-
-
-def _peft_config(s: AdapterSettings):
-    from peft import IA3Config, LoraConfig, PromptTuningConfig, TaskType
-
-    if s.method == "lora":
-        targets = s.target_modules if s.target_modules == "all-linear" else list(s.target_modules)
-        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=s.r, lora_alpha=s.alpha,
-                          lora_dropout=s.dropout, target_modules=targets, use_dora=s.use_dora)
-    if s.method == "ia3":
-        return IA3Config(task_type=TaskType.CAUSAL_LM)  # peft's per-architecture defaults
-    return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=s.num_virtual_tokens)
-
-
-def _blocks(model: PreTrainedModel) -> Sequence[torch.nn.Module]:
-    inner = getattr(model, "model", None)
-    layers = getattr(inner, "layers", None)
-    if layers is None:
-        raise ValueError(f"freeze_layers: cannot find the transformer blocks of {type(model).__name__}")
-    return layers
-
-
-class Method:
-    """How one tuning method prepares, saves, loads and serves a model."""
-
-    def __init__(self, settings: AdapterSettings | FullSettings) -> None:
-        self.settings = settings
-        self.peft = isinstance(settings, AdapterSettings)
-
-    @property
-    def kind(self) -> str:
-        return self.settings.method if self.peft else "full"
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self.settings)}
-
-    def prepare(self, base: PreTrainedModel) -> PreTrainedModel:
-        model = copy.deepcopy(base)
-        if self.peft:
-            from peft import get_peft_model
-
-            return get_peft_model(model, _peft_config(self.settings))
-        return self._freeze(model)
-
-    def resume(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
-        """A trainable copy of the artifact at `path`, to continue training it."""
-        if self.peft:
-            from peft import PeftModel
-
-            return PeftModel.from_pretrained(copy.deepcopy(base), path, is_trainable=True)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
-        return self._freeze(model)
-
-    def _freeze(self, model: PreTrainedModel) -> PreTrainedModel:
-        n = self.settings.freeze_layers
-        if n:
-            blocks = _blocks(model)
-            if n > len(blocks):
-                raise ValueError(f"freeze_layers={n} but the model has {len(blocks)} blocks")
-            model.get_input_embeddings().requires_grad_(False)
-            for block in blocks[:n]:
-                block.requires_grad_(False)
-            if not model.config.tie_word_embeddings:
-                model.get_output_embeddings().requires_grad_(True)
-        return model
-
-    def save(self, model: PreTrainedModel, path: Path) -> None:
-        model.save_pretrained(path, safe_serialization=True)
-
-    def load(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
-        if self.peft:
-            from peft import PeftModel
-
-            return PeftModel.from_pretrained(copy.deepcopy(base), path)
-        return AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
-
-    def for_inference(self, model: PreTrainedModel) -> tuple[PreTrainedModel, bool]:
-        """(model to predict with, merged?)."""
-        model.eval()
-        if self.peft and self.settings.merge and self.settings.method in ("lora", "ia3"):
-            return model.merge_and_unload(), True
-        return model, False
-
-    def backward_params(self, total: int, trainable: int) -> int:
-        return trainable if (not self.peft and self.settings.freeze_layers) else total
 
 
 def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
@@ -187,7 +66,7 @@ class Tuned:
 
 def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
               train_settings: TrainSettings, *, split_hash: str, seed: int,
-              cache_dir: str | None = None, measure_forgetting: bool = True,
+              cache_dir: str | None = None, forgetting: bool = True,
               progress: bool = True, notes: dict | None = None,
               parent: FitReport | None = None) -> Tuned:
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
@@ -228,10 +107,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])
     n_bwd = method.backward_params(total, trainable)
-    forgetting = {}
-    if measure_forgetting:
-        forgetting = forgetting_report(base_control(lm, key=lm.name + fingerprint),
-                                       run_control(tuned_lm))
+    control = measure_forgetting(lm, tuned_lm) if forgetting else None
     report = FitReport(
         wall_s=wall,
         trainable_params=trainable,
@@ -258,8 +134,9 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
             "train_loss_first_last": [info["train_loss"][0], info["train_loss"][-1]]
             if info["train_loss"] else None,
             "flops_formula": "2*N*T + 2*N_bwd*T + 2*N_train*T",
-            "forgetting": forgetting,
         },
+        forgetting=control,
+        examples_seen=frozenset(train_example_ids(rows)),
     )
     return Tuned(tuned_lm, report)
 
@@ -281,20 +158,20 @@ def update_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Seq
     new data). continue: from the `parent` artifact, on the rows about changed documents
     and questions only, for `continue_epochs` (None: the same epochs as the first fit)."""
     if mode not in UPDATE_MODES:
-        raise ValueError(f"unknown tuned update mode '{mode}'; choose one of: "
+        raise ConfigError(f"unknown tuned update mode '{mode}'; choose one of: "
                          f"{', '.join(UPDATE_MODES)}")
     start = None
     if mode == "continue":
         rows = rows_about(rows, change.changed_doc_ids, change.changed_example_ids)
         val_rows = rows_about(val_rows, change.changed_doc_ids, change.changed_example_ids)
         if not rows:
-            raise ValueError("continue: no training row is about a changed document or "
+            raise ConfigError("continue: no training row is about a changed document or "
                              "question (nothing to learn); use the retrain mode")
         if continue_epochs:
             train_settings = dataclasses.replace(train_settings, epochs=float(continue_epochs),
                                                  max_steps=-1)
         start = parent
     return fit_tuned(lm, method, rows, val_rows, train_settings, split_hash=change.new.split_hash,
-                     seed=seed, cache_dir=cache_dir, measure_forgetting=False,
+                     seed=seed, cache_dir=cache_dir, forgetting=False,
                      progress=progress, parent=start,
                      notes={"update_mode": mode, "update_rows": len(rows)})

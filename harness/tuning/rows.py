@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 
+from harness.errors import ConfigError
 from harness.lm import LM
 from harness.prompting import Passage, PromptSettings, build_messages
 from harness.types import Document, Example, Task
@@ -32,9 +33,9 @@ class DataSettings:
 
     def __post_init__(self) -> None:
         if self.paraphrases < 0 or self.max_seq_len < 16:
-            raise ValueError("data.paraphrases must be >= 0 and data.max_seq_len >= 16")
+            raise ConfigError("data.paraphrases must be >= 0 and data.max_seq_len >= 16")
         if not (self.qa_pairs or self.documents):
-            raise ValueError("data.qa_pairs and data.documents are both off: nothing to train on")
+            raise ConfigError("data.qa_pairs and data.documents are both off: nothing to train on")
 
 
 def _end_of_turn(lm: LM) -> list[int]:

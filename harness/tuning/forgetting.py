@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.lm import LM
 from harness.scoring import token_f1
 
-CONTROL_DIR = Path(__file__).resolve().parent / "data" / "control"
+CONTROL_DIR = Path(__file__).resolve().parent.parent / "data" / "control"
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,10 @@ def forgetting_report(before: ControlResult, after: ControlResult) -> dict[str, 
         "control_answers_after_sample": list(after.answers[:3]),
         "control_prompts": len(before.answers),
     }
+
+
+def measure_forgetting(base: LM, tuned: LM) -> dict[str, float | int]:
+    """What tuning did to general ability: the control set run on the base model (once per
+    process and model) and on the tuned one. Put the result in FitReport.forgetting."""
+    return forgetting_report(base_control(base, key=base.name + base.fingerprint),
+                             run_control(tuned))

@@ -1,0 +1,116 @@
+"""The decision summary: the report's first section, in prose. Which variant is most
+accurate (or which are tied), cheapest, fastest, Pareto-optimal, best when answers must
+cite, when a trained variant's build cost is repaid, which forgot least, and which to pick
+when the facts change."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.report import fmt as f
+from harness.report.cost import SAME_COST, break_even_lines
+from harness.report.freshness import Freshness
+from harness.report.freshness import decision_lines as freshness_decision
+from harness.report.runs import Run
+from harness.report.stats import ALPHA
+from harness.report.variants import Pairs, Variant, tied_with
+
+
+def about_as(best: str, values: pd.Series, fmt=None) -> str:
+    """'; X within 15% of it ...' for others within SAME_COST of the best value."""
+    fmt = fmt or f.usd
+    close = [n for n in values.index if n != best
+             and values[n] <= values[best] * (1 + SAME_COST)]
+    if not close:
+        return ""
+    return (f"; {', '.join(close)} within {SAME_COST:.0%} of it, which is within timing noise "
+            f"({', '.join(fmt(values[n]) for n in close)})")
+
+
+def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, queries: int,
+                   failures: list[Run], fresh: Freshness | None = None) -> list[str]:
+    if not variants:
+        return ["No run completed, so there is nothing to compare."]
+    lines = []
+    by = {v.name: v for v in variants}
+    best = max(variants, key=lambda v: v.estimate.mean)
+    tied = tied_with(best.name, pairs)
+    top = [best.name] + [n for n, _ in tied]
+    if tied:
+        lines.append(
+            f"**Accuracy: no single winner.** {best.name} has the highest mean "
+            f"({f.ci(best.estimate)}), but its lead over "
+            + ", ".join(f"{n} ({by[n].estimate.mean:.3f}, p={p:.2g})" for n, p in tied)
+            + f" is not significant at α={ALPHA} (Holm-adjusted), so these are tied on this data.")
+    elif len(variants) > 1:
+        runner_up = max((v for v in variants if v is not best), key=lambda v: v.estimate.mean)
+        p = next(p for a, b, _, p in pairs if {a, b} == {best.name, runner_up.name})
+        lines.append(f"**Most accurate: {best.name}** ({f.ci(best.estimate)}); better than the "
+                     f"runner-up {runner_up.name} ({runner_up.estimate.mean:.3f}) with "
+                     f"Holm-adjusted p={p:.2g}.")
+    else:
+        lines.append(f"Only one variant completed: {best.name} ({f.ci(best.estimate)}).")
+    c = costs.set_index("variant")
+    priced = c[~c.total_usd.isna()]
+    if not priced.empty:
+        cheapest = priced.total_usd.idxmin()
+        lines.append(f"**Cheapest** to build and serve {queries:,} queries: {cheapest} "
+                     f"({f.usd(priced.total_usd[cheapest])}, accuracy {c.accuracy[cheapest]:.3f})"
+                     + about_as(cheapest, priced.total_usd) + ".")
+        top_priced = priced.loc[[n for n in top if n in priced.index]]
+        if not top_priced.empty and top_priced.total_usd.idxmin() != cheapest:
+            n = top_priced.total_usd.idxmin()
+            lines.append(f"Cheapest among the most accurate: {n} ({f.usd(priced.total_usd[n])})"
+                         + about_as(n, top_priced.total_usd) + ".")
+    fastest = c.p95_s.idxmin() if c.p95_s.notna().any() else None
+    if fastest is not None:
+        lat = c.p95_s.dropna()
+        lines.append(f"**Fastest** (p95 latency per query): {fastest} ({f.seconds(lat[fastest])})"
+                     + about_as(fastest, lat, f.seconds) + ".")
+    if "pareto_cost" in c:
+        front = [n for n in c.index if c.pareto_cost[n]]
+        if front:
+            others = "every other variant is less accurate or dearer than one of these" \
+                if len(front) < len(c) else "none dominates another"
+            lines.append("**Pareto-optimal** on accuracy vs total cost: " + ", ".join(front)
+                         + f" ({others}).")
+        else:
+            lines.append("No Pareto front on cost: the runs carry no prices (run them with "
+                         "the cost model of this version, conf/cost).")
+        front_l = [n for n in c.index if c.pareto_latency[n]]
+        if front_l:
+            lines.append("Pareto-optimal on accuracy vs p95 latency: " + ", ".join(front_l) + ".")
+    citing = [v for v in variants if v.can_cite]
+    if citing:
+        bc = max(citing, key=lambda v: v.estimate.mean)
+        also = [n for n, _ in tied_with(bc.name, pairs) if by[n].can_cite]
+        lines.append(f"**If answers must cite their sources**: {bc.name} "
+                     f"(accuracy {bc.estimate.mean:.3f}, citation recall "
+                     f"{f.number(bc.mean('citation_recall'))})"
+                     + (f", not significantly better than {', '.join(also)}" if also else "")
+                     + ". " + (", ".join(v.name for v in variants if not v.can_cite)
+                               + " cannot cite." if len(citing) < len(variants) else ""))
+    lines.extend(break_even_lines(variants, costs))
+    tuned = [v for v in variants if v.tuned
+             and not math.isnan(v.forgetting("control_perplexity_delta"))]
+    if tuned:
+        least = min(tuned, key=lambda v: v.forgetting("control_perplexity_delta"))
+        delta = least.forgetting("control_perplexity_delta")
+        untrained = [v.name for v in variants if not v.tuned]
+        lines.append(f"**Forgetting**: of the tuned variants, {least.name} changed general-text "
+                     f"perplexity least ({delta:+.2f})"
+                     + (f"; {', '.join(untrained)} leave the model's weights unchanged."
+                        if untrained else "."))
+    if fresh is not None:
+        lines.extend(freshness_decision(fresh))
+    seeds = {len(v.runs) for v in variants}
+    if seeds == {1}:
+        lines.append("Each variant ran with one seed: the intervals reflect the sampling of "
+                     "test items only, not training-run variance; add seeds (seed=0,1,2) to "
+                     "include it.")
+    if failures:
+        lines.append(f"**{len(failures)} run(s) did not complete** and are left out of every "
+                     "number above (see Failed runs).")
+    return lines

@@ -1,0 +1,214 @@
+"""The report's tables: one builder per table, each returning its cells as text (see
+harness.report.fmt) with a note that says how the numbers were made."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.costs import api_usd_per_1k
+from harness.report import fmt as f
+from harness.report.cost import SAME_COST, baselines, crossover, percentile
+from harness.report.runs import Run
+from harness.report.stats import ALPHA
+from harness.report.variants import Pairs, Variant
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    frame: pd.DataFrame  # cells already formatted as text
+    note: str = ""
+
+
+def accuracy_table(variants: list[Variant]) -> Table:
+    rows = []
+    for v in variants:
+        primary = v.runs[0].metrics.get("primary_metric", "choice_accuracy")
+        rows.append({"variant": v.name, "seeds": ", ".join(map(str, v.seeds)),
+                     "items": len(v.item_ids), primary + " [95% CI]": f.ci(v.estimate),
+                     "exact match": f.number(v.mean("exact_match")), "F1": f.number(v.mean("f1")),
+                     "contains": f.number(v.mean("contains"))})
+    df = pd.DataFrame(rows)
+    for col in ("exact match", "F1", "contains"):  # generation off: say so once, not per row
+        if not df.empty and (df[col] == f.NA).all():
+            df = df.drop(columns=col)
+    return Table("accuracy", "Accuracy", df,
+                 "Mean over test items and seeds, with a 95% percentile-bootstrap interval that "
+                 "resamples items (and seeds when there are several). Exact match, F1 and "
+                 "contains score the generated answer when generation was on.")
+
+
+def pairs_table(pairs: Pairs) -> Table:
+    rows = []
+    for a, b, t, p_adj in pairs:
+        rows.append({"A": a, "B": b, "A − B": f"{t.diff:+.3f}",
+                     "95% CI": f"[{t.low:+.3f}, {t.high:+.3f}]", "test": t.test,
+                     "p": f"{t.p_value:.2g}", "p (Holm)": f"{p_adj:.2g}",
+                     "A only / B only": f"{t.a_only} / {t.b_only}" if t.a_only is not None else "",
+                     "verdict": ("A better" if t.diff > 0 else "B better") if p_adj < ALPHA
+                     else "not significant", "items": t.n_items})
+    return Table("pairs", "Paired comparisons", pd.DataFrame(rows),
+                 "Every pair on the items both answered. One seed each: McNemar's exact test "
+                 "on the items only one of the two got right (A only / B only). Several seeds: "
+                 "a paired bootstrap over items of the seed-averaged scores. p (Holm) corrects "
+                 f"for testing every pair; verdicts use it at α={ALPHA}.")
+
+
+def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Table:
+    rows = []
+    bases = baselines(variants, costs)
+    for _, c in costs.iterrows():
+        row = {"variant": c.variant, "priced as": f"{c.hardware} @ ${c.usd_per_hour:.2f}/h"
+               if not math.isnan(c.usd_per_hour) else "no price",
+               "build": f.seconds(c.build_s), "build cost": f.usd(c.build_usd),
+               "per 1k queries": f.usd(c.usd_per_1k),
+               f"total, {queries:,} queries": f.usd(c.total_usd)}
+        for bname, b in bases.items():
+            if bname == c.variant or not c.tuned:
+                row[f"break-even vs {bname}"] = f.DASH
+            else:
+                row[f"break-even vs {bname}"] = f.queries(crossover(c, b))
+        rows.append(row)
+    return Table("cost", "Cost", pd.DataFrame(rows),
+                 "Build = training or indexing, the seconds it took when computed (a cache hit "
+                 "is charged what the original build took). Per-query cost = predict seconds "
+                 "per query × price. Break-even: the query volume after which a tuned "
+                 "variant's extra build cost is repaid by cheaper queries ('never' when it is "
+                 f"not cheaper per query; per-query costs within {SAME_COST:.0%} count as equal, "
+                 "the spread of repeated timings of one computation on a shared CPU). Timings "
+                 "are single measurements. Prices come from conf/cost and are assumptions.")
+
+
+def api_table(variants: list[Variant]) -> Table | None:
+    prices = {}
+    for v in variants:
+        for r in v.runs:
+            prices.update((r.metrics.get("cost") or {}).get("api") or {})
+    if not prices:
+        return None
+    rows = []
+    for v in variants:
+        if v.tuned:
+            continue
+        n = v.mean("n_examples")
+        ptok, ctok = v.mean("prompt_tokens") / n, v.mean("completion_tokens") / n
+        row = {"variant": v.name, "prompt tokens/query": f"{ptok:.0f}",
+               "completion tokens/query": f"{ctok:.1f}"}
+        for name, p in prices.items():
+            row[f"{name} per 1k queries"] = f.usd(api_usd_per_1k(ptok, ctok, p))
+        rows.append(row)
+    return Table("api", "Hosted API price comparison", pd.DataFrame(rows),
+                 "What the measured token counts of the untuned variants would cost at the "
+                 "per-token prices in cost.api (tuned models are not priced this way).")
+
+
+def latency_table(variants: list[Variant]) -> Table:
+    rows = []
+    for v in variants:
+        answer = v.latency - v.retrieval_latency
+        has_ret = bool(np.nanmax(v.retrieval_latency) > 0) if v.retrieval_latency.size else False
+        rows.append({
+            "variant": v.name, "p50": f.seconds(percentile(v.latency, 50)),
+            "p95": f.seconds(percentile(v.latency, 95)), "p99": f.seconds(percentile(v.latency, 99)),
+            "retrieval p50 / p95": (f"{f.seconds(percentile(v.retrieval_latency, 50))} / "
+                                    f"{f.seconds(percentile(v.retrieval_latency, 95))}") if has_ret
+            else "no retrieval",
+            "model p50 / p95": f"{f.seconds(percentile(answer, 50))} / {f.seconds(percentile(answer, 95))}",
+            "seconds per query (throughput)": f.seconds(v.mean("seconds_per_query")),
+        })
+    return Table("latency", "Latency", pd.DataFrame(rows),
+                 "Per query, the wall time of the batches that answered it (batch size "
+                 "answer.batch_size), split into retrieval (embedding the question and "
+                 "searching the index) and the model (scoring choices, generating). Seconds "
+                 "per query is predict time / queries.")
+
+
+def attribution_table(variants: list[Variant]) -> Table:
+    rows = []
+    for v in variants:
+        if v.can_cite:
+            rows.append({"variant": v.name, "recall@k": f.number(v.mean("recall_at_k")),
+                         "MRR": f.number(v.mean("mrr")),
+                         "citation precision": f.number(v.mean("citation_precision")),
+                         "citation recall": f.number(v.mean("citation_recall"))})
+        else:
+            rows.append({"variant": v.name, "recall@k": f.CANNOT_CITE, "MRR": f.CANNOT_CITE,
+                         "citation precision": f.CANNOT_CITE, "citation recall": f.CANNOT_CITE})
+    return Table("attribution", "Source attribution", pd.DataFrame(rows),
+                 "Retrieval variants cite the documents their passages came from; recall@k "
+                 "and MRR check the gold source among them. Variants that do not cite answer "
+                 "from weights and cannot name a source.")
+
+
+def forgetting_table(variants: list[Variant]) -> Table:
+    keys = ("control_perplexity_before", "control_perplexity_after", "control_perplexity_delta",
+            "control_greedy_agreement", "control_greedy_f1")
+    cols = ("control perplexity before", "after", "change", "greedy answers unchanged",
+            "answer token F1 vs base")
+    rows = []
+    for v in variants:
+        if not v.tuned or not v.measured_forgetting:
+            rows.append({"variant": v.name,
+                         **dict.fromkeys(cols, f.NOT_TUNED if not v.tuned else f.NOT_MEASURED)})
+            continue
+        before, after, delta, agree, f1 = (v.forgetting(k) for k in keys)
+        rows.append({"variant": v.name, cols[0]: f.number(before, 2), cols[1]: f.number(after, 2),
+                     cols[2]: f.signed(delta, 2), cols[3]: f.number(agree, 2),
+                     cols[4]: f.number(f1, 2)})
+    return Table("forgetting", "Forgetting", pd.DataFrame(rows),
+                 "On a shipped control set of general text and prompts unrelated to the task: "
+                 "perplexity before and after tuning, and how many greedy answers stayed the "
+                 "same. Untuned strategies leave the model's weights unchanged; 'not measured': "
+                 "a strategy that trains but did not run the control set "
+                 "(FitReport.forgetting).")
+
+
+def seen_table(variants: list[Variant]) -> Table:
+    rows = []
+    for v in variants:
+        if not v.tuned:
+            rows.append({"variant": v.name, "seen (train split)": f.NOT_TUNED,
+                         "unseen (test)": f.number(v.estimate.mean), "gap": f.NOT_TUNED})
+            continue
+        seen = v.mean("choice_accuracy", ("seen",))
+        rows.append({"variant": v.name, "seen (train split)": f.number(seen),
+                     "unseen (test)": f.number(v.estimate.mean),
+                     "gap": f.signed(seen - v.estimate.mean)})
+    return Table("seen", "Seen vs unseen questions", pd.DataFrame(rows),
+                 "Tuned variants are also scored on train-split questions they were trained "
+                 "on. Test questions ask about facts in the training documents too, but in "
+                 "wording never trained on: the gap shows memorized question forms.")
+
+
+def build_table(variants: list[Variant]) -> Table:
+    rows = []
+    fit = ("fit",)
+    for v in variants:
+        rows.append({
+            "variant": v.name,
+            "trainable params": f.integer(v.mean("trainable_params", fit)) if v.tuned else f.NOT_TUNED,
+            "train tokens": f.integer(v.mean("train_tokens", fit)) if v.tuned else f.NOT_TUNED,
+            "FLOPs (est.)": f"{v.mean('flops_est', fit):.3g}" if v.tuned else f.NOT_TUNED,
+            "artifact": f.nbytes(v.mean("artifact_bytes", fit)),
+            "peak memory": f.nbytes(v.mean("peak_mem_mb") * 2**20),
+            "cache hit": ", ".join(str(bool((r.metrics.get("fit") or {}).get("cache_hit")))
+                                   for r in v.runs),
+        })
+    return Table("build", "What was built", pd.DataFrame(rows),
+                 "Artifact: the adapter or checkpoint (tuned) or the embedding index (RAG). "
+                 "FLOPs = 2·N·T + 2·N_bwd·T + 2·N_train·T. Peak memory is the run's peak "
+                 "resident set (CPU) or allocated GPU memory.")
+
+
+def failures_table(failures: list[Run]) -> Table:
+    rows = [{"run": r.path.name, "variant": r.variant, "status": r.status,
+             "error": str(r.metrics.get("error") or "killed or still running: no final "
+                          "metrics").splitlines()[0][:200]} for r in failures]
+    return Table("failures", "Failed runs", pd.DataFrame(rows),
+                 "Runs that raised (their traceback is in their metrics.json) or never finished. "
+                 "Re-invoking the sweep with the same hydra.sweep.dir redoes them.")

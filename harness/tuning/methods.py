@@ -1,0 +1,140 @@
+"""Tuning methods: how to adapt a copy of the base model (PEFT adapters or full tuning with
+optionally frozen bottom blocks), and how each method saves, loads and serves its result."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from harness.errors import ConfigError
+
+# peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
+# FutureWarning on every adapter; it is peft's to change, not the user's: keep it quiet.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+PEFT_METHODS = ("lora", "ia3", "prompt_tuning")
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    method: str = "lora"  # lora | ia3 | prompt_tuning
+    r: int = 16  # LoRA rank; higher: more capacity, bigger adapter
+    alpha: int = 32  # LoRA scale; alpha = 2r works well (Biderman et al. 2024)
+    dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"  # or a list such as [q_proj, v_proj]
+    use_dora: bool = False  # DoRA: weight-decomposed LoRA (slower steps)
+    num_virtual_tokens: int = 20  # prompt tuning: learned tokens prepended to every input
+    merge: bool = True  # merge LoRA/IA3 into the weights for predict (no added latency)
+
+    def __post_init__(self) -> None:
+        if self.method not in PEFT_METHODS:
+            raise ConfigError(f"unknown adapter method '{self.method}'; choose one of: "
+                             f"{', '.join(PEFT_METHODS)}")
+        if self.r < 1 or self.alpha <= 0 or self.num_virtual_tokens < 1:
+            raise ConfigError(f"adapter.r must be >= 1 (got {self.r}), adapter.alpha > 0 and "
+                             f"adapter.num_virtual_tokens >= 1")
+        if isinstance(self.target_modules, list):
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+
+@dataclass(frozen=True)
+class FullSettings:
+    freeze_layers: int = 0  # freeze embeddings and the bottom N blocks (tune only the top)
+
+    def __post_init__(self) -> None:
+        if self.freeze_layers < 0:
+            raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+
+
+def _peft_config(s: AdapterSettings):
+    from peft import IA3Config, LoraConfig, PromptTuningConfig, TaskType
+
+    if s.method == "lora":
+        targets = s.target_modules if s.target_modules == "all-linear" else list(s.target_modules)
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=s.r, lora_alpha=s.alpha,
+                          lora_dropout=s.dropout, target_modules=targets, use_dora=s.use_dora)
+    if s.method == "ia3":
+        return IA3Config(task_type=TaskType.CAUSAL_LM)  # peft's per-architecture defaults
+    return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=s.num_virtual_tokens)
+
+
+def _blocks(model: PreTrainedModel) -> Sequence[torch.nn.Module]:
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ConfigError(f"freeze_layers: cannot find the transformer blocks of {type(model).__name__}")
+    return layers
+
+
+class Method:
+    """How one tuning method prepares, saves, loads and serves a model."""
+
+    def __init__(self, settings: AdapterSettings | FullSettings) -> None:
+        self.settings = settings
+        self.peft = isinstance(settings, AdapterSettings)
+
+    @property
+    def kind(self) -> str:
+        return self.settings.method if self.peft else "full"
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self.settings)}
+
+    def prepare(self, base: PreTrainedModel) -> PreTrainedModel:
+        model = copy.deepcopy(base)
+        if self.peft:
+            from peft import get_peft_model
+
+            return get_peft_model(model, _peft_config(self.settings))
+        return self._freeze(model)
+
+    def resume(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
+        """A trainable copy of the artifact at `path`, to continue training it."""
+        if self.peft:
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(copy.deepcopy(base), path, is_trainable=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
+        return self._freeze(model)
+
+    def _freeze(self, model: PreTrainedModel) -> PreTrainedModel:
+        n = self.settings.freeze_layers
+        if n:
+            blocks = _blocks(model)
+            if n > len(blocks):
+                raise ConfigError(f"freeze_layers={n} but the model has {len(blocks)} blocks")
+            model.get_input_embeddings().requires_grad_(False)
+            for block in blocks[:n]:
+                block.requires_grad_(False)
+            if not model.config.tie_word_embeddings:
+                model.get_output_embeddings().requires_grad_(True)
+        return model
+
+    def save(self, model: PreTrainedModel, path: Path) -> None:
+        model.save_pretrained(path, safe_serialization=True)
+
+    def load(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
+        if self.peft:
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(copy.deepcopy(base), path)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
+
+    def for_inference(self, model: PreTrainedModel) -> tuple[PreTrainedModel, bool]:
+        """(model to predict with, merged?)."""
+        model.eval()
+        if self.peft and self.settings.merge and self.settings.method in ("lora", "ia3"):
+            return model.merge_and_unload(), True
+        return model, False
+
+    def backward_params(self, total: int, trainable: int) -> int:
+        return trainable if (not self.peft and self.settings.freeze_layers) else total
+
