@@ -21,7 +21,7 @@ BROWSER_STAMP := $(VENV)/.browser-done
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null \
 		&& echo "setup: keeping installed torch $$($(PY) -c 'import torch; print(torch.__version__)')" \

@@ -1,0 +1,76 @@
+"""Every shipped strategy and experiment config composes and runs on the tiny model, and
+what each strategy says about itself (trains, cites) matches what its run shows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from harness.run.progress import count_runs
+from harness.run.runner import CONF_DIR, run
+from tests.conftest import compose_cfg
+
+STRATEGIES = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+TINY = ["model=tiny-random", "task.n_entities=20", "answer.generate=false", "seen_eval_limit=4"]
+SHORT_TRAINING = ["train.max_steps=2", "train.batch_size=4"]
+
+
+def test_the_configs_are_found():
+    assert {"prompt", "rag", "lora", "full", "hybrid"} <= set(STRATEGIES)
+    assert {"quick", "compare_all", "freshness", "tuning_cpu"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_strategy_config_runs(tmp_path, name):
+    trains_cfg = "train" in compose_cfg([f"strategy={name}"]).strategy
+    extra = [f"strategy.{o}" for o in SHORT_TRAINING] if trains_cfg else []
+    m = run(compose_cfg([*TINY, f"strategy={name}", "limit=6", *extra], tmp_path), tmp_path / name)
+    assert m["status"] == "complete" and m["strategy"] == name and m["n_examples"] == 6
+    # what the strategy says about itself is what its run shows
+    assert m["trains"] == (m["fit"]["trainable_params"] > 0) == trains_cfg
+    assert m["trains"] == (m["seen"] is not None) == (m["fit"]["forgetting"] is not None)
+    assert m["can_cite"] == (m["recall_at_k"] is not None) == (m["retrieval_k"] is not None)
+    assert m["leakage"]["checked"] and m["leakage"]["test_seen_in_fit"] == 0
+
+
+def _sweep_values(name: str) -> dict[str, str]:
+    text = (CONF_DIR / "experiment" / f"{name}.yaml").read_text()
+    preset = yaml.safe_load(text) or {}
+    params = dict(((preset.get("hydra") or {}).get("sweeper") or {}).get("params") or {})
+    for parent in (preset.get("defaults") or []):  # a preset built on another (freshness)
+        if isinstance(parent, str) and parent != "_self_":
+            params = {**_sweep_values(parent), **params}
+    return params
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_runs_as_a_multirun(tmp_path, name):
+    """The preset's own sweep (its strategies; one seed to keep it short) on the tiny model,
+    tuning cut to two steps."""
+    params = _sweep_values(name)
+    strategies = str(params.get("strategy", "prompt")).split(",")
+    short = [f"+per_strategy.{s}.{o}" for s in strategies
+             if "train" in compose_cfg([f"strategy={s}"]).strategy for o in SHORT_TRAINING]
+    sweep = tmp_path / "sweep"
+    res = subprocess.run(
+        [sys.executable, "-m", "harness.run.runner", "-m", f"experiment={name}", *TINY,
+         "seed=0", "progress=false", *short, f"hydra.sweep.dir={sweep}"],
+        capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    expected = count_runs({**params, "seed": "0"}, [])
+    metrics = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert len(metrics) == expected == len(strategies)
+    assert sorted(m["strategy"] for m in metrics) == sorted(strategies)
+    assert all(m["status"] == "complete" for m in metrics), [m.get("error") for m in metrics]
+    if name == "freshness":
+        assert all(m["freshness"]["supported"] for m in metrics)
+    config = yaml.safe_load((sweep / f"0_{strategies[0]}_seed0" / "config.yaml").read_text())
+    preset = yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text())
+    for key, value in (preset.get("task") or {}).items():  # the preset's values were applied
+        if key != "n_entities" and not isinstance(value, dict):
+            assert config["task"][key] == value, key
