@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,46 @@ def test_rerun_into_a_new_directory_reads_predictions_from_the_cache(tmp_path):
     off = run(compose_cfg([*TINY, "strategy=rag", f"cache_dir={cache}", "limit=24",
                            "prediction_cache=false"], tmp_path), tmp_path / "c")
     assert off["prediction_cache_hits"] == 0 and off["choice_accuracy"] == first["choice_accuracy"]
+
+
+def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **env}
+    root = Path(__file__).resolve().parent.parent
+    full_env["PYTHONPATH"] = str(root)
+    return subprocess.run([sys.executable, "-m", "harness.run.runner", "model=tiny-random",
+                           "progress=false", f"results_dir={cwd}/results", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, small_task_files):
+    corpus, examples = small_task_files
+    examples.write_text(examples.read_text() + '{"id": "q9", "question": "?"}\n')
+    bad_data = ["strategy=prompt", "task=custom", f"task.corpus_path={corpus}",
+                f"task.examples_path={examples}"]
+    res = _cli(bad_data, tmp_path)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert lines[-1].startswith(f"harness-run: error: {examples}:13: field 'answer'")
+    full = _cli(bad_data, tmp_path, HYDRA_FULL_ERROR="1")
+    assert full.returncode != 0 and "Traceback" in full.stderr and "TaskDataError" in full.stderr
+
+    res = _cli(["strategy=rag", "strategy.k=0"], tmp_path)  # a config value
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == "harness-run: error: strategy.k must be >= 1, got 0"
+
+    # a strategy in a module of the directory harness-run starts in: found; its bug keeps
+    # the traceback; one that lacks a contract member is a one-line error
+    (tmp_path / "mystrat.py").write_text(
+        "class Buggy:\n    trains = cites = False\n    retrieval_k = None\n"
+        "    def __init__(self, ctx, name='buggy'):\n        self.name = name\n"
+        "    def fit(self, task):\n        return 1 / 0\n"
+        "    def predict(self, examples):\n        return []\n"
+        "class Incomplete:\n    def __init__(self, ctx, name='incomplete'):\n"
+        "        self.name = name\n")
+    res = _cli(["strategy=prompt", "strategy._target_=mystrat.Buggy", "~strategy.k_shot",
+                "~strategy.shot_selection"], tmp_path)
+    assert res.returncode == 1 and "ZeroDivisionError" in res.stderr and "mystrat.py" in res.stderr
+    res = _cli(["strategy=prompt", "strategy._target_=mystrat.Incomplete", "~strategy.k_shot",
+                "~strategy.shot_selection"], tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "has no trains, cites, retrieval_k, fit, predict" in res.stderr

@@ -129,16 +129,10 @@ def latency_table(variants: list[Variant]) -> Table:
 
 
 def attribution_table(variants: list[Variant]) -> Table:
-    rows = []
-    for v in variants:
-        if v.can_cite:
-            rows.append({"variant": v.name, "recall@k": f.number(v.mean("recall_at_k")),
-                         "MRR": f.number(v.mean("mrr")),
-                         "citation precision": f.number(v.mean("citation_precision")),
-                         "citation recall": f.number(v.mean("citation_recall"))})
-        else:
-            rows.append({"variant": v.name, "recall@k": f.CANNOT_CITE, "MRR": f.CANNOT_CITE,
-                         "citation precision": f.CANNOT_CITE, "citation recall": f.CANNOT_CITE})
+    cols = {"recall@k": "recall_at_k", "MRR": "mrr", "citation precision": "citation_precision",
+            "citation recall": "citation_recall"}
+    rows = [{"variant": v.name, **{c: f.number(v.mean(k)) if v.can_cite else f.CANNOT_CITE
+                                   for c, k in cols.items()}} for v in variants]
     return Table("attribution", "Source attribution", pd.DataFrame(rows),
                  "Retrieval variants cite the documents their passages came from; recall@k "
                  "and MRR check the gold source among them. Variants that do not cite answer "

@@ -19,7 +19,6 @@ import venv
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from tests.conftest import write_jsonl
 
