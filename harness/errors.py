@@ -6,6 +6,8 @@ other exception is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
+import os
+
 
 class UserError(Exception):
     """Bad input the user can fix; the message says where and what to do."""
@@ -13,3 +15,8 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config value that is out of range, unknown or inconsistent."""
+
+
+def full_errors() -> bool:
+    """HYDRA_FULL_ERROR=1: show the traceback of user errors too."""
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")

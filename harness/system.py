@@ -96,3 +96,13 @@ def package_path(spec: str, *, what: str, hint: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what}: {path} does not exist in package '{module}'")
     return path
+
+
+def config_dir() -> Path:
+    """The packaged configs (harness/conf in an installed wheel) or the checkout's conf/."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RuntimeError(f"no configs found: neither {package / 'conf'} (an installed wheel) nor "
+                       f"{package.parent / 'conf'} (a checkout) holds config.yaml")

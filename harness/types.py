@@ -53,6 +53,8 @@ class Task:
     examples: tuple[Example, ...]
     split_hash: str  # sha256 over the sorted example ids of each split
     split_ids_hash: dict[str, str] = field(default_factory=dict)
+    # how the corpus was read (a folder: files read, skipped and why); recorded by the run
+    corpus_info: dict[str, object] = field(default_factory=dict)
 
     def split(self, name: str) -> list[Example]:
         return [e for e in self.examples if e.split == name]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.data.documents import DEFAULT_INCLUDE, load_folder
 from harness.data.errors import TaskDataError
 from harness.data.loaders import load_corpus, load_examples
 from harness.data.splits import assign_splits, check_splits, split_hashes
@@ -14,7 +16,8 @@ from harness.types import Document, Example, Task
 
 TASK_KINDS = ("synthetic_facts", "files")
 
-__all__ = ["TASK_KINDS", "TaskDataError", "build_task", "load_task_files", "make_task"]
+__all__ = ["TASK_KINDS", "TaskDataError", "build_task", "load_task_files", "make_task",
+           "read_corpus"]
 
 
 def make_task(
@@ -44,6 +47,20 @@ def make_task(
     )
 
 
+def read_corpus(path: str | Path, cfg: Mapping[str, Any] | None = None, *,
+                progress: bool = False) -> tuple[list[Document], dict[str, Any]]:
+    """A corpus from a folder of documents or a data file (.jsonl/.json/.csv/.parquet), with
+    the task config's `columns`, `folder.include` and `on_bad_file`; also says how it was read."""
+    cfg = cfg or {}
+    path = Path(path)
+    if path.is_dir():
+        folder = cfg.get("folder") or {}
+        return load_folder(path, include=tuple(folder.get("include") or DEFAULT_INCLUDE),
+                           on_bad_file=str(cfg.get("on_bad_file") or "error"), progress=progress)
+    docs = load_corpus(path, columns=dict(cfg.get("columns") or {}))
+    return docs, {"source": path.suffix.lower().lstrip(".") or "file", "documents": len(docs)}
+
+
 def load_task_files(
     name: str,
     corpus_path: str | Path,
@@ -51,10 +68,12 @@ def load_task_files(
     *,
     split_ratios: Sequence[float] = (0.7, 0.15, 0.15),
     split_seed: int = 0,
+    corpus_cfg: Mapping[str, Any] | None = None,
+    progress: bool = False,
 ) -> Task:
-    corpus = load_corpus(corpus_path)
+    corpus, info = read_corpus(corpus_path, corpus_cfg, progress=progress)
     examples, lines = load_examples(examples_path, {d.id for d in corpus})
-    return make_task(
+    task = make_task(
         name,
         corpus,
         examples,
@@ -63,6 +82,7 @@ def load_task_files(
         examples_path=examples_path,
         lines=lines,
     )
+    return dataclasses.replace(task, corpus_info=info)
 
 
 def synthetic_args(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +93,7 @@ def synthetic_args(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "kinds": tuple(cfg.get("kinds", ("company", "person", "town")))}
 
 
-def build_task(cfg: Mapping[str, Any], resolve_path=lambda p: p) -> Task:
+def build_task(cfg: Mapping[str, Any], resolve_path=lambda p: p, progress: bool = False) -> Task:
     """Build the task a `conf/task/*.yaml` describes."""
     kind = cfg.get("kind")
     ratios = tuple(cfg.get("split_ratios", (0.7, 0.15, 0.15)))
@@ -94,5 +114,7 @@ def build_task(cfg: Mapping[str, Any], resolve_path=lambda p: p) -> Task:
             resolve_path(cfg["examples_path"]),
             split_ratios=ratios,
             split_seed=split_seed,
+            corpus_cfg=cfg,
+            progress=progress,
         )
     raise TaskDataError(f"unknown task kind '{kind}'; choose one of: {', '.join(TASK_KINDS)}")

@@ -1,11 +1,14 @@
-"""Read a user's corpus and examples from JSONL or CSV, validating every record.
+"""Read a user's corpus and examples from JSONL, JSON, CSV or Parquet, validating every
+record (a corpus may also be a folder of documents: harness.data.documents).
 
-corpus:   {"id": str, "text": str, "title": str?}
+corpus:   {"id": str, "text": str, "title": str?, "paraphrases": [str]?}
 examples: {"id": str, "question": str, "answer": str | [str], "choices": [str]?,
            "source_ids": [str]?, "split": "train" | "val" | "test"?}
 
 In CSV the same columns are used; list fields hold a JSON list (["a", "b"]) or
-values separated by "|".
+values separated by "|". A .json file holds one array of objects or one object per line; a
+record's "line" is then its 1-based position (in Parquet, its row). A corpus export with
+other column names maps them with `columns` (task.columns: {id: doc_id, text: body}).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ Record = tuple[int, dict[str, Any]]  # (1-based line number, parsed record)
 
 
 def read_records(path: str | Path) -> list[Record]:
-    """Parse a .jsonl/.json-lines or .csv file into (line, record) pairs."""
+    """Parse a .jsonl, .json, .csv or .parquet file into (line, record) pairs."""
     path = Path(path)
     if not path.is_file():
         raise TaskDataError("file not found", path=path, hint="check the task's *_path settings")
+    if path.suffix.lower() == ".parquet":
+        return _parquet_records(path)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -38,7 +43,11 @@ def read_records(path: str | Path) -> list[Record]:
             line=line,
             hint="re-save the file as UTF-8",
         ) from None
-    records = list(_csv_records(path, text) if path.suffix.lower() == ".csv" else _jsonl_records(path, text))
+    suffix = path.suffix.lower()
+    if suffix == ".json" and text.lstrip().startswith("["):
+        records = _json_array_records(path, text)
+    else:
+        records = list(_csv_records(path, text) if suffix == ".csv" else _jsonl_records(path, text))
     if not records:
         raise TaskDataError("file holds no records", path=path, hint="add at least one record")
     return records
@@ -62,6 +71,37 @@ def _jsonl_records(path: Path, text: str) -> Iterator[Record]:
                 f"expected a JSON object, got {type(rec).__name__}", path=path, line=lineno
             )
         yield lineno, rec
+
+
+def _json_array_records(path: Path, text: str) -> list[Record]:
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TaskDataError(f"malformed JSON ({e.msg})", path=path, line=e.lineno) from None
+    bad = next((i for i, r in enumerate(rows, 1) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise TaskDataError(f"record {bad} of the array is not a JSON object", path=path)
+    return list(enumerate(rows, start=1))
+
+
+def _parquet_records(path: Path) -> list[Record]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise TaskDataError(f"cannot read Parquet ({type(e).__name__}: {e})", path=path) from None
+    records = []
+    for row, rec in enumerate(frame.to_dict(orient="records"), start=1):
+        clean = {}
+        for key, value in rec.items():
+            if hasattr(value, "tolist"):  # numpy arrays (list columns) and scalars
+                value = value.tolist()
+            if value is None or (isinstance(value, float) and value != value):  # null / NaN
+                continue
+            clean[str(key)] = value
+        records.append((row, clean))
+    return records
 
 
 def _csv_records(path: Path, text: str) -> Iterator[Record]:
@@ -120,10 +160,30 @@ def _check_unique(seen: dict[str, int], id_: str, path: Path, line: int) -> None
     seen[id_] = line
 
 
-def load_corpus(path: str | Path) -> list[Document]:
+CORPUS_FIELDS = ("id", "text", "title", "paraphrases")
+
+
+def _renamed(rec: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+    """A record with the user's column names mapped to the corpus fields."""
+    out = {k: v for k, v in rec.items() if k not in columns.values()}
+    for field_name, column in columns.items():
+        if column in rec:
+            value = rec[column]
+            # an integer id column of an export is read as text
+            out[field_name] = str(value) if field_name == "id" and type(value) is int else value
+    return out
+
+
+def load_corpus(path: str | Path, columns: dict[str, str] | None = None) -> list[Document]:
     path = Path(path)
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(CORPUS_FIELDS))
+    if unknown:
+        raise TaskDataError(f"task.columns names unknown fields {unknown}; map any of: "
+                            f"{', '.join(CORPUS_FIELDS)}")
     docs, seen = [], {}
     for line, rec in read_records(path):
+        rec = _renamed(rec, columns) if columns else rec
         id_ = _str_field(rec, "id", path, line, required=True)
         _check_unique(seen, id_, path, line)
         text = _str_field(rec, "text", path, line, required=True)

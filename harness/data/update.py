@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.errors import TaskDataError
-from harness.data.loaders import load_corpus, load_examples
+from harness.data.loaders import load_examples
 from harness.data.synthetic import generate_update
 from harness.types import Document, Example, Task
 
@@ -84,7 +84,9 @@ def build_update(cfg: Mapping[str, Any], old: Task,
                          "(the second version of the corpus and of the examples)")
         corpus_path = resolve_path(upd["corpus_path"])
         examples_path = resolve_path(upd["examples_path"])
-        corpus = load_corpus(corpus_path)
+        from harness.data import read_corpus  # the package imports this module
+
+        corpus, _ = read_corpus(corpus_path, cfg)
         examples, lines = load_examples(examples_path, {d.id for d in corpus})
         return diff_tasks(old, _new_task(old, corpus, examples, examples_path, lines))
     raise TaskDataError(f"task kind '{kind}' has no update scenario")

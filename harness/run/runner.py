@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import os
 import random
 import sys
 import time
@@ -35,7 +34,7 @@ from harness.context import StrategyContext
 from harness.costs import run_prices
 from harness.data import build_task
 from harness.data.update import build_update
-from harness.errors import ConfigError, UserError
+from harness.errors import ConfigError, UserError, full_errors
 from harness.lm import CACHE_METER, LM, get_lm
 from harness.prompting import PromptSettings
 from harness.results import (
@@ -51,7 +50,7 @@ from harness.results import (
 from harness.retrieval import get_embedder
 from harness.run.freshness import run_freshness
 from harness.scoring import aggregate, score_item
-from harness.system import cache_root, peak_memory_mb, reset_peak_memory, versions
+from harness.system import cache_root, config_dir, peak_memory_mb, reset_peak_memory, versions
 from harness.types import Example, FitReport, Prediction, Strategy, Task, missing_members
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     reset_peak_memory()
     seed_everything(int(cfg.seed))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    task = build_task(task_cfg, resolve_path=to_absolute_path)
+    task = build_task(task_cfg, resolve_path=to_absolute_path, progress=bool(cfg.progress))
     fresh_cfg = cfg.get("freshness") or {}
     # Built before anything is fit, so a bad second version fails the run at once.
     change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
@@ -139,6 +138,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "split_hash": task.split_hash,
         "split_ids_hash": task.split_ids_hash,
         "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
+        "corpus": {"documents": len(task.corpus), **task.corpus_info},  # a folder: skipped files
         "primary_metric": "choice_accuracy" if any(e.choices for e in examples) else "contains",
         **_accuracy(items),
         **_describe(strategy),
@@ -290,21 +290,7 @@ def _strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
     return make
 
 
-def config_dir() -> Path:
-    """The packaged configs (harness/conf in an installed wheel) or the checkout's conf/."""
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise RuntimeError(f"no configs found: neither {package / 'conf'} (an installed wheel) nor "
-                       f"{package.parent / 'conf'} (a checkout) holds config.yaml")
-
-
 CONF_DIR = config_dir()
-
-
-def _full_errors() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -323,7 +309,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             return metrics.get(metrics.get("primary_metric", ""))
         metrics = run(cfg, run_dir)
     except UserError as e:
-        if _full_errors():
+        if full_errors():
             raise
         # The user's to fix (a data file, a config value): one line, no traceback.
         if hc.mode != RunMode.MULTIRUN:

@@ -1,0 +1,164 @@
+"""A corpus from a folder of documents: every matching file under it becomes a Document.
+
+    .txt (and any suffix you add to task.folder.include)  the text as is; title: file name
+    .md / .markdown  parsed with markdown-it-py: plain text of its blocks; title: first heading
+    .html / .htm     trafilatura's main-text extraction; title: the page's <title>
+    .pdf             pypdf's text of every page; title: the PDF's metadata title, else the name
+    <any of these>.gz   decompressed first (Debian ships its docs gzipped)
+
+The id is the path relative to the folder. A file that cannot be read (an encrypted or
+corrupt PDF, an empty file, binary junk, a file the extractor finds no text in) stops the
+load with an error naming it (task.on_bad_file=error), or is skipped and counted
+(task.on_bad_file=skip): the run records what was skipped and why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import io
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from harness.data.errors import TaskDataError
+from harness.errors import ConfigError
+from harness.types import Document
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INCLUDE = ("*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.pdf")
+BAD_FILE = ("error", "skip")
+
+
+class BadFile(Exception):
+    """This file yields no document; the message says why."""
+
+
+def _decode(raw: bytes) -> str:
+    if b"\x00" in raw[:8192]:
+        raise BadFile("binary content (NUL bytes), not text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadFile(f"not UTF-8 text (byte offset {e.start}); re-save it as UTF-8") from None
+
+
+def _plain(raw: bytes, name: str) -> tuple[str, str]:
+    return "", _decode(raw)
+
+
+def _markdown(raw: bytes, name: str) -> tuple[str, str]:
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(_decode(raw))
+    title, blocks = "", []
+    for i, tok in enumerate(tokens):
+        if tok.type == "inline":
+            text = "".join(c.content if c.type in ("text", "code_inline") else
+                           " " if c.type in ("softbreak", "hardbreak") else ""
+                           for c in tok.children or ())
+            blocks.append(text)
+            if not title and i and tokens[i - 1].type == "heading_open":
+                title = text.strip()
+        elif tok.type in ("code_block", "fence"):
+            blocks.append(tok.content.rstrip())
+    return title, "\n".join(b for b in blocks if b.strip())
+
+
+def _html(raw: bytes, name: str) -> tuple[str, str]:
+    import trafilatura
+
+    if b"\x00" in raw[:8192]:
+        raise BadFile("binary content (NUL bytes), not HTML")
+    # bytes: trafilatura detects the page's encoding itself
+    text = trafilatura.extract(raw, favor_recall=True, include_comments=False) or ""
+    meta = trafilatura.extract_metadata(raw)
+    return (meta.title or "") if meta else "", text
+
+
+def _pdf(raw: bytes, name: str) -> tuple[str, str]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise BadFile("encrypted PDF (it needs a password); decrypt it first")
+        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+        title = str((reader.metadata or {}).get("/Title") or "")
+    except BadFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as e:
+        raise BadFile(f"unreadable PDF ({type(e).__name__}: {e})") from None
+    return title, text
+
+
+EXTRACTORS: dict[str, Callable[[bytes, str], tuple[str, str]]] = {
+    ".md": _markdown, ".markdown": _markdown, ".html": _html, ".htm": _html, ".pdf": _pdf,
+}
+
+
+def extract(path: Path) -> tuple[str, str]:
+    """(title, text) of one file; raises BadFile."""
+    raw = path.read_bytes()
+    name = path.name
+    if name.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise BadFile(f"corrupt gzip file ({e})") from None
+        name = name[:-3]
+    if not raw.strip():
+        raise BadFile("empty file")
+    title, text = EXTRACTORS.get(Path(name).suffix.lower(), _plain)(raw, name)
+    if not text.strip():
+        raise BadFile("no text found in it")
+    return title.strip() or Path(name).stem, text.strip()
+
+
+def _matches(rel: str, include: Sequence[str]) -> bool:
+    base = rel.rsplit("/", 1)[-1]
+    names = (base, base[:-3]) if base.lower().endswith(".gz") else (base,)
+    return any(fnmatch.fnmatch(n.lower(), pat.lower()) for n in names for pat in include)
+
+
+def load_folder(root: str | Path, *, include: Sequence[str] = DEFAULT_INCLUDE,
+                on_bad_file: str = "error", progress: bool = False) -> tuple[list[Document], dict]:
+    """Documents from every file under `root` whose name matches a pattern of `include`
+    (a gzipped file matches by its name without .gz); hidden files and folders are left out.
+    Returns the documents (in path order) and what the load did (files, skipped, why)."""
+    if on_bad_file not in BAD_FILE:
+        raise ConfigError(f"unknown task.on_bad_file '{on_bad_file}'; choose one of: "
+                          f"{', '.join(BAD_FILE)}")
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                   and _matches(p.relative_to(root).as_posix(), include))
+    if not files:
+        raise TaskDataError(f"no file under this folder matches {', '.join(include)}", path=root,
+                            hint="point task.corpus_path at your documents, or widen "
+                                 "task.folder.include (e.g. [\"*.txt\", \"*.rst\"])")
+    docs, skipped = [], []
+    for path in tqdm(files, desc="reading documents", unit="file", disable=not progress):
+        rel = path.relative_to(root).as_posix()
+        try:
+            title, text = extract(path)
+        except BadFile as e:
+            if on_bad_file == "error":
+                raise TaskDataError(str(e), path=path, hint="fix or remove the file, or set "
+                                    "task.on_bad_file=skip to leave it out") from None
+            skipped.append({"file": rel, "reason": str(e)})
+            continue
+        docs.append(Document(id=rel, text=text, title=title))
+    if skipped:
+        log.warning("skipped %d of %d files under %s (task.on_bad_file=skip), e.g. %s: %s",
+                    len(skipped), len(files), root, skipped[0]["file"], skipped[0]["reason"])
+    if not docs:
+        raise TaskDataError(f"none of the {len(files)} matching files holds usable text",
+                            path=root, hint=f"e.g. {skipped[0]['file']}: {skipped[0]['reason']}")
+    return docs, {"source": "folder", "files": len(files), "documents": len(docs),
+                  "skipped": len(skipped), "skipped_files": skipped}

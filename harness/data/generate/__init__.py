@@ -1,0 +1,1 @@
+"""Question sets generated from a corpus (`harness-make-task`): cloze (no model) and llm."""

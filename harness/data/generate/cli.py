@@ -1,0 +1,99 @@
+"""`harness-make-task`: read a corpus, generate questions, write examples.jsonl and
+generation.json into out_dir (see conf/make_task.yaml for every knob)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from harness.data import make_task, read_corpus
+from harness.data.generate.cloze import ClozeSettings, generate_cloze
+from harness.errors import ConfigError, UserError, full_errors
+from harness.results import write_json, write_jsonl
+from harness.system import config_dir, versions
+from harness.types import Document, Example
+
+log = logging.getLogger(__name__)
+GENERATORS = ("cloze",)
+
+
+def make_examples(cfg: DictConfig, docs: list[Document]) -> tuple[list[Example], dict[str, Any]]:
+    """Generated examples (no split yet) and how they were made."""
+    n, k, seed = int(cfg.n_questions), int(cfg.n_choices), int(cfg.seed)
+    if n < 1 or k < 0 or k == 1:
+        raise ConfigError("n_questions must be >= 1 and n_choices 0 (free-form) or >= 2")
+    if cfg.generator not in GENERATORS:
+        raise ConfigError(f"unknown generator '{cfg.generator}'; choose one of: "
+                          f"{', '.join(GENERATORS)}")
+    settings = ClozeSettings(**OmegaConf.to_container(cfg.cloze, resolve=True))
+    items, counts = generate_cloze(docs, n_questions=n, n_choices=k, seed=seed,
+                                   settings=settings, progress=bool(cfg.progress))
+    width = len(str(len(items)))
+    examples = [Example(id=f"cloze-{i:0{width}d}", question=f"Fill in the blank: {it.question}",
+                        answers=(it.answer,), choices=it.choices, source_ids=(it.doc_id,))
+                for i, it in enumerate(items, 1)]
+    kinds = {e.id: it.kind for e, it in zip(examples, items)}
+    return examples, {"generator": "cloze", "model": None, "prompt_hash": None,
+                      "settings": dataclasses.asdict(settings), "counts": counts, "kinds": kinds}
+
+
+def run(cfg: DictConfig) -> Path:
+    """Generate and write the question set; returns the examples file."""
+    corpus_path = Path(to_absolute_path(str(cfg.corpus_path)))
+    out_dir = Path(to_absolute_path(str(cfg.out_dir)))
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    docs, corpus_info = read_corpus(corpus_path, task_cfg, progress=bool(cfg.progress))
+    examples, how = make_examples(cfg, docs)
+    if not examples:
+        raise UserError(f"{corpus_path}: no question could be made from {len(docs)} documents "
+                        f"(counts: {how['counts']}); give more text or loosen the cloze settings")
+    # the same split assignment and leakage checks as a user's own examples file
+    task = make_task("generated", docs, examples, split_ratios=tuple(cfg.split_ratios),
+                     split_seed=int(cfg.seed))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    examples_path = out_dir / "examples.jsonl"
+    kinds = how.pop("kinds")
+    write_jsonl(examples_path, (
+        {"id": e.id, "question": e.question, "answer": e.answer, "choices": list(e.choices),
+         "source_ids": list(e.source_ids), "split": e.split, "kind": kinds[e.id]}
+        for e in task.examples))
+    write_json(out_dir / "generation.json", {
+        **how, "seed": int(cfg.seed), "n_questions_asked": int(cfg.n_questions),
+        "n_choices": int(cfg.n_choices), "written": len(task.examples),
+        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
+        "split_ratios": list(cfg.split_ratios), "corpus_path": str(corpus_path),
+        "corpus": corpus_info, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions()})
+    log.info("%d questions from %d documents -> %s (%s)", len(task.examples), len(docs),
+             examples_path, ", ".join(f"{k} {v}" for k, v in how["counts"].items()))
+    print(f"Wrote {len(task.examples)} questions to {examples_path}\nNext:  harness-run -m "
+          f"experiment=quick task=custom task.corpus_path={cfg.corpus_path} "
+          f"task.examples_path={examples_path}")
+    return examples_path
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="make_task")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except UserError as e:
+        if full_errors():
+            raise
+        print(f"harness-make-task: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Cloze questions from a corpus, with no model: the deterministic offline baseline.
+
+Each document is split into sentences (pysbd). In a sentence of usable length, salient
+spans are found and typed:
+
+    date    "14 May 2020", "May 14, 2020", "2020-05-14"
+    year    1500-2099
+    number  other numbers ("3.2", "1,024", "64")
+    name    two or more capitalised words, not at the sentence start ("Node Foundation")
+    term    an identifier-like word (dotted, underscored, with digits or inner capitals,
+            ALLCAPS, --option) or a plain word used at least `min_term_repeats` times in its
+            document; found in at least `min_term_docs` documents but in at most
+            `max_term_share` of them (specific to some documents, not common to all)
+
+One span per sentence is masked ("____") and becomes the answer, the most specific kind
+first (date, year, name, number, term); the question is the masked sentence, after the
+document's title ("Varne lighthouse: It was first lit in ____."). Distractors
+are spans of the same kind and the same shape (case, identifier marks, word ending) from
+other documents, the closest in length or digit count, drawn with the seed. A candidate
+is dropped, and the reason counted, when: its span occurs twice in the sentence (the blank
+would be given away), the same question text was already made, or too few same-kind
+distractors exist.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from harness.types import Document
+
+BLANK = "____"
+KINDS = ("date", "year", "name", "number", "term")  # most specific first
+_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
+           "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
+PATTERNS = {
+    "date": re.compile(rf"\b(?:\d{{1,2}} (?:{_MONTHS})\.? \d{{4}}|(?:{_MONTHS})\.? \d{{1,2}}, "
+                       rf"\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b"),
+    "year": re.compile(r"(?<![\d.,-])(?:1[5-9]\d\d|20\d\d)(?![\d.,]\d)"),
+    "number": re.compile(r"(?<![\w.,-])\d+(?:[.,]\d+)*(?![\w.,]\w)"),
+    "name": re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+(?: (?:of |de |von )?[A-Z][a-z]+)+\b"),
+}
+_TERM = re.compile(r"(?<![\w.-])(?:--)?[A-Za-z_][\w]*(?:[.-][A-Za-z_]\w*)*(?![\w-])")
+_IDENTIFIER = re.compile(r"[._\d]|^--|[a-z][A-Z]|^[A-Z]{3,}$")
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+_WORD_RE = re.compile(r"[A-Za-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class ClozeSettings:
+    min_words: int = 8  # sentences shorter than this give too little context
+    max_words: int = 40  # longer ones are usually lists or code
+    min_term_len: int = 5  # shorter words are rarely salient terms
+    min_term_repeats: int = 3  # a plain word is a term only if its document uses it this often
+    min_term_docs: int = 2  # a term must occur in at least this many documents
+    max_term_share: float = 0.2  # and in at most this share of them (else it is common)
+    with_title: bool = True  # name the document in the question ('It was built in ____' is
+    # otherwise about any document)
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str
+    text: str
+    start: int
+
+
+@dataclass(frozen=True)
+class ClozeItem:
+    question: str
+    answer: str
+    kind: str
+    doc_id: str
+    sentence: str
+    choices: tuple[str, ...] = ()
+
+
+def sentences(text: str) -> list[str]:
+    import pysbd
+
+    seg = pysbd.Segmenter(language="en", clean=False)
+    out = []
+    for block in re.split(r"\n\s*\n|\n(?=\s*(?:[-*+•]|\d+[.)])\s)", text):  # paragraphs, items
+        block = " ".join(_BULLET.sub("", block).split())
+        if block:
+            out.extend(s.strip() for s in seg.segment(block) if s.strip())
+    return out
+
+
+def shape(text: str) -> tuple:
+    """What a distractor must share with the answer to look like it: case pattern,
+    identifier marks and (for plain words) the last two letters."""
+    plain = text.isalpha()
+    return (text[:1].isupper(), text.isupper(), "_" in text, "." in text, "-" in text,
+            any(c.isdigit() for c in text), text[-2:].lower() if plain and text.islower() else "")
+
+
+def document_frequency(docs: Sequence[Document]) -> Counter:
+    """In how many documents each candidate term occurs."""
+    df: Counter = Counter()
+    for d in docs:
+        df.update({m.group(0) for m in _TERM.finditer(d.text)})
+    return df
+
+
+def spans(sentence: str, salient_terms: set[str] | frozenset[str]) -> list[Span]:
+    """Typed salient spans of a sentence, the more specific kinds first; spans overlapping
+    an earlier one are left out."""
+    found: list[Span] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    for kind in KINDS[:-1]:  # every kind but term, the most specific first
+        for m in PATTERNS[kind].finditer(sentence):
+            if free(m.start(), m.end()):
+                found.append(Span(kind, m.group(0), m.start()))
+                taken.append((m.start(), m.end()))
+    for m in _TERM.finditer(sentence):
+        if m.group(0) in salient_terms and m.start() > 0 and free(m.start(), m.end()):
+            found.append(Span("term", m.group(0), m.start()))
+            taken.append((m.start(), m.end()))
+    return found
+
+
+def is_identifier(word: str) -> bool:
+    return bool(_IDENTIFIER.search(word))
+
+
+def _form_distance(kind: str, a: str, b: str) -> float:
+    if kind in ("number", "year"):
+        digits = lambda s: sum(c.isdigit() for c in s)  # noqa: E731
+        return abs(digits(a) - digits(b)) * 10 + abs(len(a) - len(b))
+    return abs(len(a) - len(b))
+
+
+def pick_distractors(answer: str, kind: str, pool: Sequence[tuple[str, str]], doc_id: str,
+                     n: int, rng: random.Random, sentence: str) -> list[str] | None:
+    """n spans of `kind` from other documents, unlike the answer and absent from the
+    sentence, drawn among the closest in form; None when there are not enough."""
+    seen = {answer.casefold()}
+    cands = []
+    want = shape(answer) if kind == "term" else None
+    for text, source in pool:
+        key = text.casefold()
+        if source == doc_id or key in seen or text in sentence:
+            continue
+        if want is not None and shape(text) != want:
+            continue
+        seen.add(key)
+        cands.append(text)
+    if len(cands) < n:
+        return None
+    cands.sort(key=lambda t: (_form_distance(kind, answer, t), t))
+    near = cands[: max(4 * n, 12)]
+    return rng.sample(near, n)
+
+
+def generate_cloze(docs: Sequence[Document], *, n_questions: int, n_choices: int = 4,
+                   seed: int = 0, settings: ClozeSettings = ClozeSettings(),
+                   progress: bool = False) -> tuple[list[ClozeItem], dict[str, int]]:
+    """Up to `n_questions` cloze items (spread over the documents, one span per sentence)
+    and the counts of what was considered and dropped, by reason."""
+    rng = random.Random(seed)
+    titles = {d.id: " ".join(d.title.split()) for d in docs}
+    df = document_frequency(docs)
+    limit = max(settings.min_term_docs, settings.max_term_share * len(docs))
+    specific = {t for t, c in df.items() if settings.min_term_docs <= c <= limit
+                and len(t) >= settings.min_term_len and not t.isdigit()}
+    counts: Counter = Counter()
+    per_doc: dict[str, list[tuple[str, Span]]] = {}
+    pool: dict[str, list[tuple[str, str]]] = {k: [] for k in KINDS}
+    for d in tqdm(docs, desc="finding spans", unit="doc", disable=not progress):
+        uses = Counter(m.group(0) for m in _TERM.finditer(d.text))
+        salient = frozenset(t for t in specific if is_identifier(t)
+                            or uses[t] >= settings.min_term_repeats)
+        for s in sentences(d.text):
+            counts["sentences"] += 1
+            n_words = len(_WORD_RE.findall(s))
+            if not settings.min_words <= n_words <= settings.max_words:
+                counts["dropped_sentence_length"] += 1
+                continue
+            found = spans(s, salient)
+            if not found:
+                counts["dropped_no_salient_span"] += 1
+                continue
+            for sp in found:
+                pool[sp.kind].append((sp.text, d.id))
+            best = min(KINDS.index(sp.kind) for sp in found)  # the most specific kind
+            per_doc.setdefault(d.id, []).append(
+                (s, rng.choice([sp for sp in found if KINDS.index(sp.kind) == best])))
+    # round-robin over documents, sentences shuffled, so a long document cannot take all
+    queues = {doc_id: rng.sample(items, len(items)) for doc_id, items in per_doc.items()}
+    order = sorted(queues)
+    rng.shuffle(order)
+    items: list[ClozeItem] = []
+    asked: set[str] = set()
+    while len(items) < n_questions and any(queues.values()):
+        for doc_id in order:
+            if not queues[doc_id] or len(items) >= n_questions:
+                continue
+            sentence, span = queues[doc_id].pop()
+            counts["candidates"] += 1
+            if sentence.count(span.text) > 1:
+                counts["dropped_answer_repeated_in_sentence"] += 1
+                continue
+            question = sentence[:span.start] + BLANK + sentence[span.start + len(span.text):]
+            if settings.with_title and titles[doc_id]:
+                question = f"{titles[doc_id]}: {question}"
+            key = " ".join(_WORD_RE.findall(question.lower()))
+            if key in asked:
+                counts["dropped_duplicate_question"] += 1
+                continue
+            choices: tuple[str, ...] = ()
+            if n_choices:
+                wrong = pick_distractors(span.text, span.kind, pool[span.kind], doc_id,
+                                         n_choices - 1, rng, sentence)
+                if wrong is None:
+                    counts["dropped_too_few_distractors"] += 1
+                    continue
+                choices = tuple(rng.sample([span.text, *wrong], n_choices))
+            asked.add(key)
+            items.append(ClozeItem(question, span.text, span.kind, doc_id, sentence, choices))
+    counts["kept"] = len(items)
+    counts.update({f"kind_{k}": sum(i.kind == k for i in items) for k in KINDS})
+    return items, dict(counts)

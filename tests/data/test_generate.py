@@ -1,0 +1,128 @@
+"""Question generation from a corpus: cloze spans and distractors, and harness-make-task
+end to end (its examples.jsonl runs as a task)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.data.generate.cloze import BLANK, ClozeSettings, generate_cloze, shape, spans
+from harness.run.runner import run
+from harness.types import Document
+from tests.conftest import compose_cfg
+
+PLACES = ["Varne", "Dunmore", "Kestrel", "Halden", "Orrin", "Brask", "Tolven", "Mirren",
+          "Caddow", "Pellam", "Quorn", "Sefton"]
+KEEPERS = ["Ada Morrow", "Jonas Pike", "Mara Quill", "Tobias Wren", "Ida Fenn", "Hugo Lark",
+           "Nell Carver", "Otto Brisk", "Ruth Ambler", "Silas Dray", "Vera Holt", "Emil Stroud"]
+
+
+def corpus() -> list[Document]:
+    docs = []
+    for i, (place, keeper) in enumerate(zip(PLACES, KEEPERS)):
+        year, height = 1850 + 7 * i, 20 + 3 * i
+        text = (f"The lighthouse at {place} was first lit in {year} after a long winter.\n\n"
+                f"Its keeper for many years was {keeper}, who wrote every storm into a ledger.\n\n"
+                f"The tower at {place} stands {height} metres above the rocks of the bay.\n\n"
+                f"Ships passing {place} used the signal_lamp_{i} beacon on foggy nights.")
+        docs.append(Document(id=f"{place.lower()}.md", text=text, title=place))
+    return docs
+
+
+def test_spans_are_typed():
+    found = spans("On 14 May 2020 the Harbour Board paid 1,024 pounds for the signal_lamp, in 1999.",
+                  {"signal_lamp"})
+    assert [(s.kind, s.text) for s in found] == [
+        ("date", "14 May 2020"), ("year", "1999"), ("name", "Harbour Board"),
+        ("number", "1,024"), ("term", "signal_lamp")]
+    assert shape("signal_lamp") == shape("other_name") != shape("plain")
+
+
+def test_cloze_items_mask_one_span_with_same_kind_distractors():
+    docs = corpus()
+    by_id = {d.id: d for d in docs}
+    items, counts = generate_cloze(docs, n_questions=30, n_choices=4, seed=3)
+    assert len(items) == counts["kept"] == 30
+    assert counts["candidates"] == 30 + sum(v for k, v in counts.items() if k.startswith("dropped_")
+                                            and k not in ("dropped_sentence_length",
+                                                          "dropped_no_salient_span"))
+    assert len({i.question for i in items}) == 30 and len({i.doc_id for i in items}) == 12
+    for it in items:
+        assert it.question.count(BLANK) == 1
+        assert it.question.replace(BLANK, it.answer) == f"{by_id[it.doc_id].title}: {it.sentence}"
+        assert it.sentence in " ".join(by_id[it.doc_id].text.split())
+        assert len(it.choices) == 4 and it.answer in it.choices and len(set(it.choices)) == 4
+        others = [c for c in it.choices if c != it.answer]
+        # distractors: the same kind of span, from other documents, not in the sentence
+        assert all(c not in it.sentence for c in others)
+        assert all(c not in by_id[it.doc_id].text for c in others)
+        if it.kind == "year":
+            assert all(c.isdigit() and len(c) == 4 for c in others)
+        if it.kind == "name":
+            assert all(c in KEEPERS for c in others)
+    assert {i.kind for i in items} >= {"year", "name", "number"}
+    again, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=3)
+    assert again == items  # the seed fixes everything
+    other, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=4)
+    assert other != items
+
+
+def test_free_form_and_too_few_distractors():
+    docs = corpus()
+    items, _ = generate_cloze(docs, n_questions=10, n_choices=0)
+    assert len(items) == 10 and all(i.choices == () for i in items)
+    items, counts = generate_cloze(docs[:2], n_questions=10, n_choices=4)  # 1 other document
+    assert items == [] and counts["dropped_too_few_distractors"] > 0
+    strict, counts = generate_cloze(docs, n_questions=10, settings=ClozeSettings(min_words=50))
+    assert strict == [] and counts["dropped_sentence_length"] == counts["sentences"]
+
+
+def _make_task(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.data.generate.cli", *args,
+                           "progress=false"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_make_task_writes_a_task_that_runs(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for d in corpus():
+        (folder / d.id).write_text(f"# {d.title}\n\n{d.text}\n")
+    res = _make_task(tmp_path, "corpus_path=docs", "out_dir=mytask", "n_questions=30", "seed=1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [json.loads(x) for x in (tmp_path / "mytask" / "examples.jsonl").read_text().splitlines()]
+    how = json.loads((tmp_path / "mytask" / "generation.json").read_text())
+    assert len(rows) == how["written"] == how["counts"]["kept"] == 30
+    assert how["generator"] == "cloze" and how["seed"] == 1 and how["corpus"]["documents"] == 12
+    assert how["split_sizes"] == {"train": 15, "val": 3, "test": 12}
+    assert all(r["question"].startswith("Fill in the blank: ") and r["answer"] in r["choices"]
+               for r in rows)
+    cfg = compose_cfg(["model=tiny-random", "strategy=rag", "task=custom",
+                       f"task.corpus_path={folder}",
+                       f"task.examples_path={tmp_path / 'mytask' / 'examples.jsonl'}",
+                       "answer.generate=false"], tmp_path)
+    m = run(cfg, tmp_path / "run")
+    assert m["status"] == "complete" and m["n_examples"] == 12
+    assert m["recall_at_k"] >= 0.9  # the masked sentence finds its own document
+    assert m["corpus"]["source"] == "folder" and m["corpus"]["documents"] == 12
+
+
+def test_make_task_errors_are_one_line(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("Too short.")
+    res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "harness-make-task: error:" in res.stderr and "no question could be made" in res.stderr
+    res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out", "generator=magic")
+    assert res.returncode == 2 and "unknown generator 'magic'; choose one of: cloze" in res.stderr
+
+
+@pytest.mark.parametrize("bad", ["n_questions=0", "n_choices=1"])
+def test_make_task_rejects_bad_counts(tmp_path, bad):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("Some text that is long enough to be a sentence here.")
+    res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out", bad)
+    assert res.returncode == 2 and "n_questions must be >= 1" in res.stderr
