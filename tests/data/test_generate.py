@@ -52,12 +52,12 @@ def test_cloze_items_mask_one_span_with_same_kind_distractors():
     assert len({i.question for i in items}) == 30 and len({i.doc_id for i in items}) == 12
     for it in items:
         assert it.question.count(BLANK) == 1
-        assert it.question.replace(BLANK, it.answer) == f"{by_id[it.doc_id].title}: {it.sentence}"
-        assert it.sentence in " ".join(by_id[it.doc_id].text.split())
+        assert it.question.replace(BLANK, it.answer) == f"{by_id[it.doc_id].title}: {it.context}"
+        assert it.context in " ".join(by_id[it.doc_id].text.split())
         assert len(it.choices) == 4 and it.answer in it.choices and len(set(it.choices)) == 4
         others = [c for c in it.choices if c != it.answer]
         # distractors: the same kind of span, from other documents, not in the sentence
-        assert all(c not in it.sentence for c in others)
+        assert all(c not in it.context for c in others)
         assert all(c not in by_id[it.doc_id].text for c in others)
         if it.kind == "year":
             assert all(c.isdigit() and len(c) == 4 for c in others)
@@ -126,3 +126,91 @@ def test_make_task_rejects_bad_counts(tmp_path, bad):
     (tmp_path / "docs" / "a.txt").write_text("Some text that is long enough to be a sentence here.")
     res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out", bad)
     assert res.returncode == 2 and "n_questions must be >= 1" in res.stderr
+
+
+class StubLM:
+    """An LM whose outputs the test sets: the question and answer it writes for a passage
+    (by the passage's place name) and which choice it prefers without a passage."""
+
+    name = "stub"
+
+    def __init__(self, writes: dict[str, tuple[str, str]], knows: set[str] = frozenset()):
+        self.writes, self.knows, self.calls = writes, knows, []
+
+    def render(self, messages) -> str:
+        return "\n".join(m["content"] for m in messages)
+
+    def _place(self, prompt: str) -> str:
+        return next(p for p in PLACES if f"at {p}" in prompt or f"passing {p}" in prompt)
+
+    def generate(self, prompts, *, max_new_tokens=16, batch_size=8, progress=False):
+        from harness.lm import Generation
+
+        self.calls.append(len(prompts))
+        out = []
+        for p in prompts:
+            q, a = self.writes.get(self._place(p.split("\nQuestion: ")[0]), ("", ""))
+            out.append(Generation(a if "\nQuestion: " in p else q, 1, 1, 0.0, 0.0))
+        return out
+
+    def score_choices(self, contexts, choices, *, batch_size=8, progress=False):
+        from harness.lm import ChoiceScores
+
+        # a known answer wins; otherwise a choice that is no generated answer (a wrong one)
+        answers = {a for _, a in self.writes.values()}
+        return [ChoiceScores(tuple(1.0 if c in self.knows else 0.0 if c in answers else 0.5
+                                   for c in chs), (1,) * len(chs), 1, 0.0, 0.0)
+                for chs in choices]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_llm_generator_filters_and_flags():
+    from harness.data.generate.llm import LLMSettings, generate_llm, supported
+
+    writes = {
+        "Varne": ("When was the lighthouse at Varne first lit?", "1850"),       # kept
+        "Dunmore": ("Who kept the Dunmore light?", "Jonas Pike"),               # kept, known
+        "Kestrel": ("Who kept the Kestrel light?", "Captain Nobody"),           # unsupported
+        "Halden": ("What is at Halden", "a tower"),                             # unparsed: no ?
+        "Orrin": ("How tall is the tower at Orrin?",
+                  "it stands thirty two metres above the rocks of the bay"),     # too long
+        "Brask": ("Which lighthouse stands at Brask?", "Brask"),                # in the question
+        "Tolven": ("When was the lighthouse at Varne first lit?", "1892"),      # duplicate of Varne
+    }
+    docs = corpus()
+    lm = StubLM(writes, knows={"Jonas Pike"})
+    prompts = {"version": 1, "system": "s", "question": "Q {passage}",
+               "answer": "A {passage}\nQuestion: {question}"}
+    items, counts = generate_llm(docs, lm, prompts, n_questions=12, n_choices=4, seed=0,
+                                 settings=LLMSettings(chunk_words=200, oversample=1.0))
+    assert counts["passages"] == 12 and lm.calls[:2] == [12, 12]  # questions, then answers
+    by_answer = {i.answer: i for i in items}
+    assert sorted(by_answer) == ["1850", "Jonas Pike"]
+    assert counts["kept"] == 2 and counts["dropped_unsupported"] == 1
+    assert counts["dropped_unparsed"] == 1 + 5  # Halden, and the 5 places it writes nothing for
+    assert counts["dropped_too_long"] == 1
+    assert counts["dropped_in_question"] == 1 and counts["dropped_duplicate"] == 1
+    varne, dunmore = by_answer["1850"], by_answer["Jonas Pike"]
+    assert varne.kind == "year" and len(varne.choices) == 4 and "1850" in varne.choices
+    assert all(c.isdigit() and len(c) == 4 for c in varne.choices)
+    assert dunmore.kind == "name" and set(dunmore.choices) - {"Jonas Pike"} <= set(KEEPERS)
+    assert varne.answerable_without_context is False and dunmore.answerable_without_context is True
+    assert counts["answerable_without_context"] == 1
+    assert supported("os.path.getsize", "call os.path.getsize() on it")
+    assert not supported("getsize", "call getsizeof on it")
+
+
+def test_make_task_llm_on_the_tiny_model(tmp_path):
+    """The real model path once: the tiny random model writes noise, which the filters
+    drop; generation.json says so, and the command fails with one line when nothing is left."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for d in corpus()[:4]:
+        (folder / d.id).write_text(d.text)
+    res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out", "generator=llm",
+                     "model=tiny-random", "n_questions=4", "llm.max_question_tokens=8",
+                     "llm.max_answer_tokens=4")
+    assert res.returncode == 2 and "no question could be made from 4 documents" in res.stderr
+    assert "dropped_" in res.stderr and "Traceback" not in res.stderr

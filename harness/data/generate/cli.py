@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.data import make_task, read_corpus
 from harness.data.generate.cloze import ClozeSettings, generate_cloze
+from harness.data.generate.llm import LLMSettings, generate_llm, prompt_hash
 from harness.errors import ConfigError, UserError, full_errors
+from harness.lm import get_lm
 from harness.results import write_json, write_jsonl
-from harness.system import config_dir, versions
+from harness.system import cache_root, config_dir, versions
 from harness.types import Document, Example
 
 log = logging.getLogger(__name__)
-GENERATORS = ("cloze",)
+GENERATORS = ("cloze", "llm")
 
 
 def make_examples(cfg: DictConfig, docs: list[Document]) -> tuple[list[Example], dict[str, Any]]:
@@ -33,16 +36,33 @@ def make_examples(cfg: DictConfig, docs: list[Document]) -> tuple[list[Example],
     if cfg.generator not in GENERATORS:
         raise ConfigError(f"unknown generator '{cfg.generator}'; choose one of: "
                           f"{', '.join(GENERATORS)}")
-    settings = ClozeSettings(**OmegaConf.to_container(cfg.cloze, resolve=True))
-    items, counts = generate_cloze(docs, n_questions=n, n_choices=k, seed=seed,
-                                   settings=settings, progress=bool(cfg.progress))
+    cloze = ClozeSettings(**OmegaConf.to_container(cfg.cloze, resolve=True))
+    how: dict[str, Any] = {"generator": cfg.generator, "cloze_settings": dataclasses.asdict(cloze)}
+    if cfg.generator == "cloze":
+        items, counts = generate_cloze(docs, n_questions=n, n_choices=k, seed=seed,
+                                       settings=cloze, progress=bool(cfg.progress))
+        how.update(model=None, prompt_version=None, prompt_hash=None)
+        prefix = "Fill in the blank: "
+    else:
+        lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+        lm.cache = cache_root(cfg.get("cache_dir")) / "predictions"
+        prompts = OmegaConf.to_container(cfg.qgen, resolve=True)
+        settings = LLMSettings(**OmegaConf.to_container(cfg.llm, resolve=True))
+        t0 = time.perf_counter()
+        items, counts = generate_llm(docs, lm, prompts, n_questions=n, n_choices=k, seed=seed,
+                                     settings=settings, cloze=cloze, progress=bool(cfg.progress))
+        how.update(model=lm.name, prompt_version=prompts.get("version"),
+                   prompt_hash=prompt_hash(prompts), llm_settings=dataclasses.asdict(settings),
+                   seconds=round(time.perf_counter() - t0, 2))
+        prefix = ""
     width = len(str(len(items)))
-    examples = [Example(id=f"cloze-{i:0{width}d}", question=f"Fill in the blank: {it.question}",
+    examples = [Example(id=f"{cfg.generator}-{i:0{width}d}", question=prefix + it.question,
                         answers=(it.answer,), choices=it.choices, source_ids=(it.doc_id,))
                 for i, it in enumerate(items, 1)]
-    kinds = {e.id: it.kind for e, it in zip(examples, items)}
-    return examples, {"generator": "cloze", "model": None, "prompt_hash": None,
-                      "settings": dataclasses.asdict(settings), "counts": counts, "kinds": kinds}
+    extra = {e.id: {"kind": it.kind} | ({} if it.answerable_without_context is None else
+                                        {"answerable_without_context": it.answerable_without_context})
+             for e, it in zip(examples, items)}
+    return examples, {**how, "counts": counts, "extra": extra}
 
 
 def run(cfg: DictConfig) -> Path:
@@ -54,16 +74,17 @@ def run(cfg: DictConfig) -> Path:
     examples, how = make_examples(cfg, docs)
     if not examples:
         raise UserError(f"{corpus_path}: no question could be made from {len(docs)} documents "
-                        f"(counts: {how['counts']}); give more text or loosen the cloze settings")
+                        f"(counts: {how['counts']}); give more text or loosen the "
+                        f"{cfg.generator} settings")
     # the same split assignment and leakage checks as a user's own examples file
     task = make_task("generated", docs, examples, split_ratios=tuple(cfg.split_ratios),
                      split_seed=int(cfg.seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     examples_path = out_dir / "examples.jsonl"
-    kinds = how.pop("kinds")
+    extra = how.pop("extra")
     write_jsonl(examples_path, (
         {"id": e.id, "question": e.question, "answer": e.answer, "choices": list(e.choices),
-         "source_ids": list(e.source_ids), "split": e.split, "kind": kinds[e.id]}
+         "source_ids": list(e.source_ids), "split": e.split, **extra[e.id]}
         for e in task.examples))
     write_json(out_dir / "generation.json", {
         **how, "seed": int(cfg.seed), "n_questions_asked": int(cfg.n_questions),

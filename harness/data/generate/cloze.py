@@ -27,23 +27,26 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tqdm.auto import tqdm
 
 from harness.types import Document
 
+T = TypeVar("T")
 BLANK = "____"
 KINDS = ("date", "year", "name", "number", "term")  # most specific first
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
            "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
+NAME = r"[A-Z][a-z]+(?: (?:of |de |von )?[A-Z][a-z]+)+"
 PATTERNS = {
     "date": re.compile(rf"\b(?:\d{{1,2}} (?:{_MONTHS})\.? \d{{4}}|(?:{_MONTHS})\.? \d{{1,2}}, "
                        rf"\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b"),
     "year": re.compile(r"(?<![\d.,-])(?:1[5-9]\d\d|20\d\d)(?![\d.,]\d)"),
     "number": re.compile(r"(?<![\w.,-])\d+(?:[.,]\d+)*(?![\w.,]\w)"),
-    "name": re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+(?: (?:of |de |von )?[A-Z][a-z]+)+\b"),
+    "name": re.compile(r"(?<!^)(?<![.!?] )\b" + NAME + r"\b"),  # not where a sentence starts
 }
 _TERM = re.compile(r"(?<![\w.-])(?:--)?[A-Za-z_][\w]*(?:[.-][A-Za-z_]\w*)*(?![\w-])")
 _IDENTIFIER = re.compile(r"[._\d]|^--|[a-z][A-Z]|^[A-Z]{3,}$")
@@ -71,13 +74,17 @@ class Span:
 
 
 @dataclass(frozen=True)
-class ClozeItem:
+class Item:
+    """One generated question: its answer, the answer's kind, the document it came from,
+    the text it was made from (a sentence or a passage) and its choices (() free-form)."""
+
     question: str
     answer: str
     kind: str
     doc_id: str
-    sentence: str
+    context: str
     choices: tuple[str, ...] = ()
+    answerable_without_context: bool | None = None  # llm: the model knew it anyway
 
 
 def sentences(text: str) -> list[str]:
@@ -162,13 +169,18 @@ def pick_distractors(answer: str, kind: str, pool: Sequence[tuple[str, str]], do
     return rng.sample(near, n)
 
 
-def generate_cloze(docs: Sequence[Document], *, n_questions: int, n_choices: int = 4,
-                   seed: int = 0, settings: ClozeSettings = ClozeSettings(),
-                   progress: bool = False) -> tuple[list[ClozeItem], dict[str, int]]:
-    """Up to `n_questions` cloze items (spread over the documents, one span per sentence)
-    and the counts of what was considered and dropped, by reason."""
-    rng = random.Random(seed)
-    titles = {d.id: " ".join(d.title.split()) for d in docs}
+@dataclass
+class Scan:
+    """What a corpus offers: per document, its usable sentences with the span a cloze item
+    would mask; every salient span by kind (the distractor pool); and the counts."""
+
+    per_doc: dict[str, list[tuple[str, Span]]]
+    pool: dict[str, list[tuple[str, str]]]  # kind -> [(span text, document id)]
+    counts: Counter
+
+
+def scan(docs: Sequence[Document], settings: ClozeSettings, rng: random.Random,
+         progress: bool = False) -> Scan:
     df = document_frequency(docs)
     limit = max(settings.min_term_docs, settings.max_term_share * len(docs))
     specific = {t for t, c in df.items() if settings.min_term_docs <= c <= limit
@@ -195,38 +207,65 @@ def generate_cloze(docs: Sequence[Document], *, n_questions: int, n_choices: int
             best = min(KINDS.index(sp.kind) for sp in found)  # the most specific kind
             per_doc.setdefault(d.id, []).append(
                 (s, rng.choice([sp for sp in found if KINDS.index(sp.kind) == best])))
-    # round-robin over documents, sentences shuffled, so a long document cannot take all
+    return Scan(per_doc, pool, counts)
+
+
+def round_robin(per_doc: dict[str, list[T]], rng: random.Random) -> Iterator[tuple[str, T]]:
+    """(document id, item) taking one item of each document in turn (documents and items
+    shuffled), so that a long document cannot fill the whole set."""
     queues = {doc_id: rng.sample(items, len(items)) for doc_id, items in per_doc.items()}
     order = sorted(queues)
     rng.shuffle(order)
-    items: list[ClozeItem] = []
-    asked: set[str] = set()
-    while len(items) < n_questions and any(queues.values()):
+    while any(queues.values()):
         for doc_id in order:
-            if not queues[doc_id] or len(items) >= n_questions:
-                continue
-            sentence, span = queues[doc_id].pop()
-            counts["candidates"] += 1
-            if sentence.count(span.text) > 1:
-                counts["dropped_answer_repeated_in_sentence"] += 1
-                continue
-            question = sentence[:span.start] + BLANK + sentence[span.start + len(span.text):]
-            if settings.with_title and titles[doc_id]:
-                question = f"{titles[doc_id]}: {question}"
-            key = " ".join(_WORD_RE.findall(question.lower()))
-            if key in asked:
-                counts["dropped_duplicate_question"] += 1
-                continue
-            choices: tuple[str, ...] = ()
-            if n_choices:
-                wrong = pick_distractors(span.text, span.kind, pool[span.kind], doc_id,
-                                         n_choices - 1, rng, sentence)
-                if wrong is None:
-                    counts["dropped_too_few_distractors"] += 1
-                    continue
-                choices = tuple(rng.sample([span.text, *wrong], n_choices))
-            asked.add(key)
-            items.append(ClozeItem(question, span.text, span.kind, doc_id, sentence, choices))
+            if queues[doc_id]:
+                yield doc_id, queues[doc_id].pop()
+
+
+def question_key(question: str) -> str:
+    return " ".join(_WORD_RE.findall(question.lower()))
+
+
+def with_choices(answer: str, kind: str, pool: dict[str, list[tuple[str, str]]], doc_id: str,
+                 n_choices: int, rng: random.Random, context: str) -> tuple[str, ...] | None:
+    """The answer among n_choices - 1 same-kind distractors, shuffled; () for free-form;
+    None when too few distractors exist."""
+    if not n_choices:
+        return ()
+    wrong = pick_distractors(answer, kind, pool.get(kind, []), doc_id, n_choices - 1, rng, context)
+    return None if wrong is None else tuple(rng.sample([answer, *wrong], n_choices))
+
+
+def generate_cloze(docs: Sequence[Document], *, n_questions: int, n_choices: int = 4,
+                   seed: int = 0, settings: ClozeSettings = ClozeSettings(),
+                   progress: bool = False) -> tuple[list[Item], dict[str, int]]:
+    """Up to `n_questions` cloze items (spread over the documents, one span per sentence)
+    and the counts of what was considered and dropped, by reason."""
+    rng = random.Random(seed)
+    titles = {d.id: " ".join(d.title.split()) for d in docs}
+    found = scan(docs, settings, rng, progress)
+    counts = found.counts
+    items: list[Item] = []
+    asked: set[str] = set()
+    for doc_id, (sentence, span) in round_robin(found.per_doc, rng):
+        if len(items) >= n_questions:
+            break
+        counts["candidates"] += 1
+        if sentence.count(span.text) > 1:
+            counts["dropped_answer_repeated_in_sentence"] += 1
+            continue
+        question = sentence[:span.start] + BLANK + sentence[span.start + len(span.text):]
+        if settings.with_title and titles[doc_id]:
+            question = f"{titles[doc_id]}: {question}"
+        if question_key(question) in asked:
+            counts["dropped_duplicate_question"] += 1
+            continue
+        choices = with_choices(span.text, span.kind, found.pool, doc_id, n_choices, rng, sentence)
+        if choices is None:
+            counts["dropped_too_few_distractors"] += 1
+            continue
+        asked.add(question_key(question))
+        items.append(Item(question, span.text, span.kind, doc_id, sentence, choices))
     counts["kept"] = len(items)
     counts.update({f"kind_{k}": sum(i.kind == k for i in items) for k in KINDS})
     return items, dict(counts)
