@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from bench.questions import bench_questions
 from harness.data.synthetic import generate as synthetic
 from harness.lm import get_lm
 from harness.prompting import Passage, PromptSettings, build_messages
@@ -276,6 +277,7 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("training", "padding_share_length_grouped", "<=", 0.15, "training padding share"),
     ("sweep", "cached_over_first", "<=", 0.10, "quick sweep: cached re-run / first run"),
     ("sweep", "first_s", "<=", 900.0, "quick sweep from an empty cache, seconds"),
+    ("questions", "cloze_s", "<=", 60.0, "200 cloze questions from 1 MB, seconds"),
 ]
 
 
@@ -289,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, default=12)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
-    ap.add_argument("--only", nargs="*", default=["scoring", "generation", "training", "sweep"])
+    ap.add_argument("--only", nargs="*",
+                    default=["scoring", "generation", "training", "questions", "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -307,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         results["generation"] = bench_generation(lm, args.questions // 2, args.batch_size)
     if "training" in args.only:
         results["training"] = bench_training(lm, 8, args.train_steps, args.out / "train-work")
+    if "questions" in args.only:
+        results["questions"] = bench_questions(lm, batch_size=8)
     if "sweep" in args.only:
         model = ([f"model={args.model}"] if args.model != "hf" else
                  ["model=hf", f"model.name_or_path={args.model_path}"])
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
-    for section in ("scoring", "generation", "training", "sweep"):
+    for section in ("scoring", "generation", "training", "questions", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

@@ -23,7 +23,11 @@ def test_bench_writes_every_section_and_check(tmp_path):
     assert sw["first_complete_runs"] == sw["cached_complete_runs"] == 2
     assert sw["first_prediction_cache_hits"] == 0 < sw["cached_prediction_cache_hits"]
     assert 0 < sw["cached_s"] < sw["first_s"]  # the re-run reads the caches
-    assert {c["what"] for c in out["checks"]} >= {"scoring vs naive per-choice loop",
+    q = out["questions"]  # 200 cloze questions from a 1 MB corpus; the llm generator ran
+    assert q["cloze_questions"] == 200 and q["cloze_corpus_bytes"] >= 1_000_000
+    assert q["llm_passages"] == 16 and q["llm_s"] > 0 and 0 <= q["llm_kept"] <= 16
+    assert {c["what"] for c in out["checks"]} >= {"200 cloze questions from 1 MB, seconds",
+                                                  "scoring vs naive per-choice loop",
                                                   "training tok/s vs bare loop",
                                                   "quick sweep: cached re-run / first run"}
 

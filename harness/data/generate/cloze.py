@@ -15,8 +15,9 @@ spans are found and typed:
 One span per sentence is masked ("____") and becomes the answer, the most specific kind
 first (date, year, name, number, term); the question is the masked sentence, after the
 document's title ("Varne lighthouse: It was first lit in ____."). Distractors
-are spans of the same kind and the same shape (case, identifier marks, word ending) from
-other documents, the closest in length or digit count, drawn with the seed. A candidate
+are spans of the same kind and the same shape (numbers: digit count, separators, leading
+zero; names: word count; terms: case, identifier marks, word ending) from other documents,
+the closest in length, drawn with the seed. A candidate
 is dropped, and the reason counted, when: its span occurs twice in the sentence (the blank
 would be given away), the same question text was already made, or too few same-kind
 distractors exist.
@@ -99,9 +100,16 @@ def sentences(text: str) -> list[str]:
     return out
 
 
-def shape(text: str) -> tuple:
-    """What a distractor must share with the answer to look like it: case pattern,
-    identifier marks and (for plain words) the last two letters."""
+def shape(text: str, kind: str = "term") -> tuple:
+    """What a distractor must share with the answer to look like it. A number: its digit
+    count, separators and leading zero; a name: its word count; a term: case pattern,
+    identifier marks and (for plain lowercase words) the last two letters."""
+    if kind == "number":
+        return (sum(c.isdigit() for c in text), "." in text, "," in text, text[:1] == "0")
+    if kind == "name":
+        return (len(text.split()),)
+    if kind != "term":
+        return ()
     plain = text.isalpha()
     return (text[:1].isupper(), text.isupper(), "_" in text, "." in text, "-" in text,
             any(c.isdigit() for c in text), text[-2:].lower() if plain and text.islower() else "")
@@ -140,31 +148,22 @@ def is_identifier(word: str) -> bool:
     return bool(_IDENTIFIER.search(word))
 
 
-def _form_distance(kind: str, a: str, b: str) -> float:
-    if kind in ("number", "year"):
-        digits = lambda s: sum(c.isdigit() for c in s)  # noqa: E731
-        return abs(digits(a) - digits(b)) * 10 + abs(len(a) - len(b))
-    return abs(len(a) - len(b))
-
-
 def pick_distractors(answer: str, kind: str, pool: Sequence[tuple[str, str]], doc_id: str,
                      n: int, rng: random.Random, sentence: str) -> list[str] | None:
     """n spans of `kind` from other documents, unlike the answer and absent from the
     sentence, drawn among the closest in form; None when there are not enough."""
     seen = {answer.casefold()}
     cands = []
-    want = shape(answer) if kind == "term" else None
+    want = shape(answer, kind)
     for text, source in pool:
         key = text.casefold()
-        if source == doc_id or key in seen or text in sentence:
-            continue
-        if want is not None and shape(text) != want:
+        if source == doc_id or key in seen or text in sentence or shape(text, kind) != want:
             continue
         seen.add(key)
         cands.append(text)
     if len(cands) < n:
         return None
-    cands.sort(key=lambda t: (_form_distance(kind, answer, t), t))
+    cands.sort(key=lambda t: (abs(len(t) - len(answer)), t))  # the closest in length first
     near = cands[: max(4 * n, 12)]
     return rng.sample(near, n)
 
