@@ -44,7 +44,8 @@ def test_spans_are_typed():
 def test_cloze_items_mask_one_span_with_same_kind_distractors():
     docs = corpus()
     by_id = {d.id: d for d in docs}
-    items, counts = generate_cloze(docs, n_questions=30, n_choices=4, seed=3)
+    span_choices = ClozeSettings(choices_as="span")
+    items, counts = generate_cloze(docs, n_questions=30, n_choices=4, seed=3, settings=span_choices)
     assert len(items) == counts["kept"] == 30
     assert counts["candidates"] == 30 + sum(v for k, v in counts.items() if k.startswith("dropped_")
                                             and k not in ("dropped_sentence_length",
@@ -64,10 +65,16 @@ def test_cloze_items_mask_one_span_with_same_kind_distractors():
         if it.kind == "name":
             assert all(c in KEEPERS for c in others)
     assert {i.kind for i in items} >= {"year", "name", "number"}
-    again, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=3)
+    again, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=3, settings=span_choices)
     assert again == items  # the seed fixes everything
-    other, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=4)
+    other, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=4, settings=span_choices)
     assert other != items
+    # the default: each choice is the sentence with one candidate filled in
+    whole, _ = generate_cloze(docs, n_questions=30, n_choices=4, seed=3)
+    for span_item, item in zip(items, whole):
+        assert item.answer == item.context == span_item.context
+        before, after = span_item.question.split(": ", 1)[1].split(BLANK)
+        assert item.choices == tuple(before + c + after for c in span_item.choices)
 
 
 def test_free_form_and_too_few_distractors():
@@ -116,6 +123,9 @@ def test_make_task_errors_are_one_line(tmp_path):
     res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "harness-make-task: error:" in res.stderr and "no question could be made" in res.stderr
+    how = json.loads((tmp_path / "out" / "generation.json").read_text())  # what was tried
+    assert how["written"] == 0 and how["counts"]["sentences"] == 1 and "no question" in how["error"]
+    assert not (tmp_path / "out" / "examples.jsonl").exists()
     res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out", "generator=magic")
     assert res.returncode == 2 and "unknown generator 'magic'; choose one of: cloze" in res.stderr
 

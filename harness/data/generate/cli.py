@@ -72,27 +72,32 @@ def run(cfg: DictConfig) -> Path:
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     docs, corpus_info = read_corpus(corpus_path, task_cfg, progress=bool(cfg.progress))
     examples, how = make_examples(cfg, docs)
-    if not examples:
-        raise UserError(f"{corpus_path}: no question could be made from {len(docs)} documents "
-                        f"(counts: {how['counts']}); give more text or loosen the "
-                        f"{cfg.generator} settings")
-    # the same split assignment and leakage checks as a user's own examples file
-    task = make_task("generated", docs, examples, split_ratios=tuple(cfg.split_ratios),
-                     split_seed=int(cfg.seed))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    examples_path = out_dir / "examples.jsonl"
     extra = how.pop("extra")
+    record = {**how, "seed": int(cfg.seed), "n_questions_asked": int(cfg.n_questions),
+              "n_choices": int(cfg.n_choices), "split_ratios": list(cfg.split_ratios),
+              "corpus_path": str(corpus_path), "corpus": corpus_info,
+              "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "versions": versions()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if not examples:
+            raise UserError(f"{corpus_path}: no question could be made from {len(docs)} "
+                            f"documents (counts: {how['counts']}); give more text or loosen "
+                            f"the {cfg.generator} settings")
+        # the same split assignment and leakage checks as a user's own examples file
+        task = make_task("generated", docs, examples, split_ratios=tuple(cfg.split_ratios),
+                         split_seed=int(cfg.seed))
+    except UserError as e:  # what was tried is still worth reading
+        write_json(out_dir / "generation.json", {**record, "written": 0, "error": str(e)})
+        raise
+    examples_path = out_dir / "examples.jsonl"
     write_jsonl(examples_path, (
         {"id": e.id, "question": e.question, "answer": e.answer, "choices": list(e.choices),
          "source_ids": list(e.source_ids), "split": e.split, **extra[e.id]}
         for e in task.examples))
     write_json(out_dir / "generation.json", {
-        **how, "seed": int(cfg.seed), "n_questions_asked": int(cfg.n_questions),
-        "n_choices": int(cfg.n_choices), "written": len(task.examples),
-        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
-        "split_ratios": list(cfg.split_ratios), "corpus_path": str(corpus_path),
-        "corpus": corpus_info, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions()})
+        **record, "written": len(task.examples),
+        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")}})
     log.info("%d questions from %d documents -> %s (%s)", len(task.examples), len(docs),
              examples_path, ", ".join(f"{k} {v}" for k, v in how["counts"].items()))
     print(f"Wrote {len(task.examples)} questions to {examples_path}\nNext:  harness-run -m "

@@ -12,9 +12,11 @@ spans are found and typed:
             document; found in at least `min_term_docs` documents but in at most
             `max_term_share` of them (specific to some documents, not common to all)
 
-One span per sentence is masked ("____") and becomes the answer, the most specific kind
-first (date, year, name, number, term); the question is the masked sentence, after the
-document's title ("Varne lighthouse: It was first lit in ____."). Distractors
+One span per sentence is masked ("____"), the most specific kind first (date, year, name,
+number, term); the question is the masked sentence, after the document's title ("Varne
+lighthouse: It was first lit in ____."). With choices, each choice is by default the whole
+sentence with one candidate filled in (`choices_as: sentence`; `span`: the candidates
+alone); free-form, the answer is the span. Distractors
 are spans of the same kind and the same shape (numbers: digit count, separators, leading
 zero; names: word count; terms: case, identifier marks, word ending) from other documents,
 the closest in length, drawn with the seed. A candidate
@@ -34,9 +36,11 @@ from typing import TypeVar
 
 from tqdm.auto import tqdm
 
+from harness.errors import ConfigError
 from harness.types import Document
 
 T = TypeVar("T")
+CHOICES_AS = ("sentence", "span")
 BLANK = "____"
 KINDS = ("date", "year", "name", "number", "term")  # most specific first
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
@@ -65,6 +69,14 @@ class ClozeSettings:
     max_term_share: float = 0.2  # and in at most this share of them (else it is common)
     with_title: bool = True  # name the document in the question ('It was built in ____' is
     # otherwise about any document)
+    choices_as: str = "sentence"  # sentence: each choice is the whole sentence with one
+    # candidate filled in (scored as a continuation, the way cloze benchmarks are); span: the
+    # candidates alone. Free-form answers are always the span.
+
+    def __post_init__(self) -> None:
+        if self.choices_as not in CHOICES_AS:
+            raise ConfigError(f"unknown cloze.choices_as '{self.choices_as}'; choose one of: "
+                              f"{', '.join(CHOICES_AS)}")
 
 
 @dataclass(frozen=True)
@@ -264,7 +276,12 @@ def generate_cloze(docs: Sequence[Document], *, n_questions: int, n_choices: int
             counts["dropped_too_few_distractors"] += 1
             continue
         asked.add(question_key(question))
-        items.append(Item(question, span.text, span.kind, doc_id, sentence, choices))
+        answer = span.text
+        if choices and settings.choices_as == "sentence":
+            end = span.start + len(span.text)
+            choices = tuple(sentence[:span.start] + c + sentence[end:] for c in choices)
+            answer = sentence
+        items.append(Item(question, answer, span.kind, doc_id, sentence, choices))
     counts["kept"] = len(items)
     counts.update({f"kind_{k}": sum(i.kind == k for i in items) for k in KINDS})
     return items, dict(counts)

@@ -47,7 +47,7 @@ from harness.retrieval import chunk_documents
 from harness.scoring import contains
 from harness.types import Document, Example
 
-PROMPT_KEYS = ("version", "system", "question", "answer")
+PROMPT_KEYS = ("version", "system", "question", "answer", "shots")
 
 
 @dataclass(frozen=True)
@@ -108,16 +108,23 @@ def generate_llm(docs: Sequence[Document], lm: LM, prompts: Mapping[str, str], *
     passages = [chunk for _, (_, chunk) in zip(range(wanted), round_robin(per_doc, rng))]
     counts: Counter = Counter(passages=len(passages))
 
-    def ask(template: str, **fields: str) -> str:
-        return lm.render([{"role": "system", "content": prompts["system"]},
-                          {"role": "user", "content": template.format(**fields)}])
+    shots = list(prompts.get("shots") or ())
+
+    def ask(step: str, **fields: str) -> str:
+        """The chat for one step (question or answer): the system line, each worked example
+        as a user request and its reply, then this request."""
+        messages = [{"role": "system", "content": prompts["system"]}]
+        for shot in shots:
+            messages += [{"role": "user", "content": prompts[step].format(**shot)},
+                         {"role": "assistant", "content": shot[step]}]
+        return lm.render([*messages, {"role": "user", "content": prompts[step].format(**fields)}])
 
     questions = [_clean(g.text) for g in lm.generate(
-        [ask(prompts["question"], passage=c.text) for c in passages],
+        [ask("question", passage=c.text) for c in passages],
         max_new_tokens=settings.max_question_tokens, batch_size=settings.batch_size,
         progress=progress)]
     answers = [_clean(g.text) for g in lm.generate(
-        [ask(prompts["answer"], passage=c.text, question=q) for c, q in zip(passages, questions)],
+        [ask("answer", passage=c.text, question=q) for c, q in zip(passages, questions)],
         max_new_tokens=settings.max_answer_tokens, batch_size=settings.batch_size,
         progress=progress)]
     kept: list[tuple[str, str, str, object]] = []
