@@ -43,3 +43,21 @@ def test_strategies_that_cannot_cite_get_no_attribution_numbers():
 def test_aggregate_skips_missing():
     agg = aggregate([{"a": 1.0, "b": None}, {"a": 0.0, "b": None}])
     assert agg == {"a": 0.5, "b": None}
+
+
+@pytest.mark.parametrize("output,gold,found", [
+    ("The function os.path.getsize returns the size of a file", "getsize", 1.0),  # dotted
+    ("Use os.path.getsize here.", "os.path.getsize", 1.0),
+    ("call shutil.copy_file_range() instead", "copy_file_range", 1.0),  # underscored
+    ("it is a well-known tool", "well-known", 1.0),  # hyphenated
+    ("it is a well-known tool", "known", 1.0),
+    ('The answer is "Ada Morrow", surely', "Ada Morrow", 1.0),  # quoted
+    ("it returns getsizeof", "getsize", 0.0),  # a longer word is not the answer
+    ("path and size", "os.path.getsize", 0.0),  # all of the answer's words, in order
+])
+def test_contains_and_f1_split_on_punctuation(output, gold, found):
+    assert contains(output, [gold]) == found
+    if found:
+        assert token_f1(output, [gold]) > 0
+    assert exact_match(gold + ".", [gold]) == 1.0  # SQuAD exact match: punctuation deleted
+    assert token_f1("os.path.getsize", ["getsize"]) == pytest.approx(0.5)  # 1 of 3 words

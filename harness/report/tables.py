@@ -31,15 +31,15 @@ def accuracy_table(variants: list[Variant]) -> Table:
         primary = v.runs[0].metrics.get("primary_metric", "choice_accuracy")
         rows.append({"variant": v.name, "seeds": ", ".join(map(str, v.seeds)),
                      "items": len(v.item_ids), primary + " [95% CI]": f.ci(v.estimate),
-                     "exact match": f.number(v.mean("exact_match")), "F1": f.number(v.mean("f1")),
+                     "SQuAD exact match": f.number(v.mean("exact_match")), "F1": f.number(v.mean("f1")),
                      "contains": f.number(v.mean("contains"))})
     df = pd.DataFrame(rows)
-    for col in ("exact match", "F1", "contains"):  # generation off: say so once, not per row
+    for col in ("SQuAD exact match", "F1", "contains"):  # generation off: say so once, not per row
         if not df.empty and (df[col] == f.NA).all():
             df = df.drop(columns=col)
     return Table("accuracy", "Accuracy", df,
                  "Mean over test items and seeds, with a 95% percentile-bootstrap interval that "
-                 "resamples items (and seeds when there are several). Exact match, F1 and "
+                 "resamples items (and seeds when there are several). SQuAD exact match, F1 and "
                  "contains score the generated answer when generation was on.")
 
 

@@ -44,7 +44,7 @@ from harness.data.generate.cloze import (
 from harness.lm import LM
 from harness.prompting import PromptSettings, build_messages
 from harness.retrieval import chunk_documents
-from harness.scoring import contains
+from harness.scoring import contains, words
 from harness.types import Document, Example
 
 PROMPT_KEYS = ("version", "system", "question", "answer", "shots")
@@ -67,14 +67,9 @@ def prompt_hash(prompts: Mapping[str, object]) -> str:
                                      sort_keys=True).encode()).hexdigest()[:16]
 
 
-def words(text: str) -> list[str]:
-    """Lowercased words, punctuation turned into spaces ('os.path.getsize' -> os path getsize)."""
-    return re.sub(r"[^\w]+", " ", text.lower()).split()
-
-
 def supported(answer_text: str, passage: str) -> bool:
-    a, p = words(answer_text), words(passage)
-    return bool(a) and any(p[i:i + len(a)] == a for i in range(len(p) - len(a) + 1))
+    """The answer's words occur in the passage, in order (scoring's `contains`)."""
+    return contains(passage, [answer_text]) > 0
 
 
 def answer_kind(text: str) -> str:
