@@ -126,6 +126,9 @@ def test_make_task_errors_are_one_line(tmp_path):
     how = json.loads((tmp_path / "out" / "generation.json").read_text())  # what was tried
     assert how["written"] == 0 and how["counts"]["sentences"] == 1 and "no question" in how["error"]
     assert not (tmp_path / "out" / "examples.jsonl").exists()
+    res = _make_task(tmp_path, "corpus_path=docs")
+    assert res.returncode == 2 and "give out_dir=..." in res.stderr and "Traceback" not in res.stderr
+    assert (tmp_path / "out" / "make_task.log").is_file()  # the log sits beside the set
     res = _make_task(tmp_path, "corpus_path=docs", "out_dir=out", "generator=magic")
     assert res.returncode == 2 and "unknown generator 'magic'; choose one of: cloze" in res.stderr
 

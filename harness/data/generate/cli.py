@@ -67,6 +67,10 @@ def make_examples(cfg: DictConfig, docs: list[Document]) -> tuple[list[Example],
 
 def run(cfg: DictConfig) -> Path:
     """Generate and write the question set; returns the examples file."""
+    missing = [k for k in ("corpus_path", "out_dir") if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        raise ConfigError(f"give {' and '.join(f'{k}=...' for k in missing)} "
+                          "(harness-make-task corpus_path=<folder or file> out_dir=<dir>)")
     corpus_path = Path(to_absolute_path(str(cfg.corpus_path)))
     out_dir = Path(to_absolute_path(str(cfg.out_dir)))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
