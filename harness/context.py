@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.answering import AnswerSettings
 from harness.lm import LM
 from harness.prompting import PromptSettings
 from harness.retrieval import Embedder, Retriever
-from harness.system import cache_root
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,3 @@ class StrategyContext:
         """A dense retriever over the run's embedder (chunk_words, overlap_words, index_type,
         nlist, nprobe as in conf/strategy/rag.yaml)."""
         return Retriever(self.get_embedder(), **settings)
-
-    def cache_path(self, *parts: str) -> Path:
-        """A path under the run's cache root (for a strategy's own cached artifacts)."""
-        return cache_root(self.cache_dir).joinpath(*parts)

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from harness.costs import break_even, usd
-from harness.report.runs import Run
 from harness.report.stats import pareto_front
 from harness.report.variants import Variant
 
@@ -24,15 +23,6 @@ def percentile(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if x.size else math.nan
 
 
-def build_seconds(r: Run) -> float:
-    """The seconds the run's build took when computed (also when a cache supplied it)."""
-    m = r.metrics
-    v = m.get("build_s")
-    if v is None:
-        v = (m.get("fit") or {}).get("build_s") or m.get("fit_s")
-    return float(v) if v is not None else math.nan
-
-
 def cost_frame(variants: list[Variant], queries: int) -> pd.DataFrame:
     """Numbers, one row per variant."""
     rows = []
@@ -40,7 +30,7 @@ def cost_frame(variants: list[Variant], queries: int) -> pd.DataFrame:
         price = v.mean("usd_per_hour", ("cost",))
         hardware = next((r.metrics.get("cost", {}).get("hardware") for r in v.runs
                          if r.metrics.get("cost")), None)
-        known = [b for b in (build_seconds(r) for r in v.runs) if not math.isnan(b)]
+        known = [r.build_s for r in v.runs if not math.isnan(r.build_s)]
         build_s = float(np.mean(known)) if known else math.nan
         spq = v.mean("seconds_per_query")
         build = usd(build_s, price)

@@ -60,6 +60,16 @@ class Run:
         return self.metrics.get("strategy") or self.config.get("strategy.name") or "?"
 
     @property
+    def build_s(self) -> float:
+        """The seconds the run's build took when computed (also when a cache supplied it);
+        runs written before build_s existed: fit.build_s, else fit_s."""
+        m = self.metrics
+        v = m.get("build_s")
+        if v is None:
+            v = (m.get("fit") or {}).get("build_s") or m.get("fit_s")
+        return float(v) if v is not None else float("nan")
+
+    @property
     def complete(self) -> bool:
         return self.status == "complete"
 
@@ -169,8 +179,7 @@ def summary_frame(runs: list[Run]) -> pd.DataFrame:
         m = r.metrics
         row = {"run": str(r.path), "variant": r.variant, "strategy": r.strategy,
                **{c: m.get(c) for c in COLUMNS if c not in ("run", "variant", "strategy")}}
-        if row["build_s"] is None and m.get("fit"):  # runs written before build_s existed
-            row["build_s"] = m["fit"].get("build_s") or m.get("fit_s")
+        row["build_s"] = r.build_s
         if row["error"]:
             row["error"] = str(row["error"]).splitlines()[0][:300]
         row.update({col: _get(m, path) for col, path in NESTED})
