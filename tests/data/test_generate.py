@@ -41,6 +41,18 @@ def test_spans_are_typed():
     assert shape("signal_lamp") == shape("other_name") != shape("plain")
 
 
+@pytest.mark.parametrize("sentence", [
+    "The branch sami/2015wk00 fixes the crash in fsck today.",  # a year inside a branch name
+    "Version 1.16 lists the changes since 1.15a in this file.",  # a number inside a version tag
+    "Build it with gcc4 and x86 flags on the old boxes.",
+])
+def test_spans_are_whole_tokens(sentence):
+    """A number or year glued to letters is part of an identifier: masking it leaves a
+    question whose blank sits inside a word ('since ____a')."""
+    glued = {"2015", "15", "1.15", "4", "86"}
+    assert not [s.text for s in spans(sentence, set()) if s.text in glued]
+
+
 def test_cloze_items_mask_one_span_with_same_kind_distractors():
     docs = corpus()
     by_id = {d.id: d for d in docs}

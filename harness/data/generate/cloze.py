@@ -49,8 +49,8 @@ NAME = r"[A-Z][a-z]+(?: (?:of |de |von )?[A-Z][a-z]+)+"
 PATTERNS = {
     "date": re.compile(rf"\b(?:\d{{1,2}} (?:{_MONTHS})\.? \d{{4}}|(?:{_MONTHS})\.? \d{{1,2}}, "
                        rf"\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b"),
-    "year": re.compile(r"(?<![\d.,-])(?:1[5-9]\d\d|20\d\d)(?![\d.,]\d)"),
-    "number": re.compile(r"(?<![\w.,-])\d+(?:[.,]\d+)*(?![\w.,]\w)"),
+    "year": re.compile(r"(?<![\w.,-])(?:1[5-9]\d\d|20\d\d)(?!\w|[.,]\d)"),
+    "number": re.compile(r"(?<![\w.,-])\d+(?:[.,]\d+)*(?!\w|[.,]\w)"),  # a whole token
     "name": re.compile(r"(?<!^)(?<![.!?] )\b" + NAME + r"\b"),  # not where a sentence starts
 }
 _TERM = re.compile(r"(?<![\w.-])(?:--)?[A-Za-z_][\w]*(?:[.-][A-Za-z_]\w*)*(?![\w-])")
