@@ -120,7 +120,8 @@ _EMBEDDERS: dict[str, Embedder] = {}
 
 
 def get_embedder(cfg: Mapping[str, Any]) -> Embedder:
-    key = repr(sorted((k, str(v)) for k, v in cfg.items()))
+    # Only what builds the embedder keys it (embedder.semantic_threshold is for scoring).
+    key = repr(sorted((k, str(v)) for k, v in cfg.items() if not k.startswith("semantic_")))
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = Embedder(
             str(cfg["name_or_path"]), device=str(cfg.get("device", "auto")),

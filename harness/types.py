@@ -97,6 +97,9 @@ class FitReport:
 class Citation:
     source_id: str
     score: float
+    # the text of this source that reached the prompt (groundedness is judged against it);
+    # empty: the whole document stands in
+    text: str = ""
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class RAGStrategy:
 def cite(passages: Sequence[Passage]) -> list[Citation]:
     """Documents behind the passages in the prompt, ranked by their best chunk."""
     best: dict[str, float] = {}
+    texts: dict[str, list[str]] = {}
     for p in passages:
         best.setdefault(p.source_id, p.score)
-    return [Citation(doc, round(score, 5)) for doc, score in best.items()]
+        texts.setdefault(p.source_id, []).append(p.text)
+    return [Citation(doc, round(score, 5), "\n\n".join(texts[doc])) for doc, score in best.items()]

@@ -153,12 +153,16 @@ class _Entity:
     values: dict[str, str]
 
 
+NO_CHOICES_DRAW = 4  # n_choices=0: the draws of the 4-choice task, so the facts are the same
+
+
 def _check(n_entities: int, n_choices: int, kinds: tuple[str, ...]) -> None:
     unknown = set(kinds) - set(_KINDS)
     if unknown:
         raise ValueError(f"unknown entity kinds {sorted(unknown)}; choose from: {', '.join(_KINDS)}")
-    if n_entities < len(kinds) or n_choices < 2:
-        raise ValueError("synthetic_facts needs n_entities >= number of kinds and n_choices >= 2")
+    if n_entities < len(kinds) or n_choices == 1 or n_choices < 0:
+        raise ValueError("synthetic_facts needs n_entities >= number of kinds and n_choices >= 2 "
+                         "(or 0: no choices, free-form answers only)")
 
 
 def _build(n_entities: int, n_paraphrases: int, n_choices: int, seed: int,
@@ -181,8 +185,11 @@ def _build(n_entities: int, n_paraphrases: int, n_choices: int, seed: int,
         docs.append(Document(id=doc_id, text=text, title=name, paraphrases=paraphrases))
         for a in attrs:
             pool = [v for v in dict.fromkeys(pools[(kind, a.key)]) if v != values[a.key]]
-            choices = rng.sample(pool, n_choices - 1) + [values[a.key]]
+            # n_choices=0 draws as 4 would, then drops them: the same facts and questions
+            choices = rng.sample(pool, (n_choices or NO_CHOICES_DRAW) - 1) + [values[a.key]]
             rng.shuffle(choices)
+            if not n_choices:
+                choices = []
             examples.append(
                 Example(
                     id=f"{doc_id}-{a.key}",
@@ -243,8 +250,11 @@ def generate_update(
                                         if v != old])
             others = [v for v in dict.fromkeys(pools[(ent.kind, a.key)])
                       if v not in (old, values[a.key])]
-            choices = [values[a.key], old, *rng.sample(others, max(n_choices - 2, 0))]
+            choices = [values[a.key], old,
+                       *rng.sample(others, max((n_choices or NO_CHOICES_DRAW) - 2, 0))]
             rng.shuffle(choices)
+            if not n_choices:
+                choices = []
             ex_id = f"{ent.doc_id}-{a.key}"
             examples[by_id[ex_id]] = replace(examples[by_id[ex_id]], answers=(values[a.key],),
                                              choices=tuple(choices))

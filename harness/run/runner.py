@@ -50,6 +50,7 @@ from harness.results import (
 from harness.retrieval import get_embedder
 from harness.run.freshness import run_freshness
 from harness.scoring import aggregate, score_item
+from harness.scoring.free_form import FREE_FORM_KEYS, scorer_from_config
 from harness.system import cache_root, config_dir, peak_memory_mb, reset_peak_memory, versions
 from harness.types import Example, FitReport, Prediction, Strategy, Task, missing_members
 
@@ -110,6 +111,9 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
     lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
                 if cfg.get("prediction_cache", True) else None)
+    scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
+    if scorer.judge_lm is not None:
+        scorer.judge_lm.cache = lm.cache
     strategy = make_strategy(lm)
     log.info("fit %s on %s", strategy.name, task.name)
     fit: FitReport = strategy.fit(task)
@@ -127,7 +131,10 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
                            f"of the wrong length ({len(preds)} for {len(examples)} examples)")
     items = _score(strategy, examples, preds)
-    write_jsonl(run_dir / "predictions.jsonl", _prediction_rows(examples, preds, items, strategy))
+    free_form, details = scorer.score(examples, preds, items, cites=strategy.cites,
+                                      doc_text={d.id: d.text for d in task.corpus})
+    write_jsonl(run_dir / "predictions.jsonl",
+                _prediction_rows(examples, preds, items, strategy, details))
     seen = _seen_eval(cfg, strategy, task, run_dir)
     metrics = {
         **base,
@@ -141,6 +148,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "corpus": {"documents": len(task.corpus), **task.corpus_info},  # a folder: skipped files
         "primary_metric": "choice_accuracy" if any(e.choices for e in examples) else "contains",
         **_accuracy(items),
+        **free_form,  # semantic threshold and its source, the judge, evaluation seconds
         **_describe(strategy),
         "leakage": _leakage(strategy, fit, task),
         "seen": seen,  # tuned strategies: the same metrics on train-split questions
@@ -181,7 +189,9 @@ def _accuracy(items: list[dict]) -> dict[str, float | None]:
     return {"choice_accuracy": m.get("choice_correct"), "exact_match": m.get("exact_match"),
             "f1": m.get("f1"), "contains": m.get("contains"), "recall_at_k": m.get("recall_at_k"),
             "mrr": m.get("mrr"), "citation_precision": m.get("citation_precision"),
-            "citation_recall": m.get("citation_recall")}
+            "citation_recall": m.get("citation_recall"),
+            **{k: m.get(k) for k in FREE_FORM_KEYS if k != "unsupported"},
+            "unsupported_rate": m.get("unsupported")}
 
 
 def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
@@ -243,15 +253,15 @@ def _seen_eval(cfg: DictConfig, strategy: Strategy, task: Task, run_dir: Path) -
 
 
 def _prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict],
-                     strategy: Strategy):
-    for e, p, s in zip(examples, preds, items):
+                     strategy: Strategy, details: list[dict] | None = None):
+    for i, (e, p, s) in enumerate(zip(examples, preds, items)):
         yield {
             "id": e.id, "question": e.question, "gold": list(e.answers),
             "choices": list(e.choices), "gold_choice": e.gold_choice if e.choices else None,
             "source_ids": list(e.source_ids), "output": p.output, "choice": p.choice,
             "choice_logprobs": list(p.choice_logprobs), "scores": s,
             "usage": p.to_dict()["usage"], "citations": p.to_dict()["citations"],
-            "can_cite": strategy.cites,
+            "can_cite": strategy.cites, **(details[i] if details else {}),
         }
 
 
@@ -291,6 +301,15 @@ def _strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
 
 
 CONF_DIR = config_dir()
+
+
+def _config_search_dirs() -> list[Path]:
+    """Where model/<name>.yaml is looked up (judge=<name>): a user's --config-dir first."""
+    dirs = [CONF_DIR]
+    if HydraConfig.initialized():
+        dirs = [Path(s.path) for s in HydraConfig.get().runtime.config_sources
+                if s.schema == "file"] + dirs
+    return list(dict.fromkeys(dirs))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

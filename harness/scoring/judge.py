@@ -1,0 +1,99 @@
+"""An LLM judge: a model grades each answer against the gold answer(s) with a versioned
+rubric (conf/judge_rubric/), as correct, partly correct or wrong.
+
+The grade is decided by log-likelihood: the judge model scores each label's words as the
+continuation of the rubric prompt (mean log-probability per token) and the most likely
+label wins, so a grade is never unparsable. The calls go through harness.lm, so they are
+batched and cached like every other model call; their seconds are the run's evaluation
+cost, kept apart from the strategy's cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.lm import LM
+from harness.types import Example
+
+GRADES = ("correct", "partly", "wrong")
+GRADE_SCORE = {"correct": 1.0, "partly": 0.5, "wrong": 0.0}
+
+
+@dataclass(frozen=True)
+class Rubric:
+    version: str
+    system: str
+    template: str  # with {question}, {gold}, {answer}
+    labels: dict[str, str]  # grade -> label words
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> Rubric:
+        missing = [k for k in ("version", "system", "template", "labels") if k not in cfg]
+        if missing:
+            raise ConfigError(f"judge_rubric: missing {', '.join(missing)}")
+        labels = dict(cfg["labels"] or {})
+        if sorted(labels) != sorted(GRADES) or not all(str(v).strip() for v in labels.values()):
+            raise ConfigError(f"judge_rubric.labels must give words for each of {', '.join(GRADES)}"
+                              f", got {sorted(labels)}")
+        try:
+            str(cfg["template"]).format(question="", gold="", answer="")
+        except (KeyError, IndexError) as e:
+            raise ConfigError(f"judge_rubric.template: unknown field {e}; it may use {{question}}, "
+                              "{gold} and {answer}") from None
+        return cls(str(cfg["version"]), str(cfg["system"]), str(cfg["template"]),
+                   {k: str(v) for k, v in labels.items()})
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps([self.system, self.template, [self.labels[g] for g in GRADES]])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Grade:
+    grade: str  # correct | partly | wrong
+    probs: tuple[float, float, float]  # softmax over the labels' mean log-probabilities, GRADES order
+    seconds: float  # this item's share of its batch's scoring time (0: not asked)
+
+    def scores(self) -> dict[str, Any]:
+        return {"judge_grade": self.grade, "judge_correct": float(self.grade == "correct"),
+                "judge_score": GRADE_SCORE[self.grade],
+                "judge_probs": [round(p, 4) for p in self.probs]}
+
+
+def grade_from_logprobs(logprobs: Sequence[float], tokens: Sequence[int]) -> tuple[str, tuple]:
+    """The grade with the highest mean log-probability per token, and the softmax of those
+    means (GRADES order)."""
+    means = [lp / max(t, 1) for lp, t in zip(logprobs, tokens)]
+    top = max(means)
+    exp = [math.exp(m - top) for m in means]
+    z = sum(exp)
+    return GRADES[means.index(top)], tuple(e / z for e in exp)
+
+
+def judge(lm: LM, rubric: Rubric, examples: Sequence[Example], outputs: Sequence[str | None], *,
+          batch_size: int = 8, progress: bool = False) -> list[Grade | None]:
+    """One grade per item; None where there is no output (generation off). An empty output
+    is graded wrong without asking the model."""
+    asked = [i for i, o in enumerate(outputs) if o and o.strip()]
+    prompts = [lm.render([
+        {"role": "system", "content": rubric.system},
+        {"role": "user", "content": rubric.template.format(
+            question=examples[i].question, gold=" / ".join(examples[i].answers),
+            answer=outputs[i].strip())},
+    ]) for i in asked]
+    labels = [rubric.labels[g] for g in GRADES]
+    scored = lm.score_choices(prompts, [labels] * len(prompts), batch_size=batch_size,
+                              progress=progress) if prompts else []
+    grades: list[Grade | None] = [None if o is None else Grade("wrong", (0.0, 0.0, 1.0), 0.0)
+                                  for o in outputs]
+    for i, s in zip(asked, scored):
+        grade, probs = grade_from_logprobs(s.logprobs, s.choice_tokens)
+        grades[i] = Grade(grade, probs, s.seconds)
+    return grades
