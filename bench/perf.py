@@ -14,6 +14,8 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               prompts, same batch size
   training    harness training loop (HF Trainer, planned batches) vs a bare PyTorch loop
               on the same rows and batches; padding share of the training batches
+  questions   cloze questions from a 1 MB corpus; the llm generator's questions per minute
+  free_form   the semantic scorer and groundedness per 1k answers; the judge's answers/s
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
               again into a new directory (caches warm): both wall times and their ratio
 Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from bench.free_form import bench_free_form
 from bench.questions import bench_questions
 from harness.data.synthetic import generate as synthetic
 from harness.lm import get_lm
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*",
-                    default=["scoring", "generation", "training", "questions", "sweep"])
+                    default=["scoring", "generation", "training", "questions", "free_form",
+                             "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -312,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         results["training"] = bench_training(lm, 8, args.train_steps, args.out / "train-work")
     if "questions" in args.only:
         results["questions"] = bench_questions(lm, batch_size=8)
+    if "free_form" in args.only:
+        results["free_form"] = bench_free_form(lm, batch_size=8)
     if "sweep" in args.only:
         model = ([f"model={args.model}"] if args.model != "hf" else
                  ["model=hf", f"model.name_or_path={args.model_path}"])
@@ -326,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
-    for section in ("scoring", "generation", "training", "questions", "sweep"):
+    for section in ("scoring", "generation", "training", "questions", "free_form", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

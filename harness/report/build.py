@@ -19,14 +19,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.errors import UserError
 from harness.report import fmt as f
-from harness.report import tables
+from harness.report import free_form, tables
 from harness.report.cost import cost_frame
 from harness.report.decision import decision_lines
 from harness.report.freshness import Freshness, freshness_data
 from harness.report.freshness import table_frame as freshness_table
 from harness.report.freshness import table_note as freshness_note
-from harness.report.runs import Run
+from harness.report.runs import PRIMARY_METRICS, Run, item_key
 from harness.report.stats import ALPHA
 from harness.report.tables import Table
 from harness.report.variants import Pairs, Variant, compare_pairs, make_variants
@@ -48,19 +49,39 @@ class Report:
     freshness: Freshness | None = None  # when runs ran the freshness scenario
 
 
-def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "") -> Report:
-    variants = make_variants(runs)
+def check_metric(metric: str | None, runs: list[Run]) -> None:
+    """A report.primary_metric the runs can be ranked by, or a clear error."""
+    if metric is None:
+        return
+    if metric not in PRIMARY_METRICS:
+        raise UserError(f"report.primary_metric: unknown metric '{metric}'; choose one of: "
+                        f"{', '.join(PRIMARY_METRICS)}")
+    if not any(r.complete and r.metrics.get(metric) is not None for r in runs):
+        raise UserError(f"report.primary_metric: no complete run has '{metric}' (free-form "
+                        "metrics need answer.generate=true; judge_* needs judge=<model>; "
+                        "groundedness a strategy that cites)")
+
+
+def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
+                 primary_metric: str | None = None, labels: Path | None = None) -> Report:
+    check_metric(primary_metric, runs)
+    variants = make_variants(runs, primary_metric)
+    metric = primary_metric or (variants[0].runs[0].primary_metric if variants else "")
     failures = [r for r in runs if not r.complete]
     pairs = compare_pairs(variants)
     costs = cost_frame(variants, queries)
+    trusted = free_form.trust(variants, free_form.read_labels(labels, variants) if labels else None)
+    warnings = free_form.warnings_for(trusted)
     parts = [
-        tables.accuracy_table(variants),
+        tables.accuracy_table(variants, metric),
+        *[t for t in (free_form.free_form_table(variants, warnings),
+                      free_form.trust_table(trusted, variants)) if t is not None],
         tables.pairs_table(pairs),
         tables.cost_table(variants, costs, queries),
         tables.latency_table(variants),
         tables.attribution_table(variants),
         tables.forgetting_table(variants),
-        tables.seen_table(variants),
+        tables.seen_table(variants, metric),
         tables.build_table(variants),
     ]
     api = tables.api_table(variants)
@@ -98,7 +119,8 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "") ->
     return Report(
         title=title or "Adaptation strategy comparison",
         overview=overview,
-        decision=decision_lines(variants, pairs, costs, queries, failures, fresh),
+        decision=decision_lines(variants, pairs, costs, queries, failures, fresh,
+                                metric=metric, warning=warnings.get(item_key(metric))),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries), freshness=fresh,
     )
@@ -111,8 +133,9 @@ def methods(costs: pd.DataFrame, queries: int) -> list[str]:
     return [
         "Confidence intervals: percentile bootstrap (5,000 resamples) over test items, and "
         "over seeds when a variant has several.",
-        "Paired tests: McNemar's exact test (one seed per variant) or a paired bootstrap over "
-        f"items (several seeds); p-values Holm-adjusted over all pairs; α = {ALPHA}.",
+        "Paired tests: McNemar's exact test (one seed per variant, a yes/no metric) or a "
+        "paired bootstrap over items (several seeds, or a continuous metric such as F1 or "
+        f"semantic similarity); p-values Holm-adjusted over all pairs; α = {ALPHA}.",
         f"Total cost = build cost + {queries:,} queries × cost per query; prices used: "
         + (", ".join(prices) or "none") + " (conf/cost, user-editable assumptions).",
         "Pareto-optimal: no other variant is at least as accurate and at most as costly "

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.errors import UserError
 from harness.report.build import build_report
 from harness.report.plots import make_plots
 from harness.report.render import write_report
@@ -36,7 +37,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=100_000,
                     help="query volume for total cost and the cost plot (default 100,000)")
     ap.add_argument("--title", default="", help="report title")
+    ap.add_argument("--primary-metric", default=None, metavar="METRIC",
+                    help="rank and test variants by this metric (also report.primary_metric="
+                         "METRIC): choice_accuracy, exact_match, f1, contains, "
+                         "semantic_similarity, semantic_correct, judge_correct, judge_score, "
+                         "groundedness; default: each run's own (choice_accuracy, or contains "
+                         "on a task without choices)")
+    ap.add_argument("--labels", type=Path, default=None, metavar="LABELS_JSONL",
+                    help="human labels (also report.labels=PATH), one JSON object per line: "
+                         '{"id": ..., "strategy": <strategy or variant>, "correct": true|false}; '
+                         "the report measures each metric's agreement with them")
     args = ap.parse_args(argv)
+    dirs = []
+    for d in args.dirs:  # report.<key>=<value> is the same as the option
+        key, eq, value = str(d).partition("=")
+        if eq and key == "report.primary_metric":
+            args.primary_metric = value
+        elif eq and key == "report.labels":
+            args.labels = Path(value)
+        elif eq and key.startswith("report."):
+            ap.error(f"unknown setting {key}; the report takes report.primary_metric and "
+                     "report.labels")
+        else:
+            dirs.append(d)
+    args.dirs = dirs
     if args.queries < 0:
         ap.error("--queries must be >= 0")
     dirs = args.dirs or [d for d in [newest_sweep(args.results_dir)] if d]
@@ -56,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or dirs[0]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.csv", summary_frame(runs).to_csv(index=False))
-    report = build_report(runs, queries=args.queries, title=args.title)
+    try:
+        report = build_report(runs, queries=args.queries, title=args.title,
+                              primary_metric=args.primary_metric, labels=args.labels)
+    except UserError as e:
+        print(f"harness-report: error: {e}", file=sys.stderr)
+        return 2
     report.plots = make_plots(report, out / "plots")
     md, html = write_report(report, out)
     print("Decision summary")

@@ -37,6 +37,19 @@ NESTED = [
     ("hardware", ("cost", "hardware")),
     ("usd_per_hour", ("cost", "usd_per_hour")),
 ]
+# The metrics report.primary_metric may name: metrics.json key -> per-item score key.
+PRIMARY_METRICS = {
+    "choice_accuracy": "choice_correct", "exact_match": "exact_match", "f1": "f1",
+    "contains": "contains", "semantic_similarity": "semantic_similarity",
+    "semantic_correct": "semantic_correct", "judge_correct": "judge_correct",
+    "judge_score": "judge_score", "groundedness": "groundedness",
+}
+
+
+def item_key(metric: str) -> str:
+    return PRIMARY_METRICS.get(metric, metric)
+
+
 # Config keys that never make two runs different variants: the seed is pooled, the rest
 # are where and how a run was executed, not what it measured.
 IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra",
@@ -50,6 +63,7 @@ class Run:
     metrics: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)  # flattened: "strategy.k" -> 3
     variant: str = ""
+    _predictions: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
@@ -73,22 +87,35 @@ class Run:
     def complete(self) -> bool:
         return self.status == "complete"
 
-    def items(self) -> pd.DataFrame:
-        """Per test item: id, primary score, latency and its retrieval part."""
-        path = self.path / "predictions.jsonl"
-        primary = self.metrics.get("primary_metric", "choice_accuracy")
-        key = "choice_correct" if primary == "choice_accuracy" else primary
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics.get("primary_metric", "choice_accuracy")
+
+    def predictions(self) -> list[dict[str, Any]]:
+        """The rows of predictions.jsonl (read once)."""
+        if self._predictions is None:
+            with (self.path / "predictions.jsonl").open(encoding="utf-8") as f:
+                self._predictions = [json.loads(line) for line in f]
+        return self._predictions
+
+    def items(self, metric: str | None = None) -> pd.DataFrame:
+        """Per test item: id, the score of `metric` (default: the run's primary metric),
+        latency and its retrieval part."""
+        key = item_key(metric or self.primary_metric)
         rows = []
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                p = json.loads(line)
-                u = p.get("usage") or {}
-                rows.append({
-                    "id": p["id"], "score": (p.get("scores") or {}).get(key),
-                    "latency_s": u.get("latency_s", np.nan),
-                    "retrieval_latency_s": u.get("retrieval_latency_s", 0.0),
-                })
+        for p in self.predictions():
+            u = p.get("usage") or {}
+            rows.append({
+                "id": p["id"], "score": (p.get("scores") or {}).get(key),
+                "latency_s": u.get("latency_s", np.nan),
+                "retrieval_latency_s": u.get("retrieval_latency_s", 0.0),
+            })
         return pd.DataFrame(rows, columns=["id", "score", "latency_s", "retrieval_latency_s"])
+
+    def scores(self) -> pd.DataFrame:
+        """Per test item: id and every per-item score (one column each)."""
+        return pd.DataFrame([{"id": p["id"], **(p.get("scores") or {})}
+                             for p in self.predictions()])
 
 
 def _get(m: dict, path: tuple[str, ...]):

@@ -25,12 +25,11 @@ class Table:
     note: str = ""
 
 
-def accuracy_table(variants: list[Variant]) -> Table:
+def accuracy_table(variants: list[Variant], metric: str) -> Table:
     rows = []
     for v in variants:
-        primary = v.runs[0].metrics.get("primary_metric", "choice_accuracy")
         rows.append({"variant": v.name, "seeds": ", ".join(map(str, v.seeds)),
-                     "items": len(v.item_ids), primary + " [95% CI]": f.ci(v.estimate),
+                     "items": len(v.item_ids), metric + " [95% CI]": f.ci(v.estimate),
                      "SQuAD exact match": f.number(v.mean("exact_match")), "F1": f.number(v.mean("f1")),
                      "contains": f.number(v.mean("contains"))})
     df = pd.DataFrame(rows)
@@ -162,14 +161,14 @@ def forgetting_table(variants: list[Variant]) -> Table:
                  "(FitReport.forgetting).")
 
 
-def seen_table(variants: list[Variant]) -> Table:
+def seen_table(variants: list[Variant], metric: str = "choice_accuracy") -> Table:
     rows = []
     for v in variants:
         if not v.tuned:
             rows.append({"variant": v.name, "seen (train split)": f.NOT_TUNED,
                          "unseen (test)": f.number(v.estimate.mean), "gap": f.NOT_TUNED})
             continue
-        seen = v.mean("choice_accuracy", ("seen",))
+        seen = v.mean(metric, ("seen",))  # NA for a metric the seen questions lack
         rows.append({"variant": v.name, "seen (train split)": f.number(seen),
                      "unseen (test)": f.number(v.estimate.mean),
                      "gap": f.signed(seen - v.estimate.mean)})

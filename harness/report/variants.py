@@ -82,7 +82,8 @@ def kind_order(v: Variant) -> tuple[int, int]:
     return int(v.tuned), int(v.retrieves)
 
 
-def make_variants(runs: list[Run]) -> list[Variant]:
+def make_variants(runs: list[Run], metric: str | None = None) -> list[Variant]:
+    """Variants of the complete runs, scored by `metric` (None: each run's primary metric)."""
     by_name: dict[str, list[Run]] = {}
     for r in runs:
         if r.complete:
@@ -90,7 +91,7 @@ def make_variants(runs: list[Run]) -> list[Variant]:
     variants = []
     for name, group in by_name.items():
         group.sort(key=lambda r: int(r.metrics.get("seed", 0)))
-        frames = [r.items() for r in group]
+        frames = [r.items(metric) for r in group]
         ids = sorted(set.intersection(*(set(f.id) for f in frames)))
         mats = [f.set_index("id").loc[ids, "score"].astype(float).to_numpy() for f in frames]
         outcomes = np.vstack(mats) if ids else np.zeros((len(group), 0))

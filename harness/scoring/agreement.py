@@ -36,8 +36,11 @@ def agreement(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int |
     with warnings.catch_warnings():  # its null-hypothesis z is 0/0 on tiny tables; unused here
         warnings.simplefilter("ignore", RuntimeWarning)
         res = cohens_kappa(table, return_results=True)
-    out.update(kappa=float(res.kappa), kappa_low=float(res.kappa_low),
-               kappa_high=float(res.kappa_upp))
+    def finite(x: float) -> float | None:
+        return float(x) if np.isfinite(x) else None
+
+    out.update(kappa=finite(res.kappa), kappa_low=finite(res.kappa_low),
+               kappa_high=finite(res.kappa_upp))
     return out
 
 

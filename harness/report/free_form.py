@@ -1,0 +1,221 @@
+"""Free-form answers in the report: what each variant scores on the free-form metrics, and
+how far each metric can be trusted — its agreement with the choice-based score on items
+that have choices, and with human labels when a labels file is given (labels.jsonl: one
+{"id", "strategy", "correct"} per line; strategy is a strategy name or a variant label).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import UserError
+from harness.report import fmt as f
+from harness.report.tables import Table
+from harness.report.variants import Variant
+from harness.scoring.agreement import LOW_KAPPA, agreement, trust_warning
+
+# The yes/no free-form calls whose agreement is measured, and how the report names them.
+CALLS = {"exact_match": "SQuAD exact match", "contains": "contains",
+         "semantic_correct": "semantic call", "judge_correct": "judge: correct"}
+
+
+class LabelsError(UserError):
+    """A labels file the report cannot use; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Label:
+    id: str
+    variant: str
+    correct: bool
+
+
+def read_labels(path: Path, variants: list[Variant]) -> list[Label]:
+    """Human labels, each matched to the variant it judges; every bad row is an error that
+    names the file, the line and the field."""
+    by_name = {v.name: v for v in variants}
+    by_strategy: dict[str, list[Variant]] = {}
+    for v in variants:
+        by_strategy.setdefault(v.strategy, []).append(v)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise LabelsError(f"{path}: cannot read the labels file ({e.strerror})") from None
+    labels = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LabelsError(f"{where}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise LabelsError(f"{where}: a label is an object with id, strategy and correct")
+        for key in ("id", "strategy", "correct"):
+            if key not in row:
+                raise LabelsError(f"{where}: field '{key}' is missing")
+        name, correct = str(row["strategy"]), row["correct"]
+        if name in by_name:
+            matches = [by_name[name]]
+        elif name in by_strategy:
+            matches = by_strategy[name]
+        else:
+            raise LabelsError(f"{where}: field 'strategy': unknown strategy or variant "
+                              f"'{name}'; the report has: {', '.join(sorted(by_name))}")
+        if len(matches) > 1:
+            raise LabelsError(f"{where}: field 'strategy': '{name}' has several variants "
+                              f"({', '.join(v.name for v in matches)}); name one of them")
+        if isinstance(correct, bool) or correct in (0, 1):
+            correct = bool(correct)
+        else:
+            raise LabelsError(f"{where}: field 'correct' must be true or false, got {correct!r}")
+        v = matches[0]
+        if str(row["id"]) not in {p["id"] for r in v.runs for p in r.predictions()}:
+            raise LabelsError(f"{where}: field 'id': no item '{row['id']}' among the "
+                              f"predictions of {v.name}")
+        labels.append(Label(str(row["id"]), v.name, correct))
+    if not labels:
+        raise LabelsError(f"{path}: no labels in the file")
+    return labels
+
+
+def _scores(v: Variant) -> pd.DataFrame:
+    """Per (seed, item) scores of a variant's runs."""
+    frames = [r.scores().assign(seed=int(r.metrics.get("seed", 0))) for r in v.runs]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _has(df: pd.DataFrame, key: str) -> bool:
+    return key in df and df[key].notna().any()
+
+
+def _kappa(stats: dict) -> str:
+    if stats.get("kappa") is None:
+        return f.NA
+    if stats.get("kappa_low") is None:  # no variance estimate (one call constant)
+        return f"{stats['kappa']:.2f}"
+    return f"{stats['kappa']:.2f} [{stats['kappa_low']:.2f}, {stats['kappa_high']:.2f}]"
+
+
+def trust(variants: list[Variant], labels: list[Label] | None = None) -> dict[str, dict]:
+    """Per call: agreement with choice correctness (pooled over variants and per variant)
+    and with human labels; only calls that some run scored."""
+    frames = {v.name: _scores(v) for v in variants}
+    out: dict[str, dict] = {}
+    human = pd.DataFrame([vars(x) for x in labels]) if labels else None
+    for key in ["choice_correct", *CALLS]:
+        if not any(_has(df, key) for df in frames.values()):
+            continue
+        per, pooled_a, pooled_b = {}, [], []
+        for name, df in frames.items():
+            if key == "choice_correct" or not (_has(df, key) and _has(df, "choice_correct")):
+                continue
+            both = df[[key, "choice_correct"]].dropna()
+            per[name] = agreement(both[key].tolist(), both["choice_correct"].tolist())
+            pooled_a += both[key].tolist()
+            pooled_b += both["choice_correct"].tolist()
+        entry = {"per_variant": per,
+                 "vs_choice": agreement(pooled_a, pooled_b) if pooled_a else None,
+                 "vs_human": None}
+        if human is not None:
+            a, b = [], []
+            for name, df in frames.items():
+                if not _has(df, key):
+                    continue
+                mine = human[human.variant == name]
+                call = df.dropna(subset=[key]).groupby("id")[key].mean()  # seeds averaged
+                for row in mine.itertuples():
+                    if row.id in call.index:
+                        a.append(float(call[row.id] >= 0.5))
+                        b.append(float(row.correct))
+            entry["vs_human"] = agreement(a, b) if a else None
+        out[key] = entry
+    return out
+
+
+def warnings_for(t: dict[str, dict]) -> dict[str, str]:
+    """Call -> its warning, from its agreement with human labels when there are any,
+    else with choice correctness."""
+    out = {}
+    for key, e in t.items():
+        basis = e.get("vs_human") or e.get("vs_choice")
+        if basis is None:
+            continue
+        w = trust_warning(basis)
+        if w:
+            out[key] = w + (" with human labels" if e.get("vs_human") else " with choice accuracy")
+    return out
+
+
+def free_form_table(variants: list[Variant], warnings: dict[str, str]) -> Table | None:
+    cols = {"contains": "contains", "F1": "f1", "semantic similarity": "semantic_similarity",
+            "semantic call": "semantic_correct", "judge: correct": "judge_correct",
+            "groundedness": "groundedness", "unsupported": "unsupported_rate"}
+    if not any(v.values("semantic_similarity") or v.values("contains") for v in variants):
+        return None
+    rows = []
+    for v in variants:
+        row = {"variant": v.name}
+        for label, key in cols.items():
+            if key in ("groundedness", "unsupported_rate") and not v.can_cite:
+                row[label] = f.CANNOT_CITE
+            else:
+                row[label] = f.number(v.mean(key))
+        th = v.values("semantic_calibration")
+        row["threshold (source)"] = (f"{th[0]['value']:.3f} ({th[0]['source']})"
+                                     if th and th[0].get("value") is not None
+                                     else f"{f.NA}: no threshold" if th else f.NA)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for label, key in cols.items():
+        if (df[label].isin([f.NA, f.CANNOT_CITE])).all():
+            df = df.drop(columns=label)
+        elif key in warnings:
+            df = df.rename(columns={label: label + " ⚠"})
+    note = ("Generated answers. Semantic similarity: cosine of the answer and its closest gold "
+            "answer (the run's embedder); the semantic call marks it correct at the threshold "
+            "shown, calibrated on the run's outputs that name one answer choice when there are "
+            "enough, else the embedder's stored one. Judge: an LLM grades each answer "
+            "(rubric conf/judge_rubric). Groundedness: the share of an answer's content "
+            "supported by the passages it cites; unsupported: answers no cited passage "
+            "supports.")
+    if warnings:
+        note += " ⚠ " + "; ".join(f"{CALLS.get(k, k)}: {w}" for k, w in warnings.items()) + \
+            ": read those columns with care."
+    return Table("free_form", "Free-form answers", df, note)
+
+
+def trust_table(t: dict[str, dict], variants: list[Variant]) -> Table | None:
+    rows = []
+    for key, e in t.items():
+        if key == "choice_correct" and e.get("vs_human") is None:
+            continue
+        row = {"metric": "choice accuracy" if key == "choice_correct" else CALLS[key]}
+        vc = e.get("vs_choice")
+        row["agrees with choice accuracy"] = f.number(vc["accuracy"], 2) if vc else f.NA
+        row["kappa vs choice [95% CI]"] = _kappa(vc) if vc else f.NA
+        for v in variants:
+            s = e["per_variant"].get(v.name)
+            row[f"kappa: {v.name}"] = f.number(s["kappa"], 2) if s and s["kappa"] is not None \
+                else f.NA
+        vh = e.get("vs_human")
+        if any(x.get("vs_human") for x in t.values()):
+            row["human labels: n"] = str(vh["n"]) if vh else "0"
+            row["agrees with humans"] = f.number(vh["accuracy"], 2) if vh else f.NA
+            row["kappa vs humans [95% CI]"] = _kappa(vh) if vh else f.NA
+        w = trust_warning(vh or vc) if (vh or vc) else None
+        row["warning"] = w or ""
+        rows.append(row)
+    if not rows:
+        return None
+    return Table("trust", "How far the free-form metrics can be trusted", pd.DataFrame(rows),
+                 "Agreement of each yes/no free-form call with the choice-based score on the "
+                 "same items (items with choices and a generated answer), and with human labels "
+                 "when a labels file was given (harness-report --labels). Kappa is agreement "
+                 "beyond chance (Cohen), with a 95% interval (Fleiss-Cohen-Everitt variance); "
+                 f"below {LOW_KAPPA} it is fair at best and the metric carries a warning.")
