@@ -23,6 +23,9 @@ CALLS = {"exact_match": "SQuAD exact match", "contains": "contains",
          "semantic_correct": "semantic call", "judge_correct": "judge: correct"}
 
 
+UNCHECKED = "not checked: no choices, no labels"
+
+
 class LabelsError(UserError):
     """A labels file the report cannot use; the message names the file, line and field."""
 
@@ -145,6 +148,8 @@ def warnings_for(t: dict[str, dict]) -> dict[str, str]:
     for key, e in t.items():
         basis = e.get("vs_human") or e.get("vs_choice")
         if basis is None:
+            if key != "choice_correct":
+                out[key] = UNCHECKED
             continue
         w = trust_warning(basis)
         if w:
@@ -208,12 +213,16 @@ def trust_table(t: dict[str, dict], variants: list[Variant]) -> Table | None:
             row["human labels: n"] = str(vh["n"]) if vh else "0"
             row["agrees with humans"] = f.number(vh["accuracy"], 2) if vh else f.NA
             row["kappa vs humans [95% CI]"] = _kappa(vh) if vh else f.NA
-        w = trust_warning(vh or vc) if (vh or vc) else None
+        w = trust_warning(vh or vc) if (vh or vc) else UNCHECKED
         row["warning"] = w or ""
         rows.append(row)
     if not rows:
         return None
+    unchecked = all(r["warning"] == UNCHECKED for r in rows)
     return Table("trust", "How far the free-form metrics can be trusted", pd.DataFrame(rows),
+                 ("**Nothing here can be checked**: the task has no answer choices and no human "
+                  "labels were given, so read the free-form metrics as unverified; label a "
+                  "sample of answers and pass it with --labels. " if unchecked else "") +
                  "Agreement of each yes/no free-form call with the choice-based score on the "
                  "same items (items with choices and a generated answer), and with human labels "
                  "when a labels file was given (harness-report --labels). Kappa is agreement "

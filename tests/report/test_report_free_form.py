@@ -112,3 +112,32 @@ def test_bad_labels_name_the_line_and_field(sweep, capsys, line, message):
     labels.write_text('{"id": "q0", "strategy": "rag", "correct": true}\n' + line + "\n")
     assert report_main([str(sweep), "report.labels=" + str(labels)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_task_without_choices_runs_all_the_way(tmp_path):
+    """task.n_choices=0: the five strategies, the freshness scenario and the report."""
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    res = subprocess.run(
+        [sys.executable, "-m", "harness.run.runner", "-m", "experiment=quick", "model=tiny-random",
+         "progress=false", "task.n_choices=0", "answer.generate=true", "freshness.enabled=true",
+         "task.n_entities=24", "seen_eval_limit=10", "embedder.semantic_threshold=0.7",
+         *[f"+per_strategy.{s}.train.max_steps=2" for s in ("lora", "full", "hybrid")],
+         f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert [m["strategy"] for m in metrics] == ["prompt", "rag", "lora", "full", "hybrid"]
+    for m in metrics:
+        assert m["status"] == "complete" and m["choice_accuracy"] is None
+        assert m["primary_metric"] == "contains" and m["semantic_similarity"] is not None
+        assert m["semantic_calibration"]["source"] == "embedder.semantic_threshold"
+        fr = m["freshness"]
+        assert fr["supported"] and fr["modes"]
+        for mode in fr["modes"].values():
+            assert mode["accuracy_changed"] is not None  # scored by contains
+    assert report_main([str(sweep), "--primary-metric", "semantic_correct"]) == 0
+    md = _md(sweep)
+    assert "## Free-form answers" in md and "## Knowledge freshness" in md
+    assert "**Nothing here can be checked**" in md
