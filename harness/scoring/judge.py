@@ -3,7 +3,9 @@ rubric (conf/judge_rubric/), as correct, partly correct or wrong.
 
 The grade is decided by log-likelihood: the judge model scores each label's words as the
 continuation of the rubric prompt (mean log-probability per token) and the most likely
-label wins, so a grade is never unparsable. The calls go through harness.lm, so they are
+label wins, so a grade is never unparsable. By default each label's score on a
+content-free prompt is subtracted first (contextual calibration), so a model that says
+"correct" to anything does not grade everything correct. The calls go through harness.lm, so they are
 batched and cached like every other model call; their seconds are the run's evaluation
 cost, kept apart from the strategy's cost.
 """
@@ -31,6 +33,10 @@ class Rubric:
     system: str
     template: str  # with {question}, {gold}, {answer}
     labels: dict[str, str]  # grade -> label words
+    # Subtract each label's score on a content-free prompt (every field "N/A") before the
+    # grade is picked: contextual calibration (Zhao et al., 2021, "Calibrate before use"),
+    # which removes a model's preference for one label regardless of the answer.
+    calibrate: bool = True
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> Rubric:
@@ -47,11 +53,12 @@ class Rubric:
             raise ConfigError(f"judge_rubric.template: unknown field {e}; it may use {{question}}, "
                               "{gold} and {answer}") from None
         return cls(str(cfg["version"]), str(cfg["system"]), str(cfg["template"]),
-                   {k: str(v) for k, v in labels.items()})
+                   {k: str(v) for k, v in labels.items()}, bool(cfg.get("calibrate", True)))
 
     @property
     def hash(self) -> str:
-        text = json.dumps([self.system, self.template, [self.labels[g] for g in GRADES]])
+        text = json.dumps([self.system, self.template, [self.labels[g] for g in GRADES],
+                           self.calibrate])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -67,10 +74,13 @@ class Grade:
                 "judge_probs": [round(p, 4) for p in self.probs]}
 
 
-def grade_from_logprobs(logprobs: Sequence[float], tokens: Sequence[int]) -> tuple[str, tuple]:
-    """The grade with the highest mean log-probability per token, and the softmax of those
-    means (GRADES order)."""
+def grade_from_logprobs(logprobs: Sequence[float], tokens: Sequence[int],
+                        prior: Sequence[float] | None = None) -> tuple[str, tuple]:
+    """The grade with the highest mean log-probability per token (less the content-free
+    `prior` means, when given), and the softmax of those scores (GRADES order)."""
     means = [lp / max(t, 1) for lp, t in zip(logprobs, tokens)]
+    if prior is not None:
+        means = [m - p for m, p in zip(means, prior)]
     top = max(means)
     exp = [math.exp(m - top) for m in means]
     z = sum(exp)
@@ -82,18 +92,25 @@ def judge(lm: LM, rubric: Rubric, examples: Sequence[Example], outputs: Sequence
     """One grade per item; None where there is no output (generation off). An empty output
     is graded wrong without asking the model."""
     asked = [i for i, o in enumerate(outputs) if o and o.strip()]
-    prompts = [lm.render([
-        {"role": "system", "content": rubric.system},
-        {"role": "user", "content": rubric.template.format(
-            question=examples[i].question, gold=" / ".join(examples[i].answers),
-            answer=outputs[i].strip())},
-    ]) for i in asked]
+    def prompt(question: str, gold: str, answer: str) -> str:
+        return lm.render([{"role": "system", "content": rubric.system},
+                          {"role": "user", "content": rubric.template.format(
+                              question=question, gold=gold, answer=answer)}])
+
+    prompts = [prompt(examples[i].question, " / ".join(examples[i].answers), outputs[i].strip())
+               for i in asked]
+    if rubric.calibrate and prompts:
+        prompts.append(prompt("N/A", "N/A", "N/A"))  # the content-free prompt, scored last
     labels = [rubric.labels[g] for g in GRADES]
     scored = lm.score_choices(prompts, [labels] * len(prompts), batch_size=batch_size,
                               progress=progress) if prompts else []
+    prior = None
+    if rubric.calibrate and scored:
+        free = scored.pop()
+        prior = [lp / max(t, 1) for lp, t in zip(free.logprobs, free.choice_tokens)]
     grades: list[Grade | None] = [None if o is None else Grade("wrong", (0.0, 0.0, 1.0), 0.0)
                                   for o in outputs]
     for i, s in zip(asked, scored):
-        grade, probs = grade_from_logprobs(s.logprobs, s.choice_tokens)
+        grade, probs = grade_from_logprobs(s.logprobs, s.choice_tokens, prior)
         grades[i] = Grade(grade, probs, s.seconds)
     return grades

@@ -3,6 +3,7 @@ sets, and the tiny model), the rubric's checks, and how a judge model is named."
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -36,7 +37,8 @@ class StubLM:
         out = []
         for p in prompts:
             answer = p.split("Answer to grade: ")[1].split("\n")[0]
-            out.append(ChoiceScores(tuple(self.logprobs_by_answer[answer]), self.tokens,
+            lps = self.logprobs_by_answer.get(answer, (0.0, 0.0, 0.0))  # N/A: no preference
+            out.append(ChoiceScores(tuple(lps), self.tokens,
                                     context_tokens=10, seconds=0.5, batch_seconds=1.0))
         return out
 
@@ -57,11 +59,24 @@ def test_judge_with_a_stub():
     assert [g.scores()["judge_correct"] for g in grades] == [1.0, 0.0, 0.0, 0.0]
     assert [g.scores()["judge_score"] for g in grades] == [1.0, 0.0, 0.5, 0.0]
     prompts, labels = lm.asked[0]
-    assert len(prompts) == 3  # the empty answer is graded wrong without asking
+    assert len(prompts) == 4  # the empty answer is graded wrong without asking
+    assert "Answer to grade: N/A" in prompts[-1]  # the content-free prompt comes last
     assert labels[0] == [RUBRIC.labels[g] for g in GRADES]
     assert "Reference answer: 1862" in prompts[0] and "When was tower 0 built?" in prompts[0]
     assert grades[3].seconds == 0.0 and grades[0].seconds == 0.5
     assert judge(lm, RUBRIC, EXAMPLES[:1], [None]) == [None]  # generation off: not graded
+
+
+def test_contextual_calibration_removes_a_label_preference():
+    """A judge that prefers 'correct' by 3 nats whatever it reads grades everything correct;
+    calibrated on the content-free prompt, only the answer's own evidence is left."""
+    biased = {"1862": [-0.1, -4.0, -4.0], "1870": [-1.0, -4.0, -2.0], "N/A": [-1.0, -4.0, -4.0]}
+    exs, outs = EXAMPLES[:2], ["1862", "1870"]
+    plain = dataclasses.replace(RUBRIC, calibrate=False)
+    assert [g.grade for g in judge(StubLM(biased, (1, 1, 1)), plain, exs, outs)] == \
+        ["correct", "correct"]
+    assert [g.grade for g in judge(StubLM(biased, (1, 1, 1)), RUBRIC, exs, outs)] == \
+        ["correct", "wrong"]  # 1870: correct -1+1=0, wrong -2+4=+2
 
 
 def test_judge_on_the_tiny_model_is_cached(tmp_path):
