@@ -50,7 +50,9 @@ PATTERNS = {
     "date": re.compile(rf"\b(?:\d{{1,2}} (?:{_MONTHS})\.? \d{{4}}|(?:{_MONTHS})\.? \d{{1,2}}, "
                        rf"\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b"),
     "year": re.compile(r"(?<![\w.,-])(?:1[5-9]\d\d|20\d\d)(?!\w|[.,]\d)"),
-    "number": re.compile(r"(?<![\w.,-])\d+(?:[.,]\d+)*(?!\w|[.,]\w)"),  # a whole token
+    # a whole token: not part of a version, time (23:59), date (25-Aug-95), path or a
+    # man-page section (getopt(1))
+    "number": re.compile(r"(?<![\w.,:/-])(?<!\w\()\d+(?:[.,]\d+)*(?!\w|[.,:/-]\w)"),
     "name": re.compile(r"(?<!^)(?<![.!?] )\b" + NAME + r"\b"),  # not where a sentence starts
 }
 _TERM = re.compile(r"(?<![\w.-])(?:--)?[A-Za-z_][\w]*(?:[.-][A-Za-z_]\w*)*(?![\w-])")
