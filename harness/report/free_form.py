@@ -171,6 +171,8 @@ def free_form_table(variants: list[Variant], warnings: dict[str, str]) -> Table 
                 row[label] = f.CANNOT_CITE
             else:
                 row[label] = f.number(v.mean(key))
+        row["scoring seconds"] = f.seconds(sum(sum((r.metrics.get("eval_s") or {}).values())
+                                               for r in v.runs) / len(v.runs))
         th = v.values("semantic_calibration")
         row["threshold (source)"] = (f"{th[0]['value']:.3f} ({th[0]['source']})"
                                      if th and th[0].get("value") is not None
@@ -188,7 +190,8 @@ def free_form_table(variants: list[Variant], warnings: dict[str, str]) -> Table 
             "enough, else the embedder's stored one. Judge: an LLM grades each answer "
             "(rubric conf/judge_rubric). Groundedness: the share of an answer's content "
             "supported by the passages it cites; unsupported: answers no cited passage "
-            "supports.")
+            "supports. Scoring seconds: what these scorers took per run (the judge most); "
+            "evaluation cost, not part of any variant's cost.")
     if warnings:
         note += " ⚠ " + "; ".join(f"{CALLS.get(k, k)}: {w}" for k, w in warnings.items()) + \
             ": read those columns with care."
@@ -228,3 +231,35 @@ def trust_table(t: dict[str, dict], variants: list[Variant]) -> Table | None:
                  "when a labels file was given (harness-report --labels). Kappa is agreement "
                  "beyond chance (Cohen), with a 95% interval (Fleiss-Cohen-Everitt variance); "
                  f"below {LOW_KAPPA} it is fair at best and the metric carries a warning.")
+
+
+RANKED = {"choice_accuracy": "choice accuracy", "contains": "contains", "f1": "F1",
+          "semantic_similarity": "semantic similarity", "semantic_correct": "semantic call",
+          "judge_correct": "judge: correct", "judge_score": "judge score",
+          "groundedness": "groundedness"}
+
+
+def ranking_table(variants: list[Variant], metric: str) -> Table | None:
+    """The variants in order by each metric they have, beside the order by the report's
+    primary metric: does another metric change the ranking?"""
+    def order(key: str) -> list[str]:
+        scored = [(v.mean(key), v.name) for v in variants if v.values(key)]
+        return [n for _, n in sorted(scored, key=lambda x: (-x[0], x[1]))]
+
+    base = order(metric)
+    rows = []
+    for key, label in RANKED.items():
+        ranked = order(key)
+        if len(ranked) < 2:
+            continue
+        shared = [n for n in base if n in ranked]
+        same = [n for n in ranked if n in shared] == shared
+        rows.append({"metric": label + (" (primary)" if key == metric else ""),
+                     "ranking, best first": " > ".join(ranked),
+                     f"same order as {metric}": "—" if key == metric else ("yes" if same else "no")})
+    if len(rows) < 2:
+        return None
+    return Table("ranking", "Ranking by each metric", pd.DataFrame(rows),
+                 "The variants ordered by the mean of each metric (ties by name), and whether "
+                 "the order of the variants both rank is the primary metric's. The order is of "
+                 "means only: see Paired comparisons for which differences are significant.")

@@ -119,6 +119,8 @@ class FreeFormScorer:
             t0 = time.perf_counter()
             metrics.update(self._semantic(examples, outputs, items))
             metrics["eval_s"]["semantic"] = time.perf_counter() - t0
+            for d in details:
+                d["semantic_threshold"] = metrics["semantic_threshold"]
         if self.settings.groundedness and cites and generated:
             t0 = time.perf_counter()
             passages = [[c.text or doc_text.get(c.source_id, "") for c in p.citations] for p in preds]

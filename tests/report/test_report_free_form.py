@@ -67,6 +67,7 @@ def test_free_form_and_trust_tables(sweep):
     # pooled over both variants: rag agrees on 28 + 8 items, prompt on 5 + 30 -> 71 / 80
     row = next(x for x in md.splitlines() if x.startswith("| semantic call |"))
     assert row.startswith("| semantic call | 0.89 |")
+    assert "| semantic similarity | rag > prompt | yes |" in md  # the ranking table
 
 
 def test_primary_metric_ranks_by_it_and_uses_the_paired_bootstrap(sweep):
