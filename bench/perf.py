@@ -16,6 +16,8 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               on the same rows and batches; padding share of the training batches
   questions   cloze questions from a 1 MB corpus; the llm generator's questions per minute
   free_form   the semantic scorer and groundedness per 1k answers; the judge's answers/s
+  retrieval   strategy=retrieval_only over 3 retrievers x 3 chunk sizes (wall time, recall,
+              latency); BM25 index build in documents per second
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
               again into a new directory (caches warm): both wall times and their ratio
 Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
@@ -38,6 +40,7 @@ import torch
 
 from bench.free_form import bench_free_form
 from bench.questions import bench_questions
+from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
 from harness.data.synthetic import generate as synthetic
 from harness.lm import get_lm
 from harness.prompting import Passage, PromptSettings, build_messages
@@ -281,6 +284,7 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("sweep", "cached_over_first", "<=", 0.10, "quick sweep: cached re-run / first run"),
     ("sweep", "first_s", "<=", 900.0, "quick sweep from an empty cache, seconds"),
     ("questions", "cloze_s", "<=", 60.0, "200 cloze questions from 1 MB, seconds"),
+    ("retrieval", "sweep_s", "<=", 90.0, "retrieval-only sweep 3x3, seconds"),
 ]
 
 
@@ -296,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
-                             "sweep"])
+                             "retrieval", "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -318,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         results["questions"] = bench_questions(lm, batch_size=8)
     if "free_form" in args.only:
         results["free_form"] = bench_free_form(lm, batch_size=8)
+    model = ([f"model={args.model}"] if args.model != "hf" else
+             ["model=hf", f"model.name_or_path={args.model_path}"])
+    if "retrieval" in args.only:
+        results["retrieval"] = {**bench_bm25_build(),
+                                **bench_retrieval_sweep(model, args.out / "retrieval")}
     if "sweep" in args.only:
         model = ([f"model={args.model}"] if args.model != "hf" else
                  ["model=hf", f"model.name_or_path={args.model_path}"])
@@ -332,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
-    for section in ("scoring", "generation", "training", "questions", "free_form", "sweep"):
+    for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
+                    "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

@@ -9,14 +9,16 @@ strategy in a user's own module gets exactly what the built-in ones get.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.answering import AnswerSettings
 from harness.lm import LM
 from harness.prompting import PromptSettings
-from harness.retrieval import Embedder, Retriever
+from harness.retrieval import Embedder, Retriever, Services, make_retriever
+
+DEFAULT_RETRIEVER = {"_target_": "harness.retrieval.dense.DenseRetriever", "name": "dense"}
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,18 @@ class StrategyContext:
     seed: int = 0  # the run seed: sampling, training order
     cache_dir: str | None = None  # cache root; None: $ADAPTBENCH_CACHE or ~/.cache/adaptbench
     progress: bool = True  # show progress bars on long work
+    # the run's retriever and chunker configs (conf/retriever/, conf/chunker/); empty: dense
+    # over word chunks with their defaults
+    retriever_cfg: Mapping[str, Any] = field(default_factory=dict)
+    chunker_cfg: Mapping[str, Any] = field(default_factory=dict)
 
     def with_lm(self, lm: LM) -> StrategyContext:
         """The same context around another model (a tuned copy, say)."""
         return dataclasses.replace(self, lm=lm)
 
-    def retriever(self, **settings: Any) -> Retriever:
-        """A dense retriever over the run's embedder (chunk_words, overlap_words, index_type,
-        nlist, nprobe as in conf/strategy/rag.yaml)."""
-        return Retriever(self.get_embedder(), **settings)
+    def retriever(self, **overrides: Any) -> Retriever:
+        """A new retriever of the run's config (`retriever=dense|bm25|hybrid`, `chunker=...`);
+        `overrides` replace its knobs (index_type="hnsw", say)."""
+        cfg = {**(self.retriever_cfg or DEFAULT_RETRIEVER), **overrides}
+        return make_retriever(cfg, self.chunker_cfg or {"name": "words"},
+                              Services(self.get_embedder, self.lm, self.progress))

@@ -1,6 +1,7 @@
-"""RAG: the corpus is chunked, embedded once (cached) and indexed with FAISS; each
-question gets its top-k chunks as numbered passages within the context budget, and the
-prediction cites the documents those passages came from, ranked."""
+"""RAG: the corpus is chunked and indexed by the run's retriever (`retriever=dense|bm25|
+hybrid`, `chunker=words|sentences|tokens`); each question gets its top-k chunks as numbered
+passages within the context budget, and the prediction cites the documents those passages
+came from, ranked."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
 from harness.prompting import Passage, build_messages, fit_passages
+from harness.retrieval import describe
 from harness.system import peak_memory_mb
 from harness.types import Citation, Example, FitReport, Prediction, Task
 
@@ -21,15 +23,12 @@ class RAGStrategy:
     cites = True
     update_modes = ("reindex",)
 
-    def __init__(self, ctx: StrategyContext, *, name: str = "rag", k: int = 3,
-                 chunk_words: int = 120, overlap_words: int = 20, index_type: str = "flat",
-                 nlist: int = 64, nprobe: int = 8) -> None:
+    def __init__(self, ctx: StrategyContext, *, name: str = "rag", k: int = 3) -> None:
         if k < 1:
             raise ConfigError(f"strategy.k must be >= 1, got {k}")
         self.ctx, self.name, self.retrieval_k = ctx, name, k
         self.lm = ctx.lm  # the model that answers (the hybrid swaps in its tuned one)
-        self.retriever = ctx.retriever(chunk_words=chunk_words, overlap_words=overlap_words,
-                                       index_type=index_type, nlist=nlist, nprobe=nprobe)
+        self.retriever = ctx.retriever()  # retriever=dense|bm25|hybrid, chunker=...
 
     def fit(self, task: Task) -> FitReport:
         t0 = time.perf_counter()
@@ -39,9 +38,14 @@ class RAGStrategy:
             wall_s=wall, build_s=info["build_s"],
             total_params=sum(p.numel() for p in self.lm.model.parameters()),
             peak_mem_mb=peak_memory_mb(), artifact_bytes=info["index_bytes"],
-            cache_hit=info["embedding_cache_hit"], notes=info,
+            cache_hit=bool(info.get("cache_hit")),
+            notes={**info, "retriever": describe(self.retriever), **self.chunking()},
             examples_seen=frozenset(),  # the index holds corpus documents only
         )
+
+    def chunking(self) -> dict:
+        chunker = getattr(getattr(self.retriever, "base", self.retriever), "chunker", None)
+        return chunker.describe() if chunker is not None else {}
 
     def update(self, change: TaskUpdate, mode: str = "reindex") -> FitReport:
         """Incremental re-index: embed the changed documents only, reuse every other vector."""
@@ -52,7 +56,7 @@ class RAGStrategy:
         return FitReport(wall_s=info["update_s"], build_s=info["update_s"],
                          total_params=sum(p.numel() for p in self.lm.model.parameters()),
                          peak_mem_mb=peak_memory_mb(),
-                         artifact_bytes=int(self.retriever.vectors.nbytes), notes=info,
+                         artifact_bytes=int(info.get("index_bytes", 0)), notes=info,
                          examples_seen=frozenset())
 
     def passages(self, examples: Sequence[Example]) -> tuple[list[list[Passage]], list[float],

@@ -26,6 +26,8 @@ def test_bench_writes_every_section_and_check(tmp_path):
     q = out["questions"]  # 200 cloze questions from a 1 MB corpus; the llm generator ran
     assert q["cloze_questions"] == 200 and q["cloze_corpus_bytes"] >= 1_000_000
     assert q["llm_passages"] == 16 and q["llm_s"] > 0 and 0 <= q["llm_kept"] <= 16
+    r = out["retrieval"]  # 3 retrievers x 3 chunk sizes, retrieval only; BM25 build speed
+    assert r["sweep_runs"] == 9 and r["sweep_s"] > 0 and r["bm25_documents_per_s"] > 0
     ff = out["free_form"]  # the scorer ran on 96 answers; the judge graded them
     assert ff["answers"] == 96 and ff["semantic_s"] > 0 and ff["judge_answers_per_s"] > 0
     assert ff["semantic_calibration_auc"] > 0.5  # real MiniLM: naming the gold moves the cosine

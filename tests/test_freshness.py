@@ -12,7 +12,7 @@ import pytest
 from harness.data import TaskDataError, build_task
 from harness.data.synthetic import generate
 from harness.data.update import build_update
-from harness.retrieval import Retriever, chunk_documents, get_embedder
+from harness.retrieval import DenseRetriever, chunk_documents, get_embedder
 from harness.run.freshness import is_stale, run_freshness, selected_modes
 from harness.run.runner import run
 from harness.tuning.rows import TrainRow, rows_about
@@ -132,7 +132,7 @@ def test_update_embeds_only_changed_documents_and_equals_a_rebuild(index_type):
     new.append(Document(id="added-1", text="Zorblax Works makes violet umbrellas.",
                         title="Zorblax Works"))
     emb = CountingEmbedder()
-    r = Retriever(emb, index_type=index_type, nlist=2, nprobe=2)
+    r = DenseRetriever(emb, index_type=index_type, nlist=2, nprobe=2)
     r.fit(docs)
     emb.texts.clear()
     info = r.update(new, {docs[3].id, docs[10].id, "added-1"}, {docs[20].id})
@@ -140,7 +140,7 @@ def test_update_embeds_only_changed_documents_and_equals_a_rebuild(index_type):
     assert set(emb.texts) == changed_texts and len(emb.texts) == 3  # nothing else embedded
     assert info["embedded_chunks"] == 3 and info["reused_chunks"] == 87
     assert info["removed_chunks"] == 3 and info["n_chunks"] == 90
-    fresh = Retriever(get_embedder(EMB), index_type="flat")
+    fresh = DenseRetriever(get_embedder(EMB), index_type="flat")
     fresh.fit(new)
     queries = [d.title for d in new[::7]] + ["Who makes violet umbrellas?", docs[20].title]
     got = [[h.chunk.id for h in hs] for hs in r.search(queries, 3)]

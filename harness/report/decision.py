@@ -31,12 +31,13 @@ def about_as(best: str, values: pd.Series, fmt=None) -> str:
 
 def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, queries: int,
                    failures: list[Run], fresh: Freshness | None = None, *,
-                   metric: str = "choice_accuracy", warning: str | None = None) -> list[str]:
+                   metric: str = "choice_accuracy", chosen: bool = False,
+                   warning: str | None = None) -> list[str]:
     if not variants:
         return ["No run completed, so there is nothing to compare."]
     lines = []
-    if metric != "choice_accuracy":
-        lines.append(f"Accuracy below is **{metric}** (report.primary_metric)"
+    if chosen or warning:
+        lines.append(f"Accuracy below is **{metric}**" + (" (report.primary_metric)" if chosen else "")
                      + (f"; ⚠ {warning}: the ranking may not hold." if warning else "."))
     by = {v.name: v for v in variants}
     best = max(variants, key=lambda v: v.estimate.mean)

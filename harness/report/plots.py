@@ -20,6 +20,7 @@ TITLES = {
     "seed_spread": "Accuracy per seed, with the 95% interval",
     "latency_distribution": "Latency per query",
     "freshness": "Accuracy on changed facts against the cost of one update",
+    "recall_vs_latency": "Retrieval recall@k against p95 search latency per query",
 }
 
 
@@ -152,13 +153,41 @@ def _freshness(report: Report, path: Path) -> None:
     plt.close(fig)
 
 
+def _recall(report: Report, path: Path) -> None:
+    color = colors(report)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    xs = []
+    for v in report.variants:
+        if not v.retrieves:
+            continue
+        x = float(np.percentile(v.retrieval_latency, 95)) if v.retrieval_latency.size else np.nan
+        y = v.mean("recall_at_k")
+        if np.isnan(x) or np.isnan(y):
+            continue
+        xs.append(x)
+        ax.plot([x], [y], "o", color=color[v.name], markersize=7)
+        ax.annotate(v.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    positive = [x for x in xs if x > 0]
+    if len(positive) > 1 and max(positive) / min(positive) > 50:
+        ax.set_xscale("log")
+    ax.set_xlabel("p95 search latency per query, seconds (reranking included)")
+    ax.set_ylabel("recall@k")
+    ax.set_ylim(-0.02, 1.05)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     """Write the plots as PNG files under out_dir; returns name -> path."""
     if not report.variants:
         return {}
     out_dir.mkdir(parents=True, exist_ok=True)
+    retrieving = sum(v.retrieves for v in report.variants)
     paths = {name: out_dir / f"{name}.png" for name in TITLES
-             if name != "freshness" or report.freshness is not None}
+             if (name != "freshness" or report.freshness is not None)
+             and (name != "recall_vs_latency" or retrieving > 1)}
     _tradeoff(report, "total_usd", "pareto_cost",
               f"total cost, USD (build + {report.queries:,} queries)", paths["accuracy_vs_cost"])
     _tradeoff(report, "p95_s", "pareto_latency", "p95 latency per query, seconds",
@@ -167,4 +196,6 @@ def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     _latency(report, paths["latency_distribution"])
     if "freshness" in paths:
         _freshness(report, paths["freshness"])
+    if "recall_vs_latency" in paths:
+        _recall(report, paths["recall_vs_latency"])
     return paths

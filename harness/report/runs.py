@@ -43,6 +43,7 @@ PRIMARY_METRICS = {
     "contains": "contains", "semantic_similarity": "semantic_similarity",
     "semantic_correct": "semantic_correct", "judge_correct": "judge_correct",
     "judge_score": "judge_score", "groundedness": "groundedness",
+    "recall_at_k": "recall_at_k", "hit_at_k": "hit_at_k", "mrr": "mrr", "ndcg_at_10": "ndcg_at_10",
 }
 
 
@@ -54,7 +55,7 @@ def item_key(metric: str) -> str:
 # are where and how a run was executed, not what it measured.
 IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra",
                 "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
-                "strategy._target_", "seen_eval_limit", "prediction_cache")
+                "strategy._target_", "seen_eval_limit", "prediction_cache", "retriever._target_")
 
 
 @dataclass
@@ -169,18 +170,39 @@ def read_runs(paths: list[Path]) -> list[Run]:
     return runs
 
 
+# Shown by value alone in a variant's label: rag (bm25), rag (hybrid, rrf, sentences).
+BARE_KEYS = ("retriever.name", "retriever.fusion", "retriever.rerank", "chunker.name")
+# Settings that only matter to a strategy that retrieves.
+RETRIEVAL_KEYS = ("retriever", "chunker", "embedder")
+
+
 def _short(key: str, value: Any) -> str:
     name = key.removeprefix("strategy.")
     if key == "model.name_or_path" and isinstance(value, str):
         value = value.rstrip("/").rsplit("/", 1)[-1]
+    if key in BARE_KEYS:
+        return "reranked by " + str(value) if key == "retriever.rerank" else str(value)
     return f"{name}={value}"
 
 
 def _varying(group: list[Run]) -> list[str]:
+    # A strategy that does not retrieve is not a different variant because the retriever
+    # setting of its sweep changed.
+    retrieves = any(r.metrics.get("retrieval_k") is not None for r in group)
+    ignored = IGNORED_KEYS + (() if retrieves else RETRIEVAL_KEYS)
     keys = sorted({k for r in group for k in r.config
-                   if not any(k == i or k.startswith(i + ".") for i in IGNORED_KEYS)})
+                   if not any(k == i or k.startswith(i + ".") for i in ignored)})
+    # retriever.name says it: leave out the knobs that come with a different retriever
+    names = {r.config.get("retriever.name") for r in group}
+    if len(names) > 1:
+        keys = [k for k in keys if not k.startswith("retriever.") or k in BARE_KEYS
+                or all(k in r.config for r in group)]
     return [k for k in keys
             if len({json.dumps(r.config.get(k), default=str) for r in group}) > 1]
+
+
+def _label_order(key: str) -> tuple[int, str]:
+    return (BARE_KEYS.index(key) if key in BARE_KEYS else len(BARE_KEYS), key)
 
 
 def label_variants(runs: list[Run]) -> None:
@@ -193,9 +215,10 @@ def label_variants(runs: list[Run]) -> None:
         by_strategy[r.strategy].append(r)
     for name, group in by_strategy.items():
         done = [r for r in group if r.complete]
-        keys_done, keys_all = _varying(done), _varying(group)
+        keys_done, keys_all = (sorted(_varying(g), key=_label_order) for g in (done, group))
         for r in group:
-            parts = [_short(k, r.config.get(k)) for k in (keys_done if r.complete else keys_all)]
+            parts = [_short(k, r.config.get(k)) for k in (keys_done if r.complete else keys_all)
+                     if not (k in BARE_KEYS and r.config.get(k) is None)]
             r.variant = f"{name} ({', '.join(parts)})" if parts else name
 
 

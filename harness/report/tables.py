@@ -65,6 +65,7 @@ def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Ta
         row = {"variant": c.variant, "priced as": f"{c.hardware} @ ${c.usd_per_hour:.2f}/h"
                if not math.isnan(c.usd_per_hour) else "no price",
                "build": f.seconds(c.build_s), "build cost": f.usd(c.build_usd),
+               "artifact": f.nbytes(c.artifact_bytes),
                "per 1k queries": f.usd(c.usd_per_1k),
                f"total, {queries:,} queries": f.usd(c.total_usd)}
         for bname, b in bases.items():
@@ -136,6 +137,38 @@ def attribution_table(variants: list[Variant]) -> Table:
                  "Retrieval variants cite the documents their passages came from; recall@k "
                  "and MRR check the gold source among them. Variants that do not cite answer "
                  "from weights and cannot name a source.")
+
+
+def retrieval_table(variants: list[Variant]) -> Table | None:
+    """Every variant that retrieves: what it searched with and how well, and at what cost."""
+    rows = []
+    for v in variants:
+        if not v.retrieves:
+            continue
+        notes = v.values("notes", ("fit",))
+        first = notes[0] if notes else {}
+        k = v.values("retrieval_k")
+        rows.append({
+            "variant": v.name, "retriever": str(first.get("retriever", f.NA)),
+            "chunks": (f"{first['chunker']} {first['chunk_size']}/{first['chunk_overlap']}"
+                       if "chunker" in first else f.NA),
+            "k": str(k[0]) if k else f.NA,
+            "recall@k": f.number(v.mean("recall_at_k")), "hit@k": f.number(v.mean("hit_at_k")),
+            "MRR": f.number(v.mean("mrr")), "nDCG@10": f.number(v.mean("ndcg_at_10")),
+            "retrieval p50 / p95": f"{f.seconds(percentile(v.retrieval_latency, 50))} / "
+                                   f"{f.seconds(percentile(v.retrieval_latency, 95))}",
+            "index build": f.seconds(v.mean("build_s", ("fit", "notes"))),
+            "index size": f.nbytes(v.mean("artifact_bytes", ("fit",))),
+        })
+    if not rows:
+        return None
+    return Table("retrieval", "Retrieval", pd.DataFrame(rows),
+                 "Per variant that retrieves: the retriever (dense: the embedder over FAISS; bm25; "
+                 "hybrid: both, fused), the chunker (size/overlap in words, sentences or tokens), "
+                 "recall@k and hit@k of the gold source documents among the top k, MRR, nDCG@10 "
+                 "(binary relevance, over the first 10 documents it ranks), the search latency per "
+                 "query (its batch's wall time, reranking included), the index build seconds "
+                 "(when computed) and its size on disk or in memory.")
 
 
 def forgetting_table(variants: list[Variant]) -> Table:

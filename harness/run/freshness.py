@@ -53,7 +53,10 @@ def is_stale(ex: Example, pred: Prediction, old_answers: Sequence[str]) -> bool:
 
 
 def _primary(item: dict[str, float | None]) -> float:
-    v = item["choice_correct"] if item["choice_correct"] is not None else item["contains"]
+    """Choice correctness; else the generated answer contains the gold; else (retrieval
+    only) a gold source among the top k."""
+    v = next((item[k] for k in ("choice_correct", "contains", "hit_at_k") if item.get(k) is not None),
+             None)
     return float(v or 0.0)
 
 

