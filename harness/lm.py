@@ -93,6 +93,8 @@ class LM:
         has_template = getattr(tokenizer, "chat_template", None) is not None
         self.chat = has_template if use_chat_template is None else use_chat_template
         self.stop_ids = self._stop_token_ids()
+        # a half-precision model's float32 weights, loaded on demand (get_lm sets it)
+        self.load_float32: Callable[[], PreTrainedModel] | None = None
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -341,6 +343,15 @@ def get_lm(cfg: Mapping[str, Any]) -> LM:
     if key not in _LOADED:
         model, tokenizer = load_model(cfg)
         chat = cfg.get("use_chat_template")
-        _LOADED[key] = LM(model, tokenizer, str(cfg["name_or_path"]),
-                          use_chat_template=None if chat in (None, "auto") else bool(chat))
+        lm = LM(model, tokenizer, str(cfg["name_or_path"]),
+                use_chat_template=None if chat in (None, "auto") else bool(chat))
+        if model.dtype in (torch.bfloat16, torch.float16):
+            # mixed-precision training starts from the source's float32 weights, not from
+            # the half-precision copy (rounding them loses what small updates need)
+            lm.load_float32 = functools.partial(_float32_weights, dict(cfg))
+        _LOADED[key] = lm
     return _LOADED[key]
+
+
+def _float32_weights(cfg: Mapping[str, Any]) -> PreTrainedModel:
+    return load_model({**cfg, "dtype": "float32"})[0]

@@ -106,7 +106,7 @@ def load_model(cfg: Mapping[str, Any]) -> tuple[PreTrainedModel, PreTrainedToken
     name = str(cfg["name_or_path"])
     cache = cache_root(cfg.get("cache_dir"))
     device = resolve_device(str(cfg.get("device", "auto")))
-    dtype = resolve_dtype(str(cfg.get("dtype", "float32")))
+    dtype = resolve_dtype(str(cfg.get("dtype", "float32")), device)
     trust = bool(cfg.get("trust_remote_code", False))
     if name == TINY:
         tok_dir = bundled_tokenizer_dir(str(cfg.get("tokenizer", BUNDLED_GGUF)), cache)

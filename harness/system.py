@@ -25,11 +25,29 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str) -> torch.dtype:
+def cpu_has_bf16() -> bool:
+    """The CPU runs bfloat16 matmuls natively (AVX-512 BF16 or AMX), so bf16 is faster."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """model.dtype=auto: bfloat16 where the hardware runs it natively (a CUDA GPU that
+    supports it, or a CPU with AVX-512 BF16 / AMX), float16 on other GPUs, else float32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve_dtype(dtype: str, device: torch.device | None = None) -> torch.dtype:
     table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
              "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype == "auto":
+        return auto_dtype(device or resolve_device())
     if dtype not in table:
-        raise ConfigError(f"unknown dtype '{dtype}'; choose one of: {', '.join(table)}")
+        raise ConfigError(f"unknown dtype '{dtype}'; choose one of: auto, {', '.join(table)}")
     return table[dtype]
 
 

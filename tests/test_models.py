@@ -8,7 +8,7 @@ import torch
 
 from harness.cache import cached_dir, problem
 from harness.models import load_model
-from harness.retrieval import _resolve_embedder_path
+from harness.retrieval.embedder import _resolve_embedder_path
 
 
 def test_missing_model_package_says_what_to_do():

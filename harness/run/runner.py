@@ -115,6 +115,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
     strategy = make_strategy(lm)
+    base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
     log.info("fit %s on %s", strategy.name, task.name)
     fit: FitReport = strategy.fit(task)
     examples = task.split(cfg.eval_split)

@@ -12,6 +12,7 @@ T = training tokens. Full tuning: 6*N*T. Validation passes are not counted."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel
 
 from harness.cache import cached_dir
@@ -34,6 +36,8 @@ from harness.tuning.loop import TrainSettings, train
 from harness.tuning.methods import Method
 from harness.tuning.rows import TrainRow, rows_about
 from harness.types import FitReport
+
+HALF_DTYPES = (torch.bfloat16, torch.float16)  # trained in mixed precision
 
 ARTIFACT_FORMAT = 2  # bump when the saved layout changes
 
@@ -80,19 +84,29 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
     trained: dict[str, PreTrainedModel] = {}
 
+    half = base.dtype in HALF_DTYPES
+
     def build(tmp: Path) -> None:
-        model = (method.resume(base, Path(parent.notes["artifact_dir"])) if parent
-                 else method.prepare(base))
+        # Mixed precision for a half-precision model: the master weights are float32 (the
+        # source's own, when the LM can load them) and the passes run under autocast.
+        source = base
+        if half:
+            source = lm.load_float32() if lm.load_float32 else copy.deepcopy(base).float()
+        model = (method.resume(source, Path(parent.notes["artifact_dir"])) if parent
+                 else method.prepare(source))
+        if half:
+            model = model.float()
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, train_settings,
-                       tmp / "work", seed=seed, progress=progress)
-        method.save(model, tmp)
+                       tmp / "work", seed=seed, progress=progress,
+                       compute_dtype=base.dtype if half else None)
+        method.save(model, tmp)  # the float32 master weights: continuing keeps precision
         shutil.rmtree(tmp / "work", ignore_errors=True)
         total = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         write_json(tmp / "train.json", {**dataclasses.asdict(result), "total_params": total,
                                         "trainable_params": trainable,
                                         "peak_mem_mb": peak_memory_mb()})
-        trained["model"] = model
+        trained["model"] = model.to(base.dtype) if half else model  # served in the LM's dtype
 
     t0 = time.perf_counter()
     target = cached_dir(target, build)
@@ -126,6 +140,8 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
             "parent_artifact_key": parent_key or None,
             "artifact_dir": str(target),
             "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
+            "train_precision": (f"mixed: float32 weights, {str(base.dtype).removeprefix('torch.')} "
+                                "compute") if half else str(base.dtype).removeprefix("torch."),
             "train_steps": info["steps"],
             "epochs_run": info["epochs_run"],
             "stopped_early": info["stopped_early"],

@@ -154,10 +154,12 @@ def epoch_orders(rows: Sequence[TrainRow], settings: TrainSettings, seed: int,
 
 def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
           val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
-          seed: int, progress: bool = True) -> TrainResult:
+          seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None) -> TrainResult:
     """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
     loss is loaded back at the end. Batch order is planned here (length-grouped, one
-    document's phrasings never in one batch) and fed to the Trainer sequentially."""
+    document's phrasings never in one batch) and fed to the Trainer sequentially.
+    `compute_dtype` bfloat16 / float16: mixed precision — the model's float32 weights are the
+    master copy and the forward and backward passes run under autocast in that dtype."""
     if not rows:
         raise ConfigError("no training rows: the task's train split and corpus are empty")
     micro_per_epoch = math.ceil(len(rows) / settings.batch_size)
@@ -199,6 +201,9 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         remove_unused_columns=False,
+        use_cpu=next(model.parameters()).device.type == "cpu",
+        bf16=compute_dtype == torch.bfloat16,
+        fp16=compute_dtype == torch.float16,
     )
     watch = _Watch()
     callbacks: list[TrainerCallback] = [watch]
