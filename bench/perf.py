@@ -16,6 +16,9 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               on the same rows and batches; padding share of the training batches
   questions   cloze questions from a 1 MB corpus; the llm generator's questions per minute
   free_form   the semantic scorer and groundedness per 1k answers; the judge's answers/s
+  dtype       float32 vs bfloat16 on the same inputs: scoring and generation agreement and
+              speed, mixed-precision training loss and speed, the quick sweep in each dtype
+              (with `sweep` or `dtype_sweep` in --only): accuracies, CIs, ranking, wall time
   retrieval   strategy=retrieval_only over 3 retrievers x 3 chunk sizes (wall time, recall,
               latency); BM25 index build in documents per second
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from bench.dtype import bench_dtype
 from bench.free_form import bench_free_form
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
@@ -285,6 +289,8 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("sweep", "first_s", "<=", 900.0, "quick sweep from an empty cache, seconds"),
     ("questions", "cloze_s", "<=", 60.0, "200 cloze questions from 1 MB, seconds"),
     ("retrieval", "sweep_s", "<=", 90.0, "retrieval-only sweep 3x3, seconds"),
+    ("dtype", "scoring_speedup", ">=", 1.6, "scoring bf16 / fp32 speed"),
+    ("dtype", "training_speedup", ">=", 1.6, "training bf16 / fp32 tokens/s"),
 ]
 
 
@@ -300,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
-                             "retrieval", "sweep"])
+                             "retrieval", "dtype", "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -324,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         results["free_form"] = bench_free_form(lm, batch_size=8)
     model = ([f"model={args.model}"] if args.model != "hf" else
              ["model=hf", f"model.name_or_path={args.model_path}"])
+    if "dtype" in args.only:
+        results["dtype"] = bench_dtype(
+            {"name_or_path": name, "device": args.device}, scoring_inputs, training_rows,
+            n=args.questions, batch_size=args.batch_size, train_steps=args.train_steps,
+            sweep_model=[*model, f"model.device={args.device}"], sweep_args=tuple(args.sweep_args),
+            work=args.out / "dtype", sweep="sweep" in args.only or "dtype_sweep" in args.only)
     if "retrieval" in args.only:
         results["retrieval"] = {**bench_bm25_build(),
                                 **bench_retrieval_sweep(model, args.out / "retrieval")}
@@ -342,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "sweep"):
+                    "dtype", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

@@ -26,6 +26,11 @@ def test_bench_writes_every_section_and_check(tmp_path):
     q = out["questions"]  # 200 cloze questions from a 1 MB corpus; the llm generator ran
     assert q["cloze_questions"] == 200 and q["cloze_corpus_bytes"] >= 1_000_000
     assert q["llm_passages"] == 16 and q["llm_s"] > 0 and 0 <= q["llm_kept"] <= 16
+    d = out["dtype"]  # float32 vs bfloat16 on the same inputs, and the sweep in each dtype
+    assert 0 <= d["scoring_same_choice"] <= 1 and d["scoring_max_logprob_diff"] >= 0
+    assert len(d["training_loss_float32"]) == len(d["training_loss_bfloat16"]) == 2
+    assert set(d["quick_accuracy_float32"]) == set(d["quick_accuracy_bfloat16"]) == {"prompt", "rag"}
+    assert isinstance(d["bf16_fit_as_default"], bool)
     r = out["retrieval"]  # 3 retrievers x 3 chunk sizes, retrieval only; BM25 build speed
     assert r["sweep_runs"] == 9 and r["sweep_s"] > 0 and r["bm25_documents_per_s"] > 0
     ff = out["free_form"]  # the scorer ran on 96 answers; the judge graded them
