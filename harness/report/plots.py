@@ -51,12 +51,17 @@ def _tradeoff(report: Report, x_col: str, front_col: str, xlabel: str, path: Pat
         ax.plot(front[x_col], front.accuracy, "--", color="black", linewidth=1,
                 label="Pareto front", drawstyle="steps-post")
         ax.legend(loc="lower right", fontsize=8)
-    positive = ok[x_col][ok[x_col] > 0]
-    if len(positive) > 1 and positive.max() / positive.min() > 50:
+    _finish(fig, ax, path, list(ok[x_col]), xlabel, "accuracy", 1.02)
+
+
+def _finish(fig, ax, path: Path, xs, xlabel: str, ylabel: str, ymax: float) -> None:
+    """Log x when the points spread over more than 50x; labels, grid; write and close."""
+    positive = [x for x in xs if x > 0]
+    if len(positive) > 1 and max(positive) / min(positive) > 50:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, ymax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -167,16 +172,8 @@ def _recall(report: Report, path: Path) -> None:
         xs.append(x)
         ax.plot([x], [y], "o", color=color[v.name], markersize=7)
         ax.annotate(v.name, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    positive = [x for x in xs if x > 0]
-    if len(positive) > 1 and max(positive) / min(positive) > 50:
-        ax.set_xscale("log")
-    ax.set_xlabel("p95 search latency per query, seconds (reranking included)")
-    ax.set_ylabel("recall@k")
-    ax.set_ylim(-0.02, 1.05)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _finish(fig, ax, path, xs, "p95 search latency per query, seconds (reranking included)",
+            "recall@k", 1.05)
 
 
 def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
