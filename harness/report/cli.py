@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="rank and test variants by this metric (also report.primary_metric="
                          "METRIC): choice_accuracy, exact_match, f1, contains, "
                          "semantic_similarity, semantic_correct, judge_correct, judge_score, "
-                         "groundedness; default: each run's own (choice_accuracy, or contains "
-                         "on a task without choices)")
+                         "groundedness, recall_at_k, hit_at_k, mrr, ndcg_at_10; default: each "
+                         "run's own (choice_accuracy; contains on a task without choices; "
+                         "recall_at_k for retrieval only)")
     ap.add_argument("--labels", type=Path, default=None, metavar="LABELS_JSONL",
                     help="human labels (also report.labels=PATH), one JSON object per line: "
                          '{"id": ..., "strategy": <strategy or variant>, "correct": true|false}; '
