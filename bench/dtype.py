@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from harness.lm import get_lm
+from harness.system import cpu_has_bf16
 from harness.tuning.loop import TrainSettings, train
 from harness.tuning.methods import FullSettings, Method
 
@@ -34,8 +35,7 @@ def bench_dtype(model_cfg: dict, scoring_inputs, training_rows, *, n: int, batch
                 sweep_args: tuple[str, ...] = ()) -> dict:
     lms = {dt: get_lm({**model_cfg, "dtype": dt}) for dt in ("float32", "bfloat16")}
     contexts, choices, _ = scoring_inputs(lms["float32"], n)
-    out: dict = {"cpu_bf16": bool(torch.cpu._is_avx512_bf16_supported())
-                 if hasattr(torch.cpu, "_is_avx512_bf16_supported") else None}
+    out: dict = {"cpu_bf16": cpu_has_bf16()}
     scores, gens, losses = {}, {}, {}
     for dt, lm in lms.items():
         lm.score_choices(contexts[:batch_size], choices[:batch_size], batch_size=batch_size)  # warm

@@ -7,6 +7,7 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -49,6 +50,20 @@ def resolve_dtype(dtype: str, device: torch.device | None = None) -> torch.dtype
     if dtype not in table:
         raise ConfigError(f"unknown dtype '{dtype}'; choose one of: auto, {', '.join(table)}")
     return table[dtype]
+
+
+def group_config(group: str, name: str, search_dirs: Sequence[Path],
+                 cache_dir: str | None = None) -> dict | None:
+    """conf/<group>/<name>.yaml from the first of `search_dirs` that has it, with its
+    ${cache_dir} resolved; None when none has it (a config read outside a Hydra run)."""
+    from omegaconf import OmegaConf
+
+    for d in search_dirs:
+        path = Path(d) / group / f"{name}.yaml"
+        if path.is_file():
+            node = OmegaConf.create({"cache_dir": cache_dir, "c": OmegaConf.load(path)})
+            return OmegaConf.to_container(node, resolve=True)["c"]
+    return None
 
 
 def cache_root(configured: str | None = None) -> Path:

@@ -44,7 +44,7 @@ class RAGStrategy:
         )
 
     def chunking(self) -> dict:
-        chunker = getattr(getattr(self.retriever, "base", self.retriever), "chunker", None)
+        chunker = getattr(self.retriever, "chunker", None)  # a plugin retriever may have none
         return chunker.describe() if chunker is not None else {}
 
     def update(self, change: TaskUpdate, mode: str = "reindex") -> FitReport:

@@ -41,6 +41,7 @@ def read_labels(path: Path, variants: list[Variant]) -> list[Label]:
     """Human labels, each matched to the variant it judges; every bad row is an error that
     names the file, the line and the field."""
     by_name = {v.name: v for v in variants}
+    ids = {v.name: {p["id"] for r in v.runs for p in r.predictions()} for v in variants}
     by_strategy: dict[str, list[Variant]] = {}
     for v in variants:
         by_strategy.setdefault(v.strategy, []).append(v)
@@ -78,7 +79,7 @@ def read_labels(path: Path, variants: list[Variant]) -> list[Label]:
         else:
             raise LabelsError(f"{where}: field 'correct' must be true or false, got {correct!r}")
         v = matches[0]
-        if str(row["id"]) not in {p["id"] for r in v.runs for p in r.predictions()}:
+        if str(row["id"]) not in ids[v.name]:
             raise LabelsError(f"{where}: field 'id': no item '{row['id']}' among the "
                               f"predictions of {v.name}")
         labels.append(Label(str(row["id"]), v.name, correct))

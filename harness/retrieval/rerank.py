@@ -64,6 +64,10 @@ class Reranked:
     def chunks(self):
         return self.base.chunks
 
+    @property
+    def chunker(self):
+        return getattr(self.base, "chunker", None)
+
     def fit(self, docs: Sequence[Document], *, progress: bool = False) -> dict[str, Any]:
         return self.base.fit(docs, progress=progress)
 

@@ -15,12 +15,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from harness.report.runs import find_runs
 from harness.retrieval import get_embedder
 from harness.scoring.semantic import best_threshold, calibration_pairs, pair_cosines
-from harness.system import config_dir
+from harness.system import config_dir, group_config
 from harness.types import Example
 
 
@@ -32,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="an embedder config name (conf/embedder/) or a YAML file")
     args = ap.parse_args(argv)
     path = Path(args.embedder)
-    if not path.is_file():
-        path = config_dir() / "embedder" / f"{args.embedder}.yaml"
-    if not path.is_file():
+    if path.is_file():
+        cfg = group_config(path.parent.name, path.stem, [path.parent.parent])
+    else:
+        cfg = group_config("embedder", args.embedder, [config_dir()])
+    if cfg is None:
         ap.error(f"no embedder config '{args.embedder}'")
-    cfg = OmegaConf.to_container(OmegaConf.merge({"cache_dir": None},
-                                                 {"e": OmegaConf.load(path)}), resolve=True)["e"]
     pairs, runs, used = [], [], 0
     for run in find_runs(args.dirs):
         preds = run / "predictions.jsonl"

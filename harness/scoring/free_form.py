@@ -23,7 +23,14 @@ from harness.errors import ConfigError
 from harness.lm import LM
 from harness.scoring.grounded import SupportSettings, groundedness
 from harness.scoring.judge import GRADES, Rubric, judge
-from harness.scoring.semantic import calibration_pairs, choose_threshold, pair_cosines, similarities
+from harness.scoring.semantic import (
+    Embed,
+    calibration_pairs,
+    choose_threshold,
+    pair_cosines,
+    similarities,
+)
+from harness.system import group_config
 from harness.types import Example, Prediction
 
 FREE_FORM_KEYS = ("semantic_similarity", "semantic_correct", "groundedness", "unsupported",
@@ -51,12 +58,7 @@ def judge_model_config(spec: Any, search_dirs: Sequence[Path], cache_dir: Any) -
     `search_dirs`), a mapping of model settings, or else a Hugging Face id or local path
     with the settings of model/hf.yaml."""
     def load(name: str) -> dict[str, Any] | None:
-        for d in search_dirs:
-            path = Path(d) / "model" / f"{name}.yaml"
-            if path.is_file():
-                node = OmegaConf.create({"cache_dir": cache_dir, "m": OmegaConf.load(path)})
-                return OmegaConf.to_container(node, resolve=True)["m"]
-        return None
+        return group_config("model", name, search_dirs, cache_dir)
 
     if isinstance(spec, Mapping):
         base = load("hf") or {}
@@ -82,16 +84,25 @@ def scorer_from_config(cfg: Any, search_dirs: Sequence[Path]) -> FreeFormScorer:
         spec = OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else spec
         rubric = Rubric.from_config(OmegaConf.to_container(cfg.judge_rubric, resolve=True))
         judge_lm = get_lm(judge_model_config(spec, search_dirs, cfg.get("cache_dir")))
-    embedder = None
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        nonlocal embedder
-        embedder = embedder or get_embedder(emb_cfg)
-        return embedder.embed(texts)
+    def embed(texts: Sequence[str]) -> np.ndarray:  # built on first use, shared per process
+        return get_embedder(emb_cfg).embed(texts)
 
     return FreeFormScorer(settings, embed, stored_threshold=None if stored is None else float(stored),
                           stored_note=note, judge_lm=judge_lm, rubric=rubric,
                           progress=bool(cfg.get("progress")))
+
+
+def _memoized(embed: Embed) -> Embed:
+    """`embed` that computes each distinct text once and answers repeats from memory."""
+    known: dict[str, np.ndarray] = {}
+
+    def cached(texts: Sequence[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        if new:
+            known.update(zip(new, embed(new)))
+        return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    return cached
 
 
 class FreeFormScorer:
@@ -102,7 +113,6 @@ class FreeFormScorer:
         self.settings, self.embed = settings, embed
         self.stored_threshold, self.stored_note = stored_threshold, stored_note
         self.judge_lm, self.rubric, self.progress = judge_lm, rubric, progress
-        self.threshold = None  # the Threshold of the last score() call
 
     def score(self, examples: Sequence[Example], preds: Sequence[Prediction],
               items: list[dict[str, Any]], *, cites: bool,
@@ -110,6 +120,7 @@ class FreeFormScorer:
         """Adds the free-form scores to `items` (in place); returns the run metrics and per
         item details (the judge's grade and label probabilities)."""
         outputs = [p.output for p in preds]
+        embed = _memoized(self.embed)  # answers, golds, choices, sentences: each embedded once
         details: list[dict[str, Any]] = [{} for _ in preds]
         metrics: dict[str, Any] = {"eval_s": {}}
         for it in items:
@@ -117,7 +128,7 @@ class FreeFormScorer:
         generated = any(o is not None for o in outputs)
         if self.settings.semantic and generated:
             t0 = time.perf_counter()
-            metrics.update(self._semantic(examples, outputs, items))
+            metrics.update(self._semantic(embed, examples, outputs, items))
             metrics["eval_s"]["semantic"] = time.perf_counter() - t0
             for d in details:
                 d["semantic_threshold"] = metrics["semantic_threshold"]
@@ -125,7 +136,7 @@ class FreeFormScorer:
             t0 = time.perf_counter()
             passages = [[c.text or doc_text.get(c.source_id, "") for c in p.citations] for p in preds]
             passages = [[t for t in ps if t.strip()] for ps in passages]
-            for it, g in zip(items, groundedness(outputs, passages, self.embed, SupportSettings(
+            for it, g in zip(items, groundedness(outputs, passages, embed, SupportSettings(
                     self.settings.support_lexical, self.settings.support_cosine))):
                 if g:
                     it.update(g)
@@ -150,15 +161,14 @@ class FreeFormScorer:
             metrics["eval_s"]["judge"] = time.perf_counter() - t0
         return metrics, details
 
-    def _semantic(self, examples: Sequence[Example], outputs: Sequence[str | None],
+    def _semantic(self, embed: Embed, examples: Sequence[Example], outputs: Sequence[str | None],
                   items: list[dict[str, Any]]) -> dict[str, Any]:
-        sims = similarities(self.embed, outputs, [e.answers for e in examples])
+        sims = similarities(embed, outputs, [e.answers for e in examples])
         pairs = calibration_pairs(examples, outputs)
         used = sum(1 for _, _, m in pairs if m)
-        th = choose_threshold(self.settings.semantic_threshold, pair_cosines(self.embed, pairs),
+        th = choose_threshold(self.settings.semantic_threshold, pair_cosines(embed, pairs),
                               used, self.settings.min_calibration_outputs, self.stored_threshold,
                               self.stored_note)
-        self.threshold = th
         for it, s in zip(items, sims):
             it["semantic_similarity"] = None if s is None else round(s, 5)
             if s is not None and th.value is not None:
