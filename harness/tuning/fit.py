@@ -93,9 +93,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
         if half:
             source = lm.load_float32() if lm.load_float32 else copy.deepcopy(base).float()
         model = (method.resume(source, Path(parent.notes["artifact_dir"])) if parent
-                 else method.prepare(source))
-        if half:
-            model = model.float()
+                 else method.prepare(source))  # float32 when the source is
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, train_settings,
                        tmp / "work", seed=seed, progress=progress,
                        compute_dtype=base.dtype if half else None)
