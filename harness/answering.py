@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from harness.errors import ConfigError
 from harness.lm import LM, Message
 from harness.types import Citation, Example, Prediction, Usage
+from harness.work import add
 
 CHOICE_NORMS = ("sum", "mean")
 
@@ -35,6 +36,7 @@ class AnswerSettings:
 def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Message]],
            settings: AnswerSettings, *, retrieval_s: Sequence[float] | None = None,
            retrieval_batch_s: Sequence[float] | None = None,
+           retrieval_work: Sequence[dict[str, float]] | None = None,
            citations: Sequence[Sequence[Citation]] | None = None,
            progress: bool = False) -> list[Prediction]:
     prompts = [lm.render(m) for m in messages]
@@ -70,6 +72,8 @@ def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Mess
             generation_s=g.seconds if g else 0.0,
             latency_s=r_wall + (s.batch_seconds if s else 0.0) + (g.batch_seconds if g else 0.0),
             retrieval_latency_s=r_wall,
+            work=add(add(dict(retrieval_work[i]) if retrieval_work else {},
+                         s.batch_work if s else {}), g.batch_work if g else {}),
         )
         preds.append(Prediction(
             example_id=ex.id, output=g.text if g else None, choice=choice,

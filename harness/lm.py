@@ -29,8 +29,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from harness.cache import cached_dir
 from harness.models import load_model
+from harness.work import METER, Shape, Work, add
 
-CACHE_FORMAT = 2  # bump when what a call returns, or how it is computed, changes
+CACHE_FORMAT = 3  # bump when what a call returns, or how it is computed, changes
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Generation:
     completion_tokens: int
     seconds: float  # this item's share of its batch's wall time
     batch_seconds: float  # wall time of the batch the item was in
+    batch_work: Work = dataclasses.field(default_factory=dict)  # what that batch computed
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class ChoiceScores:
     context_tokens: int
     seconds: float
     batch_seconds: float
+    batch_work: Work = dataclasses.field(default_factory=dict)
 
 
 def weights_fingerprint(model: PreTrainedModel) -> str:
@@ -95,6 +98,11 @@ class LM:
         self.stop_ids = self._stop_token_ids()
         # a half-precision model's float32 weights, loaded on demand (get_lm sets it)
         self.load_float32: Callable[[], PreTrainedModel] | None = None
+
+    @functools.cached_property
+    def shape(self) -> Shape:
+        """What the FLOP counts of harness.work need from the model."""
+        return Shape.of(self.model)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -171,9 +179,10 @@ class LM:
 
         def build(tmp: Path) -> None:
             t0 = time.perf_counter()
-            fresh["r"] = compute()
+            with METER.scope() as work:
+                fresh["r"] = compute()
             (tmp / "results.json").write_text(json.dumps({
-                "seconds": time.perf_counter() - t0,
+                "seconds": time.perf_counter() - t0, "work": work,
                 "results": [dataclasses.asdict(r) for r in fresh["r"]]}), encoding="utf-8")
 
         t0 = time.perf_counter()
@@ -186,6 +195,7 @@ class LM:
                    for r in data["results"]]
         CACHE_METER.hits += 1
         CACHE_METER.saved_s += float(data["seconds"]) - (time.perf_counter() - t0)
+        METER.add(data["work"])  # the work these results took when they were computed
         return results
 
     # ---- generation ----------------------------------------------------------------------
@@ -213,6 +223,10 @@ class LM:
             )
             wall = time.perf_counter() - t0
             new = out[:, ids.shape[1]:]
+            # the prompt's prefill gives the first token's logits; each later token a step
+            work = add(self.shape.forward(len(batch), ids.shape[1], 1),
+                       self.shape.decode(len(batch), new.shape[1] - 1, ids.shape[1]))
+            METER.add(work)
             for row, i in enumerate(batch):
                 toks = new[row].tolist()
                 n = next((k + 1 for k, t in enumerate(toks) if t in self.stop_ids), len(toks))
@@ -220,6 +234,7 @@ class LM:
                 results[i] = Generation(
                     text=text.split("\n")[0].strip(), prompt_tokens=len(encoded[i]),
                     completion_tokens=n, seconds=wall / len(batch), batch_seconds=wall,
+                    batch_work=work,
                 )
         return results  # type: ignore[return-value]
 
@@ -238,6 +253,7 @@ class LM:
             if chunk.shape[1] < 2:
                 break
             logits = self.model(input_ids=chunk[:, :-1]).logits.float()
+            METER.add(self.shape.forward(1, chunk.shape[1] - 1, chunk.shape[1] - 1))
             nll += torch.nn.functional.cross_entropy(logits[0], chunk[0, 1:],
                                                      reduction="sum").item()
             count += chunk.shape[1] - 1
@@ -264,12 +280,14 @@ class LM:
         for batch in tqdm(batches, desc="score choices", disable=not progress, leave=False):
             t0 = time.perf_counter()
             score = self._score_batch if self.share_context else self._score_batch_whole
-            sums = score([ctx[i] for i in batch], [conts[i] for i in batch])
+            with METER.scope() as work:
+                sums = score([ctx[i] for i in batch], [conts[i] for i in batch])
             wall = time.perf_counter() - t0
             for row, i in enumerate(batch):
                 results[i] = ChoiceScores(
                     logprobs=tuple(sums[row]), choice_tokens=tuple(len(c) for c in conts[i]),
                     context_tokens=len(ctx[i]), seconds=wall / len(batch), batch_seconds=wall,
+                    batch_work=work,
                 )
         return results  # type: ignore[return-value]
 
@@ -286,6 +304,7 @@ class LM:
         ends = sorted({len(c) - 1 for c in ctx})
         out = self.model(input_ids=ids.to(self.device), use_cache=True,
                          logits_to_keep=torch.tensor(ends, device=self.device))
+        METER.add(self.shape.forward(len(ctx), width, len(ends)))
         at_end = torch.tensor([ends.index(len(c) - 1) for c in ctx], device=self.device)
         last = out.logits[torch.arange(len(ctx), device=self.device), at_end]  # batch x vocab
         # Row r of the continuation batch belongs to question owner[r].
@@ -306,6 +325,7 @@ class LM:
         cont_pos = lens[rep, None] + torch.arange(cwidth, device=self.device)
         out2 = self.model(input_ids=cont_ids, attention_mask=torch.cat([ctx_mask[rep], cont_mask], 1),
                           position_ids=cont_pos, past_key_values=cache, use_cache=False)
+        METER.add(self.shape.forward(len(flat), cwidth, cwidth, past=width))
         # Token t of a choice is predicted by the context's last position (t=0) or by
         # continuation position t-1.
         logits = torch.cat([last[rep, None, :], out2.logits[:, :-1, :]], dim=1)
@@ -320,6 +340,7 @@ class LM:
         ids, mask = self._left_pad([ctx[q] + c for q, c in rows])
         width = ids.shape[1]
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:, :]
+        METER.add(self.shape.forward(len(rows), width, width))
         logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
         tok_lp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         sums = [tok_lp[r, width - 1 - len(c):].sum().item() for r, (_, c) in enumerate(rows)]

@@ -139,3 +139,65 @@ def config_dir() -> Path:
             return candidate
     raise RuntimeError(f"no configs found: neither {package / 'conf'} (an installed wheel) nor "
                        f"{package.parent / 'conf'} (a checkout) holds config.yaml")
+
+
+class OtherLoad:
+    """How much of the machine's CPU other processes used while this one worked: (busy CPU
+    time of the whole machine - this process's CPU time) / (wall time x logical CPUs), from
+    psutil. 0: the run had the machine to itself; 0.5 on 2 cores: another process kept one
+    core busy. `share` is None where psutil cannot read system CPU times.
+
+        with OtherLoad() as load: ...
+        load.share
+    """
+
+    def __enter__(self) -> OtherLoad:
+        self.share: float | None = None
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        if self._start is None or end is None:
+            return
+        wall = end[0] - self._start[0]
+        if wall <= 0.05:
+            return
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        self.share = round(min(max(others / (wall * (os.cpu_count() or 1)), 0.0), 1.0), 3)
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        import time
+
+        import psutil
+
+        try:
+            sys_t = psutil.cpu_times()
+            busy = sys_t.user + sys_t.system + getattr(sys_t, "nice", 0.0) \
+                + getattr(sys_t, "irq", 0.0) + getattr(sys_t, "softirq", 0.0)
+            own = psutil.Process().cpu_times()
+            return time.perf_counter(), busy, own.user + own.system
+        except (OSError, AttributeError, psutil.Error):
+            return None
+
+
+def machine_id() -> dict[str, object]:
+    """What a machine profile is keyed by: the CPU (or GPU) model, logical CPUs, memory and
+    the torch version, not the host name (identical cloud instances share a profile)."""
+    import platform
+
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "gpu": gpu,
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "torch": torch.__version__}

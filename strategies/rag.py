@@ -16,6 +16,7 @@ from harness.prompting import Passage, build_messages, fit_passages
 from harness.retrieval import describe
 from harness.system import peak_memory_mb
 from harness.types import Citation, Example, FitReport, Prediction, Task
+from harness.work import METER
 
 
 class RAGStrategy:
@@ -60,30 +61,34 @@ class RAGStrategy:
                          examples_seen=frozenset())
 
     def passages(self, examples: Sequence[Example]) -> tuple[list[list[Passage]], list[float],
-                                                             list[float]]:
+                                                             list[float], list[dict]]:
         """Per example: the top-k passages that fit the context budget, its share of its
-        batch's search seconds, and that batch's search seconds (its retrieval latency)."""
+        batch's search seconds, that batch's search seconds (its retrieval latency) and what
+        that search computed (harness.work)."""
         batch = self.ctx.answer.batch_size
-        passages, ret_s, ret_batch_s = [], [], []
+        passages, ret_s, ret_batch_s, ret_work = [], [], [], []
         for start in range(0, len(examples), batch):
             chunk = examples[start:start + batch]
             t0 = time.perf_counter()
-            hits = self.retriever.search([e.question for e in chunk], self.retrieval_k)
+            with METER.scope() as work:
+                hits = self.retriever.search([e.question for e in chunk], self.retrieval_k)
             wall = time.perf_counter() - t0
+            ret_work += [work] * len(chunk)
             for h in hits:
                 ranked = [Passage(x.chunk.doc_id, x.chunk.text, x.score) for x in h]
                 passages.append(fit_passages(ranked, self.ctx.prompt.context_budget_tokens,
                                              self.lm.count_tokens))
                 ret_s.append(wall / len(chunk))
                 ret_batch_s.append(wall)
-        return passages, ret_s, ret_batch_s
+        return passages, ret_s, ret_batch_s, ret_work
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
-        passages, ret_s, ret_batch_s = self.passages(examples)
+        passages, ret_s, ret_batch_s, ret_work = self.passages(examples)
         messages = [build_messages(self.ctx.prompt, ex.question, passages=ps)
                     for ex, ps in zip(examples, passages)]
         return answer(self.lm, examples, messages, self.ctx.answer, retrieval_s=ret_s,
-                      retrieval_batch_s=ret_batch_s, citations=[cite(ps) for ps in passages],
+                      retrieval_batch_s=ret_batch_s, retrieval_work=ret_work,
+                      citations=[cite(ps) for ps in passages],
                       progress=self.ctx.progress)
 
 

@@ -14,6 +14,7 @@ from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
 from harness.types import Citation, Example, FitReport, Prediction, Task, Usage
+from harness.work import METER
 from strategies.rag import RAGStrategy
 
 
@@ -43,13 +44,15 @@ class RetrievalOnlyStrategy:
         for start in range(0, len(examples), self.batch_size):
             batch = examples[start:start + self.batch_size]
             t0 = time.perf_counter()
-            hits = self.index.retriever.search([e.question for e in batch], self.depth)
+            with METER.scope() as work:
+                hits = self.index.retriever.search([e.question for e in batch], self.depth)
             wall = time.perf_counter() - t0
             for e, hs in zip(batch, hits):
                 best: dict[str, Citation] = {}
                 for h in hs:
                     if h.chunk.doc_id not in best:
                         best[h.chunk.doc_id] = Citation(h.chunk.doc_id, round(h.score, 5), h.chunk.text)
-                usage = Usage(retrieval_s=wall / len(batch), latency_s=wall, retrieval_latency_s=wall)
+                usage = Usage(retrieval_s=wall / len(batch), latency_s=wall,
+                              retrieval_latency_s=wall, work=work)
                 preds.append(Prediction(e.id, None, usage=usage, citations=tuple(best.values())))
         return preds

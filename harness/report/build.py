@@ -13,16 +13,24 @@ config.yaml, predictions.jsonl, predictions_fresh.jsonl).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import UserError
+from harness.errors import ConfigError, UserError
+from harness.projection import load_hardware
 from harness.report import fmt as f
 from harness.report import free_form, tables
-from harness.report.cost import cost_frame
+from harness.report.cost import BASES, cost_frame
+from harness.report.cost_tables import (
+    CONTENTION_FACTOR,
+    contention_lines,
+    cost_model_table,
+    projection_table,
+)
 from harness.report.decision import decision_lines
 from harness.report.freshness import Freshness, freshness_data
 from harness.report.freshness import table_frame as freshness_table
@@ -31,6 +39,7 @@ from harness.report.runs import PRIMARY_METRICS, Run, item_key
 from harness.report.stats import ALPHA
 from harness.report.tables import Table
 from harness.report.variants import Pairs, Variant, compare_pairs, make_variants
+from harness.system import config_dir
 
 
 @dataclass
@@ -63,13 +72,23 @@ def check_metric(metric: str | None, runs: list[Run]) -> None:
 
 
 def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
-                 primary_metric: str | None = None, labels: Path | None = None) -> Report:
+                 primary_metric: str | None = None, labels: Path | None = None,
+                 cost_basis: str = "modelled", project_to: Sequence[str] = (),
+                 contention_factor: float = CONTENTION_FACTOR) -> Report:
     check_metric(primary_metric, runs)
+    if cost_basis not in BASES:
+        raise UserError(f"report.cost_basis: '{cost_basis}' is not one of {', '.join(BASES)}")
+    if not contention_factor > 1:
+        raise UserError(f"report.contention_factor must be > 1, got {contention_factor}")
+    try:
+        hardware = load_hardware(project_to, [config_dir()])
+    except ConfigError as e:
+        raise UserError(str(e)) from None
     variants = make_variants(runs, primary_metric)
     metric = primary_metric or (variants[0].runs[0].primary_metric if variants else "")
     failures = [r for r in runs if not r.complete]
     pairs = compare_pairs(variants)
-    costs = cost_frame(variants, queries)
+    costs = cost_frame(variants, queries, cost_basis)
     trusted = free_form.trust(variants, free_form.read_labels(labels, variants) if labels else None)
     warnings = free_form.warnings_for(trusted)
     parts = [
@@ -79,6 +98,8 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                       free_form.ranking_table(variants, metric)) if t is not None],
         tables.pairs_table(pairs),
         tables.cost_table(variants, costs, queries),
+        *[t for t in (cost_model_table(variants, contention_factor),
+                      projection_table(variants, hardware)) if t is not None],
         tables.latency_table(variants),
         *[t for t in [tables.retrieval_table(variants)] if t is not None],
         tables.attribution_table(variants),
@@ -123,7 +144,8 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         overview=overview,
         decision=decision_lines(variants, pairs, costs, queries, failures, fresh,
                                 metric=metric, chosen=primary_metric is not None,
-                                warning=warnings.get(item_key(metric))),
+                                warning=warnings.get(item_key(metric)))
+        + contention_lines(variants, contention_factor),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries), freshness=fresh,
     )
@@ -140,7 +162,12 @@ def methods(costs: pd.DataFrame, queries: int) -> list[str]:
         "paired bootstrap over items (several seeds, or a continuous metric such as F1 or "
         f"semantic similarity); p-values Holm-adjusted over all pairs; α = {ALPHA}.",
         f"Total cost = build cost + {queries:,} queries × cost per query; prices used: "
-        + (", ".join(prices) or "none") + " (conf/cost, user-editable assumptions).",
+        + (", ".join(prices) or "none") + " (conf/cost, user-editable assumptions). Seconds: "
+        + (f"modelled from each run's counted work and this machine's calibrated throughput "
+           f"(report.cost_basis=modelled); costs within {costs.attrs.get('same_within', 0):.0%} "
+           "count as equal (the model's uncertainty)." if costs.attrs.get("basis") == "modelled"
+           else "measured (report.cost_basis=measured" + (f"; {costs.attrs['why']}"
+                                                        if costs.attrs.get("why") else "") + ")."),
         "Pareto-optimal: no other variant is at least as accurate and at most as costly "
         "(or as slow), and strictly better in one.",
     ]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.report.build import build_report
+from harness.report.cost_tables import CONTENTION_FACTOR
 from harness.report.plots import make_plots
 from harness.report.render import write_report
 from harness.report.runs import read_runs, summary_frame
@@ -48,19 +49,40 @@ def main(argv: list[str] | None = None) -> int:
                     help="human labels (also report.labels=PATH), one JSON object per line: "
                          '{"id": ..., "strategy": <strategy or variant>, "correct": true|false}; '
                          "the report measures each metric's agreement with them")
+    ap.add_argument("--cost-basis", choices=("modelled", "measured"), default="modelled",
+                    help="seconds behind every cost (also report.cost_basis=): modelled (default) "
+                         "= each run's counted work / this machine's calibrated throughput, the "
+                         "same however busy the machine was; measured = the stopwatch")
+    ap.add_argument("--project-to", default="", metavar="HW[,HW...]",
+                    help="also estimate cost and p95 latency on this hardware (also "
+                         "report.project_to=[L4,A100,H100]): names of conf/cost/hardware/*.yaml "
+                         "(L4, A100, H100) or paths to YAML files of the same fields")
+    ap.add_argument("--contention-factor", type=float, default=CONTENTION_FACTOR, metavar="X",
+                    help="flag a run whose measured seconds differ from its modelled ones by "
+                         f"more than this factor (also report.contention_factor=; default "
+                         f"{CONTENTION_FACTOR:g})")
     args = ap.parse_args(argv)
     dirs = []
+    settings = {"report.primary_metric": "primary_metric", "report.labels": "labels",
+                "report.cost_basis": "cost_basis", "report.project_to": "project_to",
+                "report.contention_factor": "contention_factor"}
     for d in args.dirs:  # report.<key>=<value> is the same as the option
         key, eq, value = str(d).partition("=")
-        if eq and key == "report.primary_metric":
-            args.primary_metric = value
-        elif eq and key == "report.labels":
-            args.labels = Path(value)
+        if eq and key in settings:
+            setattr(args, settings[key], value)
         elif eq and key.startswith("report."):
-            ap.error(f"unknown setting {key}; the report takes report.primary_metric and "
-                     "report.labels")
+            ap.error(f"unknown setting {key}; the report takes {', '.join(settings)}")
         else:
             dirs.append(d)
+    if args.labels is not None:
+        args.labels = Path(args.labels)
+    if args.cost_basis not in ("modelled", "measured"):
+        ap.error(f"report.cost_basis must be modelled or measured, got '{args.cost_basis}'")
+    try:
+        args.contention_factor = float(args.contention_factor)
+    except ValueError:
+        ap.error(f"report.contention_factor must be a number, got '{args.contention_factor}'")
+    project_to = [h.strip() for h in str(args.project_to).strip("[]").split(",") if h.strip()]
     args.dirs = dirs
     if args.queries < 0:
         ap.error("--queries must be >= 0")
@@ -83,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out / "summary.csv", summary_frame(runs).to_csv(index=False))
     try:
         report = build_report(runs, queries=args.queries, title=args.title,
-                              primary_metric=args.primary_metric, labels=args.labels)
+                              primary_metric=args.primary_metric, labels=args.labels,
+                              cost_basis=args.cost_basis, project_to=project_to,
+                              contention_factor=args.contention_factor)
     except UserError as e:
         print(f"harness-report: error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,11 @@
-"""The report's cost numbers: build cost, cost per query and total per variant (from the
-seconds each run measured and the price it was charged at), the baselines a trained
-variant's build cost is weighed against, and the break-even volumes."""
+"""The report's cost numbers: build cost, cost per query and total per variant, the
+baselines a trained variant's build cost is weighed against, and the break-even volumes.
+
+Seconds come from the cost basis (report.cost_basis): `modelled` (default) = each run's
+work priced on the machine profile (harness.profile), the same however busy the machine
+was; `measured` = the stopwatch. Costs within the basis's uncertainty count as equal: for
+modelled seconds, the calibration's own (repeat spread and fit residual, the largest of
+the variants'); for measured ones, SAME_COST."""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from harness.costs import break_even, usd
 from harness.report.stats import pareto_front
 from harness.report.variants import Variant
 
-# Per-query costs within this fraction of each other count as equal for break-even: two
-# timings of the same computation on a shared CPU differ by about this much.
+# Measured per-query costs within this fraction of each other count as equal for
+# break-even: two timings of the same computation on a shared CPU differ by about this much.
 SAME_COST = 0.15
+BASES = ("modelled", "measured")
+MIN_SAME = 0.02  # a modelled tie margin is never below this
 
 
 def percentile(x: np.ndarray, q: float) -> float:
@@ -23,30 +30,70 @@ def percentile(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if x.size else math.nan
 
 
-def cost_frame(variants: list[Variant], queries: int) -> pd.DataFrame:
-    """Numbers, one row per variant."""
+def has_model(v: Variant) -> bool:
+    return all(r.metrics.get("modelled_build_s") is not None
+               and r.metrics.get("modelled_predict_s") is not None for r in v.runs)
+
+
+def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -> pd.DataFrame:
+    """Numbers, one row per variant: build_s, seconds_per_query and p95_s on the basis
+    used (df.attrs: basis, why when it differs from the one asked for, same_within), and
+    both measured_* and modelled_* beside them."""
+    if basis not in BASES:
+        raise ValueError(f"report.cost_basis must be one of {', '.join(BASES)}, got '{basis}'")
+    used, why = basis, ""
+    if basis == "modelled" and not all(has_model(v) for v in variants):
+        used = "measured"
+        why = ("some runs have no modelled seconds (cost.model_time=false, or written by an "
+               "older version): every cost below is measured")
     rows = []
+    uncertainty = []
     for v in variants:
         price = v.mean("usd_per_hour", ("cost",))
         hardware = next((r.metrics.get("cost", {}).get("hardware") for r in v.runs
                          if r.metrics.get("cost")), None)
         known = [r.build_s for r in v.runs if not math.isnan(r.build_s)]
-        build_s = float(np.mean(known)) if known else math.nan
-        spq = v.mean("seconds_per_query")
-        build = usd(build_s, price)
-        per_query = usd(spq, price)
-        rows.append({"variant": v.name, "strategy": v.strategy, "tuned": v.tuned,
-                     "hardware": hardware or "unpriced",
-                     "usd_per_hour": price, "build_s": build_s, "build_usd": build,
-                     "artifact_bytes": v.mean("artifact_bytes", ("fit",)),
-                     "seconds_per_query": spq, "usd_per_1k": per_query * 1000,
-                     "usd_per_query": per_query, "total_usd": build + per_query * queries,
-                     "accuracy": v.estimate.mean, "p95_s": percentile(v.latency, 95)})
+        measured_build = float(np.mean(known)) if known else math.nan
+        modelled = has_model(v)
+        row = {"variant": v.name, "strategy": v.strategy, "tuned": v.tuned,
+               "hardware": hardware or "unpriced", "usd_per_hour": price,
+               "measured_build_s": measured_build,
+               "modelled_build_s": v.mean("modelled_build_s") if modelled else math.nan,
+               "measured_seconds_per_query": v.mean("seconds_per_query"),
+               "modelled_seconds_per_query": v.mean("modelled_seconds_per_query")
+               if modelled else math.nan,
+               "measured_p95_s": percentile(v.latency, 95),
+               "modelled_p95_s": v.mean("modelled_latency_p95_s") if modelled else math.nan,
+               "uncertainty": max(v.mean("build_uncertainty", ("modelled",)),
+                                  v.mean("predict_uncertainty", ("modelled",)))
+               if modelled else math.nan,
+               "artifact_bytes": v.mean("artifact_bytes", ("fit",)),
+               "accuracy": v.estimate.mean}
+        for key in ("build_s", "seconds_per_query", "p95_s"):
+            row[key] = row[f"{used}_{key}"]
+        build, per_query = usd(row["build_s"], price), usd(row["seconds_per_query"], price)
+        row.update({"build_usd": build, "usd_per_1k": per_query * 1000, "usd_per_query": per_query,
+                    "total_usd": build + per_query * queries})
+        rows.append(row)
+        uncertainty.append(row["uncertainty"])
     df = pd.DataFrame(rows)
     if not df.empty:
         df["pareto_cost"] = pareto_front(df.accuracy.tolist(), df.total_usd.tolist())
         df["pareto_latency"] = pareto_front(df.accuracy.tolist(), df.p95_s.tolist())
+    known_u = [u for u in uncertainty if not math.isnan(u)]
+    df.attrs.update(basis=used, asked=basis, why=why, same_within=(
+        max([MIN_SAME, *known_u]) if used == "modelled" else SAME_COST))
     return df
+
+
+def same_within(costs: pd.DataFrame) -> float:
+    """The relative difference below which two costs of this frame count as equal."""
+    return float(costs.attrs.get("same_within", SAME_COST))
+
+
+def tie_reason(costs: pd.DataFrame) -> str:
+    return ("inside the cost model's uncertainty (calibration repeat spread and fit)"
+            if costs.attrs.get("basis") == "modelled" else "within timing noise")
 
 
 def baselines(variants: list[Variant], costs: pd.DataFrame) -> dict[str, pd.Series]:
@@ -61,10 +108,10 @@ def baselines(variants: list[Variant], costs: pd.DataFrame) -> dict[str, pd.Seri
     return out
 
 
-def crossover(trained: pd.Series, base: pd.Series) -> float:
+def crossover(trained: pd.Series, base: pd.Series, same: float = SAME_COST) -> float:
     """Queries after which `trained`'s extra build cost is repaid (inf: never; nan: no price)."""
     return break_even(trained.build_usd, trained.usd_per_query, base.build_usd,
-                      base.usd_per_query, SAME_COST)
+                      base.usd_per_query, same)
 
 
 def break_even_lines(variants: list[Variant], costs: pd.DataFrame) -> list[str]:
@@ -77,7 +124,7 @@ def break_even_lines(variants: list[Variant], costs: pd.DataFrame) -> list[str]:
             if not v.tuned or v.name not in c.index:
                 continue
             t = c.loc[v.name]
-            n = crossover(t, b)
+            n = crossover(t, b, same_within(costs))
             if math.isnan(n) or math.isinf(n):
                 continue
             when = "at any volume" if n == 0 else f"from {math.ceil(n):,} queries on"

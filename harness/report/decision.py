@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 from harness.report import fmt as f
-from harness.report.cost import SAME_COST, break_even_lines
+from harness.report.cost import break_even_lines, same_within, tie_reason
 from harness.report.freshness import Freshness
 from harness.report.freshness import decision_lines as freshness_decision
 from harness.report.runs import Run
@@ -18,14 +18,15 @@ from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant, tied_with
 
 
-def about_as(best: str, values: pd.Series, fmt=None) -> str:
-    """'; X within 15% of it ...' for others within SAME_COST of the best value."""
+def about_as(best: str, values: pd.Series, costs: pd.DataFrame, fmt=None) -> str:
+    """'; X within 15% of it ...' for others within the cost basis's tie margin of the best."""
     fmt = fmt or f.usd
+    same = same_within(costs)
     close = [n for n in values.index if n != best
-             and values[n] <= values[best] * (1 + SAME_COST)]
+             and values[n] <= values[best] * (1 + same)]
     if not close:
         return ""
-    return (f"; {', '.join(close)} within {SAME_COST:.0%} of it, which is within timing noise "
+    return (f"; {', '.join(close)} within {same:.0%} of it, {tie_reason(costs)} "
             f"({', '.join(fmt(values[n]) for n in close)})")
 
 
@@ -63,17 +64,17 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
         cheapest = priced.total_usd.idxmin()
         lines.append(f"**Cheapest** to build and serve {queries:,} queries: {cheapest} "
                      f"({f.usd(priced.total_usd[cheapest])}, accuracy {c.accuracy[cheapest]:.3f})"
-                     + about_as(cheapest, priced.total_usd) + ".")
+                     + about_as(cheapest, priced.total_usd, costs) + ".")
         top_priced = priced.loc[[n for n in top if n in priced.index]]
         if not top_priced.empty and top_priced.total_usd.idxmin() != cheapest:
             n = top_priced.total_usd.idxmin()
             lines.append(f"Cheapest among the most accurate: {n} ({f.usd(priced.total_usd[n])})"
-                         + about_as(n, top_priced.total_usd) + ".")
+                         + about_as(n, top_priced.total_usd, costs) + ".")
     fastest = c.p95_s.idxmin() if c.p95_s.notna().any() else None
     if fastest is not None:
         lat = c.p95_s.dropna()
         lines.append(f"**Fastest** (p95 latency per query): {fastest} ({f.seconds(lat[fastest])})"
-                     + about_as(fastest, lat, f.seconds) + ".")
+                     + about_as(fastest, lat, costs, f.seconds) + ".")
     if "pareto_cost" in c:
         front = [n for n in c.index if c.pareto_cost[n]]
         if front:

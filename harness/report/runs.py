@@ -18,6 +18,8 @@ COLUMNS = ["run", "variant", "strategy", "seed", "status", "trains", "can_cite",
            "exact_match", "f1", "contains", "recall_at_k", "mrr", "citation_precision",
            "citation_recall", "fit_s", "build_s", "predict_s", "latency_p50_s", "latency_p95_s",
            "latency_p99_s", "seconds_per_query", "prompt_tokens", "completion_tokens",
+           "modelled_build_s", "modelled_predict_s", "modelled_seconds_per_query",
+           "modelled_latency_p95_s", "build_flops", "predict_flops",
            "peak_mem_mb", "split_hash", "model", "task", "error"]
 # Nested fields flattened into columns: (column, path in metrics.json)
 NESTED = [
@@ -28,6 +30,10 @@ NESTED = [
     ("flops_est", ("fit", "flops_est")),
     ("artifact_bytes", ("fit", "artifact_bytes")),
     ("cache_hit", ("fit", "cache_hit")),
+    ("modelled_build_uncertainty", ("modelled", "build_uncertainty")),
+    ("modelled_predict_uncertainty", ("modelled", "predict_uncertainty")),
+    ("fit_others_cpu_share", ("others_cpu_share", "fit")),
+    ("predict_others_cpu_share", ("others_cpu_share", "predict")),
     ("train_wall_s", ("fit", "notes", "train_wall_s")),
     ("control_perplexity_before", ("fit", "forgetting", "control_perplexity_before")),
     ("control_perplexity_after", ("fit", "forgetting", "control_perplexity_after")),

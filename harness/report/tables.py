@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.costs import api_usd_per_1k
 from harness.report import fmt as f
-from harness.report.cost import SAME_COST, baselines, crossover, percentile
+from harness.report.cost import baselines, crossover, percentile, same_within
 from harness.report.runs import Run
 from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant
@@ -61,10 +61,12 @@ def pairs_table(pairs: Pairs) -> Table:
 def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Table:
     rows = []
     bases = baselines(variants, costs)
+    basis = costs.attrs.get("basis", "measured")
+    same = same_within(costs)
     for _, c in costs.iterrows():
         row = {"variant": c.variant, "priced as": f"{c.hardware} @ ${c.usd_per_hour:.2f}/h"
                if not math.isnan(c.usd_per_hour) else "no price",
-               "build": f.seconds(c.build_s), "build cost": f.usd(c.build_usd),
+               f"build ({basis})": f.seconds(c.build_s), "build cost": f.usd(c.build_usd),
                "artifact": f.nbytes(c.artifact_bytes),
                "per 1k queries": f.usd(c.usd_per_1k),
                f"total, {queries:,} queries": f.usd(c.total_usd)}
@@ -72,16 +74,27 @@ def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Ta
             if bname == c.variant or not c.tuned:
                 row[f"break-even vs {bname}"] = f.DASH
             else:
-                row[f"break-even vs {bname}"] = f.queries(crossover(c, b))
+                row[f"break-even vs {bname}"] = f.queries(crossover(c, b, same))
         rows.append(row)
+    if basis == "modelled":
+        how = ("Seconds are modelled (report.cost_basis=modelled): each run's counted work "
+               "(tokens, FLOPs, training passes, embeddings) divided by the throughput this "
+               "machine reached in a calibration, so a busy machine does not move them; "
+               "measured seconds are beside them in 'Measured and modelled seconds'. "
+               f"Costs within {same:.0%} count as equal: the cost model's own uncertainty "
+               "(calibration repeat spread and fit).")
+    else:
+        how = ("Seconds are measured (report.cost_basis=measured"
+               + (f"; {costs.attrs['why']}" if costs.attrs.get("why") else "")
+               + "): single timings, which other processes on the machine inflate. "
+               f"Per-query costs within {same:.0%} count as equal, the spread of repeated "
+               "timings of one computation on a shared CPU.")
     return Table("cost", "Cost", pd.DataFrame(rows),
-                 "Build = training or indexing, the seconds it took when computed (a cache hit "
-                 "is charged what the original build took). Per-query cost = predict seconds "
-                 "per query × price. Break-even: the query volume after which a tuned "
-                 "variant's extra build cost is repaid by cheaper queries ('never' when it is "
-                 f"not cheaper per query; per-query costs within {SAME_COST:.0%} count as equal, "
-                 "the spread of repeated timings of one computation on a shared CPU). Timings "
-                 "are single measurements. Prices come from conf/cost and are assumptions.")
+                 "Build = training or indexing (a cache hit is charged what the original build "
+                 "took). Per-query cost = predict seconds per query × price. Break-even: the "
+                 "query volume after which a tuned variant's extra build cost is repaid by "
+                 "cheaper queries ('never' when it is not cheaper per query). " + how
+                 + " Prices come from conf/cost and are assumptions.")
 
 
 def api_table(variants: list[Variant]) -> Table | None:

@@ -14,6 +14,7 @@ from harness.errors import ConfigError
 from harness.retrieval.base import Hit
 from harness.retrieval.chunking import Chunk, Chunker, ChunkerSettings
 from harness.types import Document
+from harness.work import METER
 
 METHODS = ("robertson", "lucene", "bm25l", "bm25+", "atire")
 
@@ -57,6 +58,7 @@ class BM25Retriever:
         corpus = self.tokens([c.text for c in self.chunks])
         self.index = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         self.index.index(corpus, show_progress=False)
+        METER.add({"bm25_tokens": sum(len(t) for t in corpus)})
         seconds = time.perf_counter() - t0
         scores = self.index.scores
         nbytes = int(sum(getattr(scores.get(k), "nbytes", 0) for k in ("data", "indices", "indptr")))
@@ -80,5 +82,6 @@ class BM25Retriever:
         k = min(k, len(self.chunks))
         toks = [t or ["\x00"] for t in self.tokens(queries)]  # no token left: every score 0
         ids, scores = self.index.retrieve(toks, k=k, show_progress=False, n_threads=1)
+        METER.add({"bm25_queries": len(queries)})
         return [[Hit(self.chunks[int(j)], float(s)) for j, s in zip(row, srow)]
                 for row, srow in zip(ids, scores)]

@@ -15,6 +15,7 @@ from harness.retrieval.base import Hit
 from harness.retrieval.chunking import Chunk, Chunker, ChunkerSettings
 from harness.retrieval.embedder import Embedder
 from harness.types import Document
+from harness.work import METER, search_work
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 
@@ -71,6 +72,7 @@ class DenseRetriever:
         self.vectors, self.ids = vecs, np.arange(len(self.chunks), dtype=np.int64)
         self._by_id = dict(zip(self.ids.tolist(), self.chunks))
         self.index = build_index(vecs, self.index_type, nlist=self.nlist, nprobe=self.nprobe)
+        METER.add({"index_vectors": len(vecs)})
         t2 = time.perf_counter()
         return {"n_chunks": len(self.chunks), "embed_s": t1 - t0, "index_s": t2 - t1,
                 "embedding_cache_hit": hit, "embed_build_s": embed_build_s,
@@ -109,6 +111,7 @@ class DenseRetriever:
                 self.index.remove_ids(faiss.IDSelectorBatch(dropped))
             if len(fresh):
                 self.index.add_with_ids(vecs, new_ids)
+        METER.add({"index_vectors": len(self.vectors) if self.index_type == "hnsw" else len(fresh)})
         t2 = time.perf_counter()
         return {"embedded_chunks": len(fresh), "reused_chunks": int(keep.sum()),
                 "removed_chunks": int(len(dropped)), "n_chunks": len(self.chunks),
@@ -121,5 +124,6 @@ class DenseRetriever:
             raise RuntimeError("DenseRetriever.search called before fit")
         qv = self.embedder.embed(queries)
         scores, ids = self.index.search(qv, min(k, len(self.chunks)))
+        METER.add(search_work(len(queries), self.index.ntotal, qv.shape[1]))
         return [[Hit(self._by_id[int(j)], float(s)) for s, j in zip(srow, jrow) if j >= 0]
                 for srow, jrow in zip(scores, ids)]

@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.cache import cached_dir
 from harness.system import cache_root, package_path, resolve_device
+from harness.work import METER, Shape, Work, embed_work
 
 PACKAGE_PREFIX = "package:"
 
@@ -49,7 +50,23 @@ class Embedder:
         """The embedder's own tokenizer (chunker=tokens counts with it)."""
         return self.model.tokenizer
 
+    @property
+    def shape(self) -> Shape:
+        """The encoder's shape, for the FLOP counts of harness.work."""
+        if not hasattr(self, "_shape"):
+            self._shape = Shape.of(self.model[0].auto_model)
+        return self._shape
+
+    def work(self, texts: Sequence[str]) -> Work:
+        """What embedding `texts` computes (harness.work.embed_work)."""
+        if not texts:
+            return {}
+        lengths = [min(len(ids), self.model.max_seq_length)
+                   for ids in self.tokenizer(list(texts)).input_ids]
+        return embed_work(self.shape, lengths, self.batch_size)
+
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        METER.add(self.work(texts))
         vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=progress)
         return np.ascontiguousarray(vecs, dtype=np.float32)
@@ -66,16 +83,21 @@ class Embedder:
 
         def build(tmp: Path) -> None:
             t0 = time.perf_counter()
-            vecs = self.embed(texts, progress=progress)
+            with METER.scope() as work:
+                vecs = self.embed(texts, progress=progress)
             built["vecs"] = vecs
             np.save(tmp / "vectors.npy", vecs, allow_pickle=False)
             (tmp / "build.json").write_text(json.dumps(
-                {"build_s": time.perf_counter() - t0, "n": len(texts)}))
+                {"build_s": time.perf_counter() - t0, "n": len(texts), "work": work}))
 
         entry = cached_dir(self.cache / h.hexdigest()[:24], build, what="embedding cache entry")
-        build_s = float(json.loads((entry / "build.json").read_text(encoding="utf-8"))["build_s"])
+        info = json.loads((entry / "build.json").read_text(encoding="utf-8"))
+        build_s = float(info["build_s"])
         if "vecs" in built:
             return built["vecs"], False, build_s
+        # a hit is charged the work the vectors took (entries from before work was counted:
+        # counted now from the texts)
+        METER.add(info["work"] if "work" in info else self.work(texts))
         return np.load(entry / "vectors.npy", allow_pickle=False), True, build_s
 
 

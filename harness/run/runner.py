@@ -48,11 +48,20 @@ from harness.results import (
     write_jsonl,
 )
 from harness.retrieval import get_embedder
+from harness.run.costing import measured_usage, run_cost_fields
 from harness.run.freshness import run_freshness
 from harness.scoring import aggregate, score_item
 from harness.scoring.free_form import FREE_FORM_KEYS, scorer_from_config
-from harness.system import cache_root, config_dir, peak_memory_mb, reset_peak_memory, versions
+from harness.system import (
+    OtherLoad,
+    cache_root,
+    config_dir,
+    peak_memory_mb,
+    reset_peak_memory,
+    versions,
+)
 from harness.types import Example, FitReport, Prediction, Strategy, Task, missing_members
+from harness.work import METER
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +126,16 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     strategy = make_strategy(lm)
     base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
     log.info("fit %s on %s", strategy.name, task.name)
-    fit: FitReport = strategy.fit(task)
+    with METER.scope() as build_work, OtherLoad() as fit_load:
+        fit: FitReport = strategy.fit(task)
     examples = task.split(cfg.eval_split)
     if cfg.get("limit"):
         examples = examples[: int(cfg.limit)]
     log.info("predict %d %s examples", len(examples), cfg.eval_split)
     meter = dataclasses.replace(CACHE_METER)
     t0 = time.perf_counter()
-    preds = strategy.predict(examples)
+    with METER.scope() as predict_work, OtherLoad() as predict_load:
+        preds = strategy.predict(examples)
     predict_wall_s = time.perf_counter() - t0
     # Charged like a cached build: what the predictions took when they were computed.
     predict_s = predict_wall_s + (CACHE_METER.saved_s - meter.saved_s)
@@ -159,10 +170,15 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "predict_s": predict_s,
         "predict_wall_s": predict_wall_s,  # less than predict_s when the prediction cache hit
         "prediction_cache_hits": CACHE_METER.hits - meter.hits,
-        **_usage(preds, predict_s),
+        **measured_usage(preds, predict_s),
         "peak_mem_mb": peak_memory_mb(),
         "wall_s": time.perf_counter() - t_start,
     }
+    metrics.update(run_cost_fields(  # after wall_s: a first calibration is not the run's time
+        cfg.cost, lm, build_work=build_work, predict_work=predict_work, preds=preds,
+        loads={"fit": fit_load.share, "predict": predict_load.share},
+        cache_dir=cfg.get("cache_dir"), embedder_name=str(cfg.embedder.name_or_path),
+        get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True))))
     # choices: choice accuracy; else a generated answer: contains; else (retrieval only) recall@k
     metrics["primary_metric"] = next(
         (k for k in ("choice_accuracy", "contains", "recall_at_k") if metrics.get(k) is not None),
@@ -197,23 +213,6 @@ def _accuracy(items: list[dict]) -> dict[str, float | None]:
             "citation_recall": m.get("citation_recall"),
             **{k: m.get(k) for k in FREE_FORM_KEYS if k != "unsupported"},
             "unsupported_rate": m.get("unsupported")}
-
-
-def _usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
-    lat = np.array([p.usage.latency_s for p in preds]) if preds else np.zeros(1)
-    return {
-        "prompt_tokens": sum(p.usage.prompt_tokens for p in preds),
-        "completion_tokens": sum(p.usage.completion_tokens for p in preds),
-        "retrieval_s": sum(p.usage.retrieval_s for p in preds),
-        "scoring_s": sum(p.usage.scoring_s for p in preds),
-        "generation_s": sum(p.usage.generation_s for p in preds),
-        # Per query: the wall time of the batches that answered it (what a caller waits).
-        "latency_p50_s": float(np.percentile(lat, 50)),
-        "latency_p95_s": float(np.percentile(lat, 95)),
-        "latency_p99_s": float(np.percentile(lat, 99)),
-        # Amortized: predict wall time / queries (what throughput costs per query).
-        "seconds_per_query": predict_s / max(len(preds), 1),
-    }
 
 
 def _score(strategy: Strategy, examples: list[Example], preds: list[Prediction]) -> list[dict]:

@@ -32,14 +32,15 @@ from harness.lm import LM
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
 from harness.tuning.forgetting import measure_forgetting
-from harness.tuning.loop import TrainSettings, train
+from harness.tuning.loop import TrainResult, TrainSettings, train
 from harness.tuning.methods import Method
 from harness.tuning.rows import TrainRow, rows_about
 from harness.types import FitReport
+from harness.work import METER, Shape, Work, add, train_mode
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # trained in mixed precision
 
-ARTIFACT_FORMAT = 2  # bump when the saved layout changes
+ARTIFACT_FORMAT = 3  # bump when the saved layout changes
 
 
 def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
@@ -101,8 +102,10 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
         shutil.rmtree(tmp / "work", ignore_errors=True)
         total = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        work = training_work(Shape.of(model), result, trainable=trainable, total=total,
+                             backward=method.backward_params(total, trainable))
         write_json(tmp / "train.json", {**dataclasses.asdict(result), "total_params": total,
-                                        "trainable_params": trainable,
+                                        "trainable_params": trainable, "work": work,
                                         "peak_mem_mb": peak_memory_mb()})
         trained["model"] = model.to(base.dtype) if half else model  # served in the LM's dtype
 
@@ -111,6 +114,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     hit = "model" not in trained
     model = method.load(base, target) if hit else trained["model"]
     info = read_json(target / "train.json")
+    METER.add(info["work"])  # what training computed, also when the artifact was cached
     served, merged = method.for_inference(model)
     tuned_lm = LM(served, lm.tokenizer, lm.name, use_chat_template=lm.chat,
                   share_context=not (method.peft and method.settings.method == "prompt_tuning"),
@@ -119,7 +123,8 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])
     n_bwd = method.backward_params(total, trainable)
-    control = measure_forgetting(lm, tuned_lm) if forgetting else None
+    with METER.paused():  # evaluation, not the build's work
+        control = measure_forgetting(lm, tuned_lm) if forgetting else None
     report = FitReport(
         wall_s=wall,
         trainable_params=trainable,
@@ -153,6 +158,20 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
         examples_seen=frozenset(train_example_ids(rows)),
     )
     return Tuned(tuned_lm, report)
+
+
+def training_work(shape: Shape, result: TrainResult, *, trainable: int, total: int,
+                  backward: int) -> Work:
+    """What a training run computed (harness.work): every micro-batch's forward and
+    backward, the optimizer steps, and the validation passes."""
+    work: Work = {"train_runs": 1, f"train_steps/{train_mode(trainable, total)}": result.steps,
+                  "optim_params": float(trainable) * result.steps}
+    for rows, width in result.micro_batches:
+        add(work, shape.train_pass(rows, width, trainable, backward, total))
+    for _ in range(result.evals):
+        for rows, width in result.eval_batches:
+            add(work, shape.train_eval(rows, width))
+    return work
 
 
 def train_example_ids(rows: Sequence[TrainRow]) -> set[str]:

@@ -76,6 +76,11 @@ class TrainResult:
     val_loss: list[float] = field(default_factory=list)  # per validation
     best_val_loss: float | None = None
     stopped_early: bool = False
+    # what the steps computed, for harness.work: (rows, padded width) of every micro-batch
+    # trained on, of every batch of one validation pass, and how many validations ran
+    micro_batches: list[tuple[int, int]] = field(default_factory=list)
+    eval_batches: list[tuple[int, int]] = field(default_factory=list)
+    evals: int = 0
 
 
 class _RowDataset(torch.utils.data.Dataset):
@@ -221,6 +226,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     wall = time.perf_counter() - t0
     steps = trainer.state.global_step
     consumed = order[: steps * settings.batch_size * settings.grad_accum]
+    b = settings.batch_size
     return TrainResult(
         wall_s=wall,
         steps=steps,
@@ -230,4 +236,9 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         val_loss=watch.val_loss,
         best_val_loss=trainer.state.best_metric,
         stopped_early=steps < total_steps,
+        micro_batches=[(len(chunk), max(len(rows[i].input_ids) for i in chunk))
+                       for chunk in (consumed[j:j + b] for j in range(0, len(consumed), b))],
+        eval_batches=[(len(chunk), max(len(r.input_ids) for r in chunk))
+                      for chunk in (val_rows[j:j + b] for j in range(0, len(val_rows), b))],
+        evals=len(watch.val_loss),
     )

@@ -14,8 +14,8 @@ from harness.costs import hardware_name, run_prices
 from harness.report.cli import main as report_main
 from harness.report.runs import read_runs
 
-TABLES = ["accuracy", "pairs", "cost", "latency", "retrieval", "attribution", "forgetting", "seen",
-          "build", "failures"]
+TABLES = ["accuracy", "pairs", "cost", "cost_model", "latency", "retrieval", "attribution",
+          "forgetting", "seen", "build", "failures"]
 PLOTS = ["accuracy_vs_cost", "accuracy_vs_latency", "seed_spread", "latency_distribution",
          "recall_vs_latency"]
 

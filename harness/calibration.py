@@ -1,0 +1,244 @@
+"""The calibration measurements behind the machine profile (harness.profile): each function
+times one kind of work at a few shapes and returns (work, fastest seconds, repeat spread)
+per shape, the work counted by the same code (harness.work) that counts a run's."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.work import METER, Shape, Work, add, search_work
+
+Point = tuple[Work, float, float]  # work, fastest seconds, median / fastest - 1
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """(fastest of `repeats` timings after `warmup` untimed calls, median / fastest - 1)."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    best = min(ts)
+    return best, float(np.median(ts) / max(best, 1e-9) - 1)
+
+
+def _ids(lm: Any, rows: int, width: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    vocab = int(lm.model.config.vocab_size)
+    return torch.randint(min(100, vocab - 1), vocab - 1, (rows, width), generator=g).to(lm.device)
+
+
+def _max_width(lm: Any, want: int) -> int:
+    limit = getattr(lm.model.config, "max_position_embeddings", None) or want
+    return max(8, min(want, int(limit) // 2))
+
+
+def calibrate_forward(lm: Any, repeats: int) -> list[Point]:
+    """Whole-sequence passes as runs make them: choice scoring (a context pass, then the
+    choices' pass over its shared KV cache; tokenising included) at several batch sizes
+    and context lengths, the work counted by the same code that counts a run's."""
+    points = []
+    choices = ["the river", "a city in the north", "1907", "Maria Lopez"]
+    for rows, words in ((1, 24), (4, 60), (8, 110), (16, 60), (16, 200)):
+        contexts = _words(rows, words, rows * words)
+        with METER.scope() as work:
+            lm._score_choices(contexts, [choices] * rows, batch_size=rows, progress=False)
+        best, spread = timed(lambda contexts=contexts, rows=rows: lm._score_choices(
+            contexts, [choices] * rows, batch_size=rows, progress=False), repeats)
+        points.append((work, best, spread))
+    return points
+
+
+def calibrate_decode(lm: Any, batch: int, repeats: int, steps: int = 8) -> tuple[float, float]:
+    """Seconds per generation step at this batch size: (n + steps tokens - n tokens) / steps."""
+    ids = _ids(lm, batch, _max_width(lm, 64))
+    mask = torch.ones_like(ids)
+
+    def gen(n: int) -> Callable[[], Any]:
+        return lambda: lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n,
+                                         min_new_tokens=n, do_sample=False, num_beams=1,
+                                         eos_token_id=lm.stop_ids,
+                                         pad_token_id=lm.tokenizer.pad_token_id)
+
+    with torch.inference_mode():
+        short, s1 = timed(gen(1), repeats)
+        long, s2 = timed(gen(1 + steps), repeats)
+    return max(long - short, 1e-6) / steps, max(s1, s2)
+
+
+def _training_model(lm: Any) -> Any:
+    """The model training runs on: float32 master weights (a half-precision LM's source)."""
+    if lm.model.dtype in (torch.bfloat16, torch.float16):
+        return lm.load_float32() if lm.load_float32 else copy.deepcopy(lm.model).float()
+    return copy.deepcopy(lm.model)
+
+
+def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
+    """Forward + backward of both training modes, validation passes and the optimizer step,
+    on the master weights under the run's autocast (as harness.tuning.loop trains)."""
+    model = _training_model(lm)
+    model.train()
+    half = lm.model.dtype if lm.model.dtype in (torch.bfloat16, torch.float16) else None
+    autocast = (lambda: torch.autocast(lm.device.type, dtype=half)) if half else \
+        (lambda: torch.autocast(lm.device.type, enabled=False))
+    shape = Shape.of(model)
+    params = [p for p in model.parameters()]
+    total = sum(p.numel() for p in params)
+    out: dict[str, list[Point]] = {"train/frozen": [], "train/full": []}
+    shapes = [(2, 32), (4, 48), (8, 64)]
+
+    def passes(net: Any, shape: Shape) -> list[Point]:
+        trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        total_now = sum(p.numel() for p in net.parameters())
+        pts = []
+        for rows, width in shapes:
+            width = _max_width(lm, width)
+            ids = _ids(lm, rows, width)
+
+            def step(ids=ids) -> None:
+                with autocast():
+                    loss = net(input_ids=ids, labels=ids).loss
+                loss.backward()
+                net.zero_grad(set_to_none=True)
+
+            best, spread = timed(step, repeats, warmup=2)
+            pts.append((shape.train_pass(rows, width, trainable, total_now, total_now), best,
+                        spread))
+        return pts
+
+    for mode in ("frozen", "full"):
+        for p in params:
+            p.requires_grad_(mode == "full")
+        if mode == "frozen":  # gradients must flow back through every layer, as for LoRA
+            first = min((p for n, p in model.named_parameters() if ".0." in n),
+                        key=lambda p: p.numel(), default=params[0])
+            first.requires_grad_(True)
+        out[f"train/{mode}"] += passes(model, shape)
+    # LoRA layers on every linear (the lora strategy's default): what adapters add per position
+    from peft import LoraConfig, get_peft_model
+
+    for p in params:
+        p.requires_grad_(False)
+    lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
+                                                           target_modules="all-linear"))
+    lora.train()
+    out["train/frozen"] += passes(lora, Shape.of(lora))
+    del lora
+    # the optimizer over every parameter (full tuning's case; an adapter's is ~free)
+    for p in params:
+        p.requires_grad_(True)
+        p.grad = torch.randn_like(p) * 1e-3
+    opt = torch.optim.AdamW(params, lr=1e-6)
+
+    def opt_step() -> None:
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    best, spread = timed(opt_step, repeats, warmup=3)  # its state settles in a few steps
+    out["optim"] = [({"optim_params": float(total)}, best, spread)]
+    model.eval()
+    pts = []
+    with torch.no_grad():
+        for rows, width in shapes:
+            width = _max_width(lm, width)
+            ids = _ids(lm, rows, width)
+
+            def evaluate(ids=ids) -> None:
+                with autocast():
+                    model(input_ids=ids, labels=ids)
+
+            best, spread = timed(evaluate, repeats, warmup=2)
+            pts.append((shape.train_eval(rows, width), best, spread))
+    out["train_eval"] = pts
+    return out  # the copy of the model is freed with this frame
+
+
+def calibrate_trainer(lm: Any, repeats: int, steps: int = 8) -> list[Point]:
+    """What the training loop (harness.tuning.loop.train: the Trainer, its scheduler,
+    logging and callbacks) adds to the passes: a cost per run and per optimizer step,
+    from runs of 1 and 1 + `steps` steps on one-token rows of a frozen model."""
+    from harness.tuning.loop import TrainSettings, train
+    from harness.tuning.rows import TrainRow
+
+    model = _training_model(lm)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    next(p for n, p in model.named_parameters() if ".0." in n).requires_grad_(True)
+    half = lm.model.dtype if lm.model.dtype in (torch.bfloat16, torch.float16) else None
+    ids = tuple(int(i) for i in _ids(lm, 1, 4)[0].tolist())
+    rows = [TrainRow(ids, ids, f"doc:{i}") for i in range(1 + steps)]
+    shape = Shape.of(model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    points = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (1, 1 + steps):
+            settings = TrainSettings(batch_size=1, max_steps=n, epochs=1, lr=1e-9)
+            best, spread = timed(lambda settings=settings: train(
+                model, lm.tokenizer.pad_token_id or 0, rows, [], settings, Path(tmp), seed=0,
+                progress=False, compute_dtype=half), repeats)
+            work: Work = {"train_runs": 1, "train_steps/frozen": n, "optim_params": trainable * n}
+            for _ in range(n):
+                add(work, shape.train_pass(1, len(ids), trainable, total, total))
+            points.append((work, best, spread))
+    return points
+
+
+def _words(n_texts: int, n_words: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    vocab = ["the", "model", "index", "answer", "question", "retrieval", "document", "river",
+             "year", "founded", "city", "measure", "cost", "machine", "report", "library"]
+    return [" ".join(rng.choice(vocab, n_words)) for _ in range(n_texts)]
+
+
+def calibrate_embed(embedder: Any, repeats: int) -> list[Point]:
+    points = []
+    for n_texts, n_words in ((16, 12), (64, 24), (64, 120)):
+        texts = _words(n_texts, n_words, n_words)
+        best, spread = timed(lambda texts=texts: embedder.model.encode(
+            texts, batch_size=embedder.batch_size, normalize_embeddings=True), repeats)
+        points.append((embedder.work(texts), best, spread))
+    return points
+
+
+def calibrate_search(repeats: int) -> list[Point]:
+    import faiss
+
+    rng = np.random.default_rng(0)
+    points = []
+    for n, queries in ((5000, 16), (40000, 64)):
+        base = rng.standard_normal((n, 384)).astype(np.float32)
+        index = faiss.IndexFlatIP(384)
+        index.add(base)
+        q = rng.standard_normal((queries, 384)).astype(np.float32)
+        best, spread = timed(lambda index=index, q=q: index.search(q, 10), repeats)
+        points.append((search_work(queries, n, 384), best, spread))
+    return points
+
+
+def calibrate_bm25(repeats: int) -> list[Point]:
+    import bm25s
+
+    points = []
+    for n_docs, n_queries in ((500, 16), (4000, 128)):
+        corpus = [t.split() for t in _words(n_docs, 60, n_docs)]
+        queries = [t.split() for t in _words(n_queries, 8, 1)]
+        tokens = sum(len(t) for t in corpus)
+        index = bm25s.BM25()
+        best, spread = timed(lambda corpus=corpus, index=index: index.index(
+            corpus, show_progress=False), repeats)
+        points.append(({"bm25_tokens": tokens}, best, spread))
+        best, spread = timed(lambda queries=queries, index=index: index.retrieve(
+            queries, k=10, show_progress=False, n_threads=1), repeats)
+        points.append(({"bm25_queries": n_queries}, best, spread))
+    return points

@@ -1,0 +1,97 @@
+"""A run's work and modelled seconds (harness.work, harness.profile), for metrics.json.
+
+The runner counts the work of fit and of predict (METER scopes) and notes how much of the
+CPU other processes used meanwhile (harness.system.OtherLoad); this module prices that work
+on the machine profile (calibrating what is missing, outside the run's timings) and returns
+the fields the report's cost model reads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.lm import LM
+from harness.profile import MachineProfile
+from harness.system import cache_root
+from harness.types import Prediction
+from harness.work import Shape, add, flops
+
+log = logging.getLogger(__name__)
+
+
+def _rounded(work: Mapping[str, float]) -> dict[str, float]:
+    return {k: (int(v) if float(v).is_integer() else float(f"{v:.6g}"))
+            for k, v in sorted(work.items()) if v}
+
+
+def model_shape(shape: Shape) -> dict[str, int]:
+    """What harness.projection needs from the model, recorded with the run."""
+    return {"layers": shape.layers, "d_attn": shape.d_attn, "d_kv": shape.d_kv,
+            "body_params": shape.body_params, "head_params": shape.head_params,
+            "bytes_per_param": shape.bytes_per_param}
+
+
+def measured_usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
+    """Tokens, seconds and latency percentiles as the stopwatch measured them."""
+    lat = np.array([p.usage.latency_s for p in preds]) if preds else np.zeros(1)
+    return {
+        "prompt_tokens": sum(p.usage.prompt_tokens for p in preds),
+        "completion_tokens": sum(p.usage.completion_tokens for p in preds),
+        "retrieval_s": sum(p.usage.retrieval_s for p in preds),
+        "scoring_s": sum(p.usage.scoring_s for p in preds),
+        "generation_s": sum(p.usage.generation_s for p in preds),
+        # Per query: the wall time of the batches that answered it (what a caller waits).
+        "latency_p50_s": float(np.percentile(lat, 50)),
+        "latency_p95_s": float(np.percentile(lat, 95)),
+        "latency_p99_s": float(np.percentile(lat, 99)),
+        # Amortized: predict wall time / queries (what throughput costs per query).
+        "seconds_per_query": predict_s / max(len(preds), 1),
+    }
+
+
+def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[str, float],
+                    predict_work: Mapping[str, float], preds: Sequence[Prediction],
+                    loads: Mapping[str, float | None], cache_dir: str | None,
+                    embedder_name: str | None,
+                    get_embedder: Callable[[], Any] | None) -> dict[str, Any]:
+    """The work, FLOPs, modelled seconds and contention fields of a run's metrics."""
+    n = max(len(preds), 1)
+    out: dict[str, Any] = {
+        "build_work": _rounded(build_work), "predict_work": _rounded(predict_work),
+        "build_flops": flops(build_work), "predict_flops": flops(predict_work),
+        "model_shape": model_shape(lm.shape),
+        # share of the CPUs other processes used while fit / predict ran (None: unknown)
+        "others_cpu_share": dict(loads),
+        "modelled_build_s": None, "modelled_predict_s": None,
+    }
+    if not cost_cfg.get("model_time", True):
+        out["modelled"] = {"off": "cost.model_time=false"}
+        return out
+    profile = MachineProfile.open(cache_root(cache_dir), lm, embedder=embedder_name)
+    every = add(add({}, build_work), predict_work)
+    calibration_s = profile.ensure(every, lm, get_embedder,
+                                   repeats=int(cost_cfg.get("calibration_repeats", 3)),
+                                   force=bool(cost_cfg.get("recalibrate", False)))
+    build, predict = profile.seconds(build_work), profile.seconds(predict_work)
+    if build is None or predict is None:  # a section could not be calibrated
+        out["modelled"] = {"off": f"no profile for {sorted(profile.missing(every))}"}
+        return out
+    per_item = [profile.seconds(p.usage.work) for p in preds]
+    lat = np.array([m.seconds for m in per_item if m is not None]) if preds else np.zeros(1)
+    out.update({
+        "modelled_build_s": build.seconds, "modelled_predict_s": predict.seconds,
+        "modelled_seconds_per_query": predict.seconds / n,
+        "modelled_latency_p50_s": float(np.percentile(lat, 50)) if lat.size else None,
+        "modelled_latency_p95_s": float(np.percentile(lat, 95)) if lat.size else None,
+        "modelled": {
+            "build_uncertainty": build.uncertainty, "predict_uncertainty": predict.uncertainty,
+            "build_by_kind": {k: round(v, 4) for k, v in build.by_kind.items()},
+            "predict_by_kind": {k: round(v, 4) for k, v in predict.by_kind.items()},
+            "calibration_s": round(calibration_s, 2),  # outside fit_s, predict_s and wall_s
+            "profile": profile.describe(every),
+        },
+    })
+    return out
