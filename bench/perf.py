@@ -21,6 +21,8 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               (with `sweep` or `dtype_sweep` in --only): accuracies, CIs, ranking, wall time
   retrieval   strategy=retrieval_only over 3 retrievers x 3 chunk sizes (wall time, recall,
               latency); BM25 index build in documents per second
+  cost_model  harness-calibrate's seconds; prompt and rag predict, idle and with a CPU-bound
+              process beside them: measured seconds move, modelled ones must not (within 10%)
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
               again into a new directory (caches warm): both wall times and their ratio
 Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
@@ -41,6 +43,7 @@ from pathlib import Path
 
 import torch
 
+from bench.cost_model import bench_cost_model
 from bench.dtype import bench_dtype
 from bench.free_form import bench_free_form
 from bench.questions import bench_questions
@@ -290,6 +293,8 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("questions", "cloze_s", "<=", 60.0, "200 cloze questions from 1 MB, seconds"),
     ("retrieval", "sweep_s", "<=", 90.0, "retrieval-only sweep 3x3, seconds"),
     ("dtype", "scoring_speedup", ">=", 1.6, "scoring bf16 / fp32 speed"),
+    ("cost_model", "modelled_busy_over_idle", "<=", 1.1, "modelled seconds busy / idle"),
+    ("cost_model", "measured_over_modelled_idle", "<=", 1.5, "measured / modelled, idle"),
     ("dtype", "training_speedup", ">=", 1.6, "training bf16 / fp32 tokens/s"),
 ]
 
@@ -306,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
-                             "retrieval", "dtype", "sweep"])
+                             "retrieval", "dtype", "cost_model", "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -339,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     if "retrieval" in args.only:
         results["retrieval"] = {**bench_bm25_build(),
                                 **bench_retrieval_sweep(model, args.out / "retrieval")}
+    if "cost_model" in args.only:
+        results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
+                                                 args.out / "cost_model")
     if "sweep" in args.only:
         model = ([f"model={args.model}"] if args.model != "hf" else
                  ["model=hf", f"model.name_or_path={args.model_path}"])
@@ -354,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "dtype", "sweep"):
+                    "dtype", "cost_model", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

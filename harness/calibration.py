@@ -49,7 +49,8 @@ def calibrate_forward(lm: Any, repeats: int) -> list[Point]:
     and context lengths, the work counted by the same code that counts a run's."""
     points = []
     choices = ["the river", "a city in the north", "1907", "Maria Lopez"]
-    for rows, words in ((1, 24), (4, 60), (8, 110), (16, 60), (16, 200)):
+    # up to ~450 tokens: RAG prompts hold a 512-token passage budget
+    for rows, words in ((1, 24), (4, 60), (8, 110), (16, 60), (16, 200), (8, 420)):
         contexts = _words(rows, words, rows * words)
         with METER.scope() as work:
             lm._score_choices(contexts, [choices] * rows, batch_size=rows, progress=False)

@@ -28,6 +28,7 @@ against it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -120,6 +121,13 @@ def section_of(counter: str, embedder: str | None) -> str | None:
     return None
 
 
+def machine_quiet(seconds: float = 0.5) -> bool:
+    """Are other processes leaving the CPUs alone right now?"""
+    with OtherLoad() as load:
+        time.sleep(seconds)
+    return load.share is not None and load.share < BUSY_SHARE / 2
+
+
 class MachineProfile:
     """One machine x model x dtype x threads; sections are calibrated when a run first
     needs them and kept in <cache>/profiles/<key>.json."""
@@ -134,7 +142,9 @@ class MachineProfile:
 
     @classmethod
     def open(cls, cache: Path, lm: Any, embedder: str | None = None) -> MachineProfile:
-        key = {"machine": machine_id(), "model": lm.identity,
+        # The model by name and shape (speed depends on the architecture, not on the weights
+        # or where a cache put them): a tuned copy of a model shares its base's profile.
+        key = {"machine": machine_id(), "model": lm.name, "shape": dataclasses.asdict(lm.shape),
                "dtype": str(lm.model.dtype).removeprefix("torch."),
                "device": lm.device.type, "threads": torch.get_num_threads(),
                "format": PROFILE_FORMAT}
@@ -148,29 +158,41 @@ class MachineProfile:
     def missing(self, work: Mapping[str, float]) -> set[str]:
         return self.needed(work) - set(self.sections)
 
+    def contended(self, work: Mapping[str, float]) -> dict[str, float]:
+        """Sections `work` needs that were calibrated while other processes used more than
+        BUSY_SHARE of the CPUs, with that share."""
+        out = {}
+        for name in self.needed(work):
+            share = (self.sections.get(name) or {}).get("others_cpu_share")
+            if share is not None and share > BUSY_SHARE:
+                out[name] = share
+        return out
+
     def ensure(self, work: Mapping[str, float], lm: Any, get_embedder: Callable[[], Any] | None,
                repeats: int = 3, force: bool = False) -> float:
-        """Calibrate the sections `work` needs that the profile lacks (all with `force`);
-        returns the seconds spent."""
-        todo = self.needed(work) if force else self.missing(work)
-        if not todo:
+        """Calibrate the sections `work` needs that the profile lacks (all with `force`),
+        and re-measure those calibrated on a busy machine when it is quiet now (the less
+        contended measurement is kept); returns the seconds spent."""
+        if not (force or self.missing(work) or (self.contended(work) and machine_quiet())):
             return 0.0
         t_all = time.perf_counter()
         with FileLock(str(self.path) + ".lock"):
             fresh = MachineProfile(self.path, self.key, self.embedder)  # another process's
             self.sections.update(fresh.sections)
             todo = self.needed(work) if force else self.missing(work)
+            if not force and self.contended(work) and machine_quiet():
+                todo |= set(self.contended(work))
             for name in sorted(todo):
-                if name in self.sections and not force:
+                if name in self.sections and not force and name not in self.contended(work):
                     continue
-                self._calibrate(name, lm, get_embedder, repeats)
+                self._calibrate(name, lm, get_embedder, repeats, replace=force)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(
                 {"format": PROFILE_FORMAT, "key": self.key, "sections": self.sections}, indent=1))
         return time.perf_counter() - t_all
 
     def _calibrate(self, name: str, lm: Any, get_embedder: Callable[[], Any] | None,
-                   repeats: int) -> None:
+                   repeats: int, replace: bool = True) -> None:
         log.info("calibrating the machine profile: %s (once per machine, model, dtype, threads)",
                  name)
         t0 = time.perf_counter()
@@ -199,6 +221,10 @@ class MachineProfile:
         for sec, points in new.items():
             terms = TERMS.get(sec.split("/")[0] if sec.startswith("embed/") else sec) \
                 or list(points[0][0])
+            old = self.sections.get(sec)
+            if not replace and old is not None and load.share is not None \
+                    and (old.get("others_cpu_share") or 0.0) < load.share:
+                continue  # the earlier measurement was made on a quieter machine
             self.sections[sec] = _section(points, terms, load, seconds)
             if sec == "trainer":  # the loop's cost per step does not depend on the mode
                 coef = self.sections[sec]["coef"]

@@ -33,6 +33,9 @@ def test_bench_writes_every_section_and_check(tmp_path):
     assert isinstance(d["bf16_fit_as_default"], bool)
     r = out["retrieval"]  # 3 retrievers x 3 chunk sizes, retrieval only; BM25 build speed
     assert r["sweep_runs"] == 9 and r["sweep_s"] > 0 and r["bm25_documents_per_s"] > 0
+    c = out["cost_model"]  # the same profile prices the idle and the busy runs alike
+    assert c["calibrate_all_sections_s"] > 0 and c["measured_busy_over_idle"] > 0
+    assert 1.0 <= c["modelled_busy_over_idle"] <= 1.1
     ff = out["free_form"]  # the scorer ran on 96 answers; the judge graded them
     assert ff["answers"] == 96 and ff["semantic_s"] > 0 and ff["judge_answers_per_s"] > 0
     assert ff["semantic_calibration_auc"] > 0.5  # real MiniLM: naming the gold moves the cosine

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.profile import BUSY_SHARE
 from harness.projection import HOST_KINDS, Hardware, project_seconds, usd
 from harness.report import fmt as f
 from harness.report.runs import Run
@@ -76,12 +77,37 @@ def checks(variants: Sequence[Variant]) -> list[Check]:
     return out
 
 
+def busy_calibrations(variants: Sequence[Variant]) -> dict[str, float]:
+    """Variant -> the largest share of the CPUs other processes used while a profile
+    section behind its modelled seconds was calibrated, where above BUSY_SHARE."""
+    out: dict[str, float] = {}
+    for v in variants:
+        for r in v.runs:
+            sections = (((r.metrics.get("modelled") or {}).get("profile") or {})
+                        .get("sections") or {})
+            shares = [s.get("others_cpu_share") or 0.0 for s in sections.values()]
+            if shares and max(shares) > BUSY_SHARE:
+                out[v.name] = max(out.get(v.name, 0.0), max(shares))
+    return out
+
+
 def contention_lines(variants: Sequence[Variant], factor: float) -> list[str]:
+    lines = []
+    busy = busy_calibrations(variants)
+    if busy:
+        lines.append("**Machine profile calibrated on a busy machine**: other processes used "
+                     "up to " + ", ".join(f"{share:.0%} ({name})" for name, share in busy.items())
+                     + " of the CPUs while the profile behind these variants' modelled seconds "
+                     "was measured, so its throughput is too low and their modelled seconds too "
+                     "high. Re-calibrate on an idle machine (harness-calibrate "
+                     "cost.recalibrate=true) and run them again into a new sweep directory (the "
+                     "prediction and artifact caches make that quick).")
     flagged = [c for c in checks(variants) if c.flagged(factor)]
-    if not flagged:
-        return []
-    return [f"**Timing check**: {len(flagged)} measured time(s) departed from the cost "
-            f"model by more than {factor:g}× — " + "; ".join(c.words() for c in flagged) + "."]
+    if flagged:
+        lines.append(f"**Timing check**: {len(flagged)} measured time(s) departed from the cost "
+                     f"model by more than {factor:g}× — "
+                     + "; ".join(c.words() for c in flagged) + ".")
+    return lines
 
 
 def cost_model_table(variants: Sequence[Variant], factor: float) -> Table | None:
