@@ -48,7 +48,7 @@ from harness.results import (
     write_jsonl,
 )
 from harness.retrieval import get_embedder
-from harness.run.costing import measured_usage, run_cost_fields
+from harness.run.costing import measured_usage, run_cost_fields, warm_up
 from harness.run.freshness import run_freshness
 from harness.scoring import aggregate, score_item
 from harness.scoring.free_form import FREE_FORM_KEYS, scorer_from_config
@@ -124,6 +124,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
     strategy = make_strategy(lm)
+    warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
     base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
     log.info("fit %s on %s", strategy.name, task.name)
     with METER.scope() as build_work, OtherLoad() as fit_load:
