@@ -173,26 +173,29 @@ class MachineProfile:
         """Calibrate the sections `work` needs that the profile lacks (all with `force`),
         and re-measure those calibrated on a busy machine when it is quiet now (the less
         contended measurement is kept); returns the seconds spent."""
-        if not (force or self.missing(work) or (self.contended(work) and machine_quiet())):
+        quiet = bool(self.contended(work)) and machine_quiet()
+        if not (force or self.missing(work) or quiet):
             return 0.0
         t_all = time.perf_counter()
         with FileLock(str(self.path) + ".lock"):
             fresh = MachineProfile(self.path, self.key, self.embedder)  # another process's
             self.sections.update(fresh.sections)
             todo = self.needed(work) if force else self.missing(work)
-            if not force and self.contended(work) and machine_quiet():
+            if quiet and not force:
                 todo |= set(self.contended(work))
+            done: set[str] = set()  # one measurement can fill several sections (training)
             for name in sorted(todo):
-                if name in self.sections and not force and name not in self.contended(work):
-                    continue
-                self._calibrate(name, lm, get_embedder, repeats, replace=force)
+                if name not in done:
+                    done |= self._calibrate(name, lm, get_embedder, repeats, replace=force)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps(
                 {"format": PROFILE_FORMAT, "key": self.key, "sections": self.sections}, indent=1))
         return time.perf_counter() - t_all
 
     def _calibrate(self, name: str, lm: Any, get_embedder: Callable[[], Any] | None,
-                   repeats: int, replace: bool = True) -> None:
+                   repeats: int, replace: bool = True) -> set[str]:
+        """Measure section `name` (and any others the same measurement gives); returns the
+        names of the sections measured."""
         log.info("calibrating the machine profile: %s (once per machine, model, dtype, threads)",
                  name)
         t0 = time.perf_counter()
@@ -233,6 +236,7 @@ class MachineProfile:
             log.warning("other processes used %.0f%% of the CPUs while the profile (%s) was "
                         "calibrated: its throughput is likely too low. Re-calibrate on an idle "
                         "machine: harness-calibrate cost.recalibrate=true", 100 * load.share, name)
+        return set(new)
 
     def _trainer_points(self, lm: Any, repeats: int) -> list[tuple[Work, float, float]]:
         """The loop's own seconds: each run's time less what the passes and optimizer steps

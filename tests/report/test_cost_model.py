@@ -315,3 +315,23 @@ def test_the_report_says_when_the_profile_was_calibrated_on_a_busy_machine(quick
     assert report_main([str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "Machine profile calibrated on a busy machine" in out and "45% (rag)" in out
+
+
+def test_one_measurement_fills_every_section_it_gives_once(tmp_path, monkeypatch):
+    import harness.profile as profile
+
+    lm = get_lm(TINY)
+    calls = []
+    real = profile.calibrate_training
+
+    def counted(lm, repeats):
+        calls.append(1)
+        return real(lm, repeats)
+
+    monkeypatch.setattr(profile, "calibrate_training", counted)
+    work = {"train_flops/frozen": 1, "train_flops/full": 1, "optim_params": 1,
+            "train_eval_flops": 1}
+    p = MachineProfile.open(tmp_path, lm)
+    p.ensure(work, lm, None, repeats=1)
+    p.ensure(work, lm, None, repeats=1, force=True)  # cost.recalibrate=true
+    assert len(calls) == 2 and p.missing(work) == set()
