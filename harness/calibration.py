@@ -85,18 +85,32 @@ def calibrate_decode(lm: Any, batch: int, repeats: int, steps: int = 8) -> tuple
 
 
 def _training_model(lm: Any) -> Any:
-    """The model training runs on: float32 master weights (a half-precision LM's source)."""
-    if lm.model.dtype in (torch.bfloat16, torch.float16):
-        return lm.load_float32() if lm.load_float32 else copy.deepcopy(lm.model).float()
-    return copy.deepcopy(lm.model)
+    """A copy of the weights training starts from (harness.tuning.fit.master_weights), free
+    to be frozen and stepped."""
+    from harness.tuning.fit import master_weights
+
+    model = master_weights(lm)
+    return copy.deepcopy(model) if model is lm.model else model
+
+
+def _freeze_to_bottom(model: Any) -> None:
+    """Freeze every weight but the smallest of the first layer, so gradients still flow back
+    through every layer (as for LoRA) while almost nothing is trained."""
+    params = list(model.parameters())
+    for p in params:
+        p.requires_grad_(False)
+    min((p for n, p in model.named_parameters() if ".0." in n),
+        key=lambda p: p.numel(), default=params[0]).requires_grad_(True)
 
 
 def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
     """Forward + backward of both training modes, validation passes and the optimizer step,
     on the master weights under the run's autocast (as harness.tuning.loop trains)."""
+    from harness.tuning.fit import compute_dtype
+
     model = _training_model(lm)
     model.train()
-    half = lm.model.dtype if lm.model.dtype in (torch.bfloat16, torch.float16) else None
+    half = compute_dtype(lm)
     autocast = (lambda: torch.autocast(lm.device.type, dtype=half)) if half else \
         (lambda: torch.autocast(lm.device.type, enabled=False))
     shape = Shape.of(model)
@@ -125,12 +139,10 @@ def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
         return pts
 
     for mode in ("frozen", "full"):
-        for p in params:
-            p.requires_grad_(mode == "full")
-        if mode == "frozen":  # gradients must flow back through every layer, as for LoRA
-            first = min((p for n, p in model.named_parameters() if ".0." in n),
-                        key=lambda p: p.numel(), default=params[0])
-            first.requires_grad_(True)
+        if mode == "frozen":
+            _freeze_to_bottom(model)
+        else:
+            model.requires_grad_(True)
         out[f"train/{mode}"] += passes(model, shape)
     # LoRA layers on every linear (the lora strategy's default): what adapters add per position
     from peft import LoraConfig, get_peft_model
@@ -177,14 +189,13 @@ def calibrate_trainer(lm: Any, repeats: int, steps: int = 8) -> list[Point]:
     """What the training loop (harness.tuning.loop.train: the Trainer, its scheduler,
     logging and callbacks) adds to the passes: a cost per run and per optimizer step,
     from runs of 1 and 1 + `steps` steps on one-token rows of a frozen model."""
+    from harness.tuning.fit import compute_dtype
     from harness.tuning.loop import TrainSettings, train
     from harness.tuning.rows import TrainRow
 
     model = _training_model(lm)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    next(p for n, p in model.named_parameters() if ".0." in n).requires_grad_(True)
-    half = lm.model.dtype if lm.model.dtype in (torch.bfloat16, torch.float16) else None
+    _freeze_to_bottom(model)
+    half = compute_dtype(lm)
     ids = tuple(int(i) for i in _ids(lm, 1, 4)[0].tolist())
     rows = [TrainRow(ids, ids, f"doc:{i}") for i in range(1 + steps)]
     shape = Shape.of(model)

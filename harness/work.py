@@ -91,8 +91,13 @@ class Meter:
         self._open: list[Work] = []
         self._paused = 0
 
+    @property
+    def active(self) -> bool:
+        """Is anything counting? (Work that is costly to count can be skipped when not.)"""
+        return bool(self._open) and not self._paused
+
     def add(self, work: Mapping[str, float]) -> None:
-        if self._paused:
+        if not self.active:
             return
         for w in self._open:
             add(w, work)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.report.build import build_report
+from harness.report.cost import BASES
 from harness.report.cost_tables import CONTENTION_FACTOR
 from harness.report.plots import make_plots
 from harness.report.render import write_report
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="human labels (also report.labels=PATH), one JSON object per line: "
                          '{"id": ..., "strategy": <strategy or variant>, "correct": true|false}; '
                          "the report measures each metric's agreement with them")
-    ap.add_argument("--cost-basis", choices=("modelled", "measured"), default="modelled",
+    ap.add_argument("--cost-basis", choices=BASES, default="modelled",
                     help="seconds behind every cost (also report.cost_basis=): modelled (default) "
                          "= each run's counted work / this machine's calibrated throughput, the "
                          "same however busy the machine was; measured = the stopwatch")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             dirs.append(d)
     if args.labels is not None:
         args.labels = Path(args.labels)
-    if args.cost_basis not in ("modelled", "measured"):
+    if args.cost_basis not in BASES:
         ap.error(f"report.cost_basis must be modelled or measured, got '{args.cost_basis}'")
     try:
         args.contention_factor = float(args.contention_factor)

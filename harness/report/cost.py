@@ -47,7 +47,6 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
         why = ("some runs have no modelled seconds (cost.model_time=false, or written by an "
                "older version): every cost below is measured")
     rows = []
-    uncertainty = []
     for v in variants:
         price = v.mean("usd_per_hour", ("cost",))
         hardware = next((r.metrics.get("cost", {}).get("hardware") for r in v.runs
@@ -75,13 +74,12 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
         row.update({"build_usd": build, "usd_per_1k": per_query * 1000, "usd_per_query": per_query,
                     "total_usd": build + per_query * queries})
         rows.append(row)
-        uncertainty.append(row["uncertainty"])
     df = pd.DataFrame(rows)
     if not df.empty:
         df["pareto_cost"] = pareto_front(df.accuracy.tolist(), df.total_usd.tolist())
         df["pareto_latency"] = pareto_front(df.accuracy.tolist(), df.p95_s.tolist())
-    known_u = [u for u in uncertainty if not math.isnan(u)]
-    df.attrs.update(basis=used, asked=basis, why=why, same_within=(
+    known_u = df["uncertainty"].dropna().tolist() if not df.empty else []
+    df.attrs.update(basis=used, why=why, same_within=(
         max([MIN_SAME, *known_u]) if used == "modelled" else SAME_COST))
     return df
 

@@ -3,6 +3,7 @@ embeddings cached by content hash (a checksummed cache directory)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -50,12 +51,10 @@ class Embedder:
         """The embedder's own tokenizer (chunker=tokens counts with it)."""
         return self.model.tokenizer
 
-    @property
+    @functools.cached_property
     def shape(self) -> Shape:
         """The encoder's shape, for the FLOP counts of harness.work."""
-        if not hasattr(self, "_shape"):
-            self._shape = Shape.of(self.model[0].auto_model)
-        return self._shape
+        return Shape.of(self.model[0].auto_model)
 
     def work(self, texts: Sequence[str]) -> Work:
         """What embedding `texts` computes (harness.work.embed_work)."""
@@ -66,7 +65,8 @@ class Embedder:
         return embed_work(self.shape, lengths, self.batch_size)
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        METER.add(self.work(texts))
+        if METER.active:  # counting tokenises the texts once more: only when a run counts
+            METER.add(self.work(texts))
         vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                  normalize_embeddings=True, show_progress_bar=progress)
         return np.ascontiguousarray(vecs, dtype=np.float32)

@@ -7,7 +7,7 @@ the fields the report's cost model reads."""
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,10 +17,7 @@ from harness.lm import LM
 from harness.profile import MachineProfile
 from harness.system import cache_root
 from harness.types import Prediction
-from harness.work import METER, Shape, add, flops
-
-log = logging.getLogger(__name__)
-
+from harness.work import METER, add, flops
 
 _WARM: set[int] = set()
 
@@ -44,13 +41,6 @@ def warm_up(lm: LM) -> None:
 def _rounded(work: Mapping[str, float]) -> dict[str, float]:
     return {k: (int(v) if float(v).is_integer() else float(f"{v:.6g}"))
             for k, v in sorted(work.items()) if v}
-
-
-def model_shape(shape: Shape) -> dict[str, int]:
-    """What harness.projection needs from the model, recorded with the run."""
-    return {"layers": shape.layers, "d_attn": shape.d_attn, "d_kv": shape.d_kv,
-            "body_params": shape.body_params, "head_params": shape.head_params,
-            "bytes_per_param": shape.bytes_per_param}
 
 
 def measured_usage(preds: list[Prediction], predict_s: float) -> dict[str, float | int]:
@@ -81,7 +71,7 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
     out: dict[str, Any] = {
         "build_work": _rounded(build_work), "predict_work": _rounded(predict_work),
         "build_flops": flops(build_work), "predict_flops": flops(predict_work),
-        "model_shape": model_shape(lm.shape),
+        "model_shape": dataclasses.asdict(lm.shape),  # what harness.projection needs
         # share of the CPUs other processes used while fit / predict ran (None: unknown)
         "others_cpu_share": dict(loads),
         "modelled_build_s": None, "modelled_predict_s": None,

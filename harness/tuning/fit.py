@@ -63,6 +63,21 @@ def _dir_bytes(path: Path) -> int:
                and p.name not in ("train.json", ".complete"))
 
 
+def compute_dtype(lm: LM) -> torch.dtype | None:
+    """The autocast dtype training runs under: the LM's, when it is a half type (mixed
+    precision); None for a float32 model."""
+    return lm.model.dtype if lm.model.dtype in HALF_DTYPES else None
+
+
+def master_weights(lm: LM) -> PreTrainedModel:
+    """The float32 weights training starts from: the LM's own model when it is float32;
+    for a half-precision one, its source's float32 weights (loaded again, when the LM can)
+    or a float32 copy (rounding the source to half loses what small updates need)."""
+    if compute_dtype(lm) is None:
+        return lm.model
+    return lm.load_float32() if lm.load_float32 else copy.deepcopy(lm.model).float()
+
+
 @dataclass
 class Tuned:
     lm: LM
@@ -85,19 +100,15 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
     trained: dict[str, PreTrainedModel] = {}
 
-    half = base.dtype in HALF_DTYPES
+    half = compute_dtype(lm) is not None
 
     def build(tmp: Path) -> None:
-        # Mixed precision for a half-precision model: the master weights are float32 (the
-        # source's own, when the LM can load them) and the passes run under autocast.
-        source = base
-        if half:
-            source = lm.load_float32() if lm.load_float32 else copy.deepcopy(base).float()
+        source = master_weights(lm)
         model = (method.resume(source, Path(parent.notes["artifact_dir"])) if parent
                  else method.prepare(source))  # float32 when the source is
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, train_settings,
                        tmp / "work", seed=seed, progress=progress,
-                       compute_dtype=base.dtype if half else None)
+                       compute_dtype=compute_dtype(lm))
         method.save(model, tmp)  # the float32 master weights: continuing keeps precision
         shutil.rmtree(tmp / "work", ignore_errors=True)
         total = sum(p.numel() for p in model.parameters())
