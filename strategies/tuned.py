@@ -33,6 +33,7 @@ class TunedStrategy:
                  data: dict[str, Any], train: dict[str, Any],
                  update: dict[str, Any] | None = None, measure_forgetting: bool = True) -> None:
         self.ctx, self.name, self.method = ctx, name, method
+        method.check(ctx.lm.device)  # e.g. QLoRA without a working 4-bit bitsandbytes: now
         self.data, self.train = DataSettings(**data), TrainSettings(**train)
         self.measure_forgetting = measure_forgetting
         self.continue_epochs = (update or {}).get("continue_epochs")

@@ -122,7 +122,7 @@ def test_progress_line_counts_finished_runs_and_estimates(tmp_path):
     ("local", "hydra._internal.core_plugins.basic_launcher.BasicLauncher"),
     ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
     ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
-    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+    ("slurm", "hydra_plugins.adaptbench_launcher.slurm_launcher.SlurmLauncher"),
 ])
 def test_launcher_configs_select_hydra_plugins(launcher, target):
     from hydra import compose, initialize_config_dir

@@ -44,8 +44,13 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
     used, why = basis, ""
     if basis == "modelled" and not all(has_model(v) for v in variants):
         used = "measured"
-        why = ("some runs have no modelled seconds (cost.model_time=false, or written by an "
-               "older version): every cost below is measured")
+        reasons = sorted({f"{v.name}: {(r.metrics.get('modelled') or {}).get('off')}"
+                          for v in variants if not has_model(v) for r in v.runs
+                          if (r.metrics.get("modelled") or {}).get("off")})
+        why = ("some runs have no modelled seconds ("
+               + ("; ".join(reasons) if reasons else
+                  "cost.model_time=false, or written by an older version")
+               + "): every cost below is measured")
     rows = []
     for v in variants:
         price = v.mean("usd_per_hour", ("cost",))

@@ -235,13 +235,27 @@ def build_table(variants: list[Variant]) -> Table:
             "FLOPs (est.)": f"{v.mean('flops_est', fit):.3g}" if v.tuned else f.NOT_TUNED,
             "artifact": f.nbytes(v.mean("artifact_bytes", fit)),
             "peak memory": f.nbytes(v.mean("peak_mem_mb") * 2**20),
+            "weights trained on": _trained_weights(v),
             "cache hit": ", ".join(str(bool((r.metrics.get("fit") or {}).get("cache_hit")))
                                    for r in v.runs),
         })
     return Table("build", "What was built", pd.DataFrame(rows),
                  "Artifact: the adapter or checkpoint (tuned) or the embedding index (RAG). "
                  "FLOPs = 2·N·T + 2·N_bwd·T + 2·N_train·T. Peak memory is the run's peak "
-                 "resident set (CPU) or allocated GPU memory.")
+                 "resident set (CPU) or allocated GPU memory. Weights trained on: the memory "
+                 "the trained model's parameters held (QLoRA: the 4-bit base, packed, plus "
+                 "the adapters) and their precision.")
+
+
+def _trained_weights(v: Variant) -> str:
+    if not v.tuned:
+        return f.NOT_TUNED
+    mb = v.mean("train_weights_mb", ("fit", "notes"))
+    if mb != mb:  # NaN: written before this was recorded
+        return f.NA
+    precision = {str(((r.metrics.get("fit") or {}).get("notes") or {}).get("train_precision"))
+                 for r in v.runs}
+    return f"{f.nbytes(mb * 2**20)} ({', '.join(sorted(precision))})"
 
 
 def failures_table(failures: list[Run]) -> Table:

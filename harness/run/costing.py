@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from harness.lm import LM
-from harness.profile import MachineProfile
+from harness.profile import UNCALIBRATED, MachineProfile
+from harness.ranks import distributed, world
 from harness.system import cache_root
 from harness.types import Prediction
 from harness.work import METER, add, flops
@@ -76,6 +77,10 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
         "others_cpu_share": dict(loads),
         "modelled_build_s": None, "modelled_predict_s": None,
     }
+    if distributed():
+        out["modelled"] = {"off": f"trained by {world()[1]} data-parallel processes; the "
+                                  "machine profile models one"}
+        return out
     if not cost_cfg.get("model_time", True):
         out["modelled"] = {"off": "cost.model_time=false"}
         return out
@@ -86,7 +91,9 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
                                    force=bool(cost_cfg.get("recalibrate", False)))
     build, predict = profile.seconds(build_work), profile.seconds(predict_work)
     if build is None or predict is None:  # a section could not be calibrated
-        out["modelled"] = {"off": f"no profile for {sorted(profile.missing(every))}"}
+        missing = sorted(profile.missing(every))
+        why = [UNCALIBRATED[m] for m in missing if m in UNCALIBRATED]
+        out["modelled"] = {"off": "; ".join(why) or f"no profile for {missing}"}
         return out
     per_item = [profile.seconds(p.usage.work) for p in preds]
     lat = np.array([m.seconds for m in per_item if m is not None]) if preds else np.zeros(1)

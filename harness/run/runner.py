@@ -6,14 +6,15 @@ tests call. The runner reaches a strategy only through `hydra.utils.instantiate`
 
 from __future__ import annotations
 
-import copy
+import atexit
 import dataclasses
 import logging
 import random
+import shutil
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -23,20 +24,16 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate, to_absolute_path
-from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import ConfigKeyError
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
 
-from harness.answering import AnswerSettings
-from harness.context import StrategyContext
 from harness.costs import run_prices
 from harness.data import build_task
 from harness.data.update import build_update
 from harness.errors import ConfigError, UserError, full_errors
 from harness.lm import CACHE_METER, LM, get_lm
-from harness.prompting import PromptSettings
+from harness.ranks import agree, from_slurm, is_main, main_first, world
 from harness.results import (
     STATUS_COMPLETE,
     STATUS_FAILED,
@@ -48,8 +45,10 @@ from harness.results import (
     write_jsonl,
 )
 from harness.retrieval import get_embedder
+from harness.run.compose import config_text, effective_config, same_config, strategy_factory
 from harness.run.costing import measured_usage, run_cost_fields, warm_up
 from harness.run.freshness import run_freshness
+from harness.run.slurm import explain, slurm_job
 from harness.scoring import aggregate, score_item
 from harness.scoring.free_form import FREE_FORM_KEYS, scorer_from_config
 from harness.system import (
@@ -60,7 +59,7 @@ from harness.system import (
     reset_peak_memory,
     versions,
 )
-from harness.types import Example, FitReport, Prediction, Strategy, Task, missing_members
+from harness.types import Example, FitReport, Prediction, Strategy, Task
 from harness.work import METER
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,10 @@ def seed_everything(seed: int) -> None:
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     """Execute one run and write its directory; returns metrics. A failure is recorded
-    in metrics.json (status 'failed', error, traceback) and then re-raised."""
+    in metrics.json (status 'failed', error, traceback) and then re-raised. Under several
+    processes (harness.ranks) only rank 0 does this; the others train with it and return."""
+    if not is_main():
+        return _follow(cfg)
     run_dir = Path(run_dir) if run_dir else Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = effective_config(cfg)
@@ -86,16 +88,17 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
+        "slurm_job": slurm_job(),  # None outside Slurm
     }
     for name in ("predictions.jsonl", "predictions_seen.jsonl", "predictions_fresh.jsonl"):
         (run_dir / name).unlink(missing_ok=True)  # never mix with an older attempt
     write_json(run_dir / "metrics.json", base)
-    atomic_write_text(run_dir / "config.yaml", _config_text(cfg))
+    atomic_write_text(run_dir / "config.yaml", config_text(cfg))
     try:
         metrics = _execute(cfg, run_dir, base)
     except BaseException as e:
         write_json(run_dir / "metrics.json", {
-            **base, "status": STATUS_FAILED, "error": f"{type(e).__name__}: {e}",
+            **base, "status": STATUS_FAILED, "error": explain(e) or f"{type(e).__name__}: {e}",
             "traceback": traceback.format_exc(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
@@ -103,27 +106,47 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return metrics
 
 
-def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
-    t_start = time.perf_counter()
-    prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
+def _setup(cfg: DictConfig) -> tuple[Task, Any, LM, Strategy]:
+    """Threads, seed, the task (and its update), the model and the strategy. Under several
+    processes rank 0 loads first, filling the caches the others then read."""
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
     reset_peak_memory()
     seed_everything(int(cfg.seed))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    task = build_task(task_cfg, resolve_path=to_absolute_path, progress=bool(cfg.progress))
     fresh_cfg = cfg.get("freshness") or {}
-    # Built before anything is fit, so a bad second version fails the run at once.
-    change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
-              if fresh_cfg.get("enabled") else None)
-    make_strategy = _strategy_factory(cfg)
-    lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+    make_strategy = strategy_factory(cfg)
+    with main_first():
+        task = build_task(task_cfg, resolve_path=to_absolute_path, progress=bool(cfg.progress))
+        # Built before anything is fit, so a bad second version fails the run at once.
+        change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
+                  if fresh_cfg.get("enabled") else None)
+        lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
     lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
                 if cfg.get("prediction_cache", True) else None)
+    return task, change, lm, make_strategy(lm)
+
+
+def _follow(cfg: DictConfig) -> dict[str, Any]:
+    """A rank other than 0: the run's steps through fit (training is collective); rank 0
+    predicts and writes everything."""
+    cfg = effective_config(cfg)
+    if (cfg.get("freshness") or {}).get("enabled"):
+        raise ConfigError("freshness.enabled=true runs in one process only; launch it "
+                          "without accelerate launch / several tasks")
+    task, _, _, strategy = _setup(cfg)
+    fit = strategy.fit(task)
+    return {"status": "rank", "rank": world()[0], "fit_s": fit.wall_s}
+
+
+def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
+    fresh_cfg = cfg.get("freshness") or {}
+    task, change, lm, strategy = _setup(cfg)
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
-    strategy = make_strategy(lm)
     warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
     base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
     log.info("fit %s on %s", strategy.name, task.name)
@@ -270,43 +293,6 @@ def _prediction_rows(examples: list[Example], preds: list[Prediction], items: li
         }
 
 
-def _strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
-    """Check the strategy's config and the run's prompt/answer settings before the model is
-    loaded; returns lm -> the strategy, built from one StrategyContext and its knobs."""
-    prompt = PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True))
-    answer = AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True))
-    embedder_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
-    retrieval_cfgs = {f"{k}_cfg": OmegaConf.to_container(cfg[k], resolve=True)
-                      for k in ("retriever", "chunker") if cfg.get(k) is not None}
-    target = cfg.strategy.get("_target_")
-    where = f"strategy '{cfg.strategy.name}' ({target})"
-    try:  # the context goes in after instantiation: Hydra would turn a dataclass into a dict
-        partial_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
-    except InstantiationException as e:
-        raise ConfigError(f"{where}: {str(e).splitlines()[0]} (a strategy in your own module "
-                          f"must be importable: run from its folder or install it)") from e
-
-    def make(lm: LM) -> Strategy:
-        ctx = StrategyContext(lm=lm, prompt=prompt, answer=answer,
-                              get_embedder=partial(get_embedder, embedder_cfg),
-                              seed=int(cfg.seed), cache_dir=cfg.get("cache_dir"),
-                              progress=bool(cfg.progress), **retrieval_cfgs)
-        try:
-            strategy = partial_strategy(ctx)
-        except TypeError as e:
-            if "keyword argument" not in str(e):
-                raise
-            raise ConfigError(f"{where}: {e} (its config keys other than _target_ are passed "
-                              "as keyword arguments after the StrategyContext)") from e
-        missing = missing_members(strategy)
-        if missing:
-            raise ConfigError(f"{where} does not satisfy the strategy contract: it has no "
-                              f"{', '.join(missing)} (see harness.types.Strategy)")
-        return strategy
-
-    return make
-
-
 CONF_DIR = config_dir()
 
 
@@ -327,9 +313,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     # importable from the directory harness-run was started in, as with `python -m`.
     if hc.runtime.cwd not in sys.path:
         sys.path.append(hc.runtime.cwd)
+    from_slurm()  # a Slurm job of several tasks: one rank each
     try:
         cfg = effective_config(cfg)  # run() would do it too; once here serves the skip check
-        if is_complete(run_dir) and _same_config(run_dir, cfg):
+        if agree(is_complete(run_dir) and same_config(run_dir, cfg)):  # rank 0's run dir
             log.info("skipping %s: already complete with this config", run_dir)
             metrics = read_json(run_dir / "metrics.json")
             return metrics.get(metrics.get("primary_metric", ""))
@@ -350,41 +337,20 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         # (error and traceback) and the report lists it; the other runs go on.
         log.exception("run %s failed; continuing the sweep", run_dir)
         return None
-    return metrics.get(metrics["primary_metric"])
-
-
-def effective_config(cfg: DictConfig) -> DictConfig:
-    """cfg with `per_strategy[<strategy name>]` merged into `strategy` (and `per_strategy`
-    dropped): what the run actually uses, and what its config.yaml records."""
-    overrides = (cfg.get("per_strategy") or {}).get(cfg.strategy.name)
-    if "per_strategy" not in cfg:
-        return cfg
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        del cfg["per_strategy"]
-    if overrides:
-        try:
-            merged = OmegaConf.merge(cfg.strategy, overrides)
-        except ConfigKeyError as e:
-            raise ConfigError(f"per_strategy.{cfg.strategy.name}: {e.msg.splitlines()[0]} "
-                              f"(the keys must exist in strategy/{cfg.strategy.name}.yaml "
-                              "or its defaults)") from None
-        with open_dict(cfg):
-            cfg.strategy = merged
-    return cfg
-
-
-def _config_text(cfg: DictConfig) -> str:
-    """The resolved config as written to a run's config.yaml."""
-    return OmegaConf.to_yaml(cfg, resolve=True)
-
-
-def _same_config(run_dir: Path, cfg: DictConfig) -> bool:
-    path = run_dir / "config.yaml"
-    return path.is_file() and path.read_text(encoding="utf-8") == _config_text(cfg)
+    return metrics.get(metrics.get("primary_metric", ""))  # a rank > 0: None
 
 
 def main() -> None:
+    rank, size = world()
+    if size > 1 and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        sys.exit("harness-run: error: a sweep (-m) cannot run under a multi-process launcher: "
+                 "launch one run per `accelerate launch`, or sweep with launcher=slurm and "
+                 "hydra.launcher.tasks_per_node=N (README: Several processes)")
+    if rank > 0:  # only rank 0 writes: Hydra's own files of other ranks go to a temp folder
+        tmp = tempfile.mkdtemp(prefix=f"harness-rank{rank}-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        sys.argv += [f"hydra.run.dir={tmp}", "hydra.output_subdir=null",
+                     "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     _hydra_main()
 
 

@@ -25,18 +25,20 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from harness.cache import cached_dir
+from harness.cache import cached_dir, problem
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
 from harness.lm import LM
+from harness.ranks import agree, distributed, is_main, world
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb
 from harness.tuning.forgetting import measure_forgetting
 from harness.tuning.loop import TrainResult, TrainSettings, train
 from harness.tuning.methods import Method
+from harness.tuning.quantize import weights_mb
 from harness.tuning.rows import TrainRow, rows_about
 from harness.types import FitReport
-from harness.work import METER, Shape, Work, add, train_mode
+from harness.work import METER, Shape, Work, add, param_count, train_mode
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # trained in mixed precision
 
@@ -45,12 +47,15 @@ ARTIFACT_FORMAT = 3  # bump when the saved layout changes
 
 def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
                  rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], method: dict,
-                 train_settings: TrainSettings, seed: int, parent: str = "") -> str:
+                 train_settings: TrainSettings, seed: int, parent: str = "",
+                 processes: int = 1) -> str:
     head = {"format": ARTIFACT_FORMAT, "model": model_name, "fingerprint": fingerprint,
             "split_hash": split_hash, "method": method,
             "train": dataclasses.asdict(train_settings), "seed": seed}
     if parent:  # trained on from another artifact
         head["parent"] = parent
+    if processes > 1:  # data-parallel: each step sees batch_size x grad_accum x processes rows
+        head["processes"] = processes
     h = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode())
     for tag, group in ((b"T", rows), (b"V", val_rows)):
         for r in group:
@@ -96,7 +101,8 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     parent_key = str(parent.notes["artifact_key"]) if parent else ""
     key = artifact_key(model_name=lm.name, fingerprint=fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
-                       train_settings=train_settings, seed=seed, parent=parent_key)
+                       train_settings=train_settings, seed=seed, parent=parent_key,
+                       processes=world()[1])
     target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
     trained: dict[str, PreTrainedModel] = {}
 
@@ -111,17 +117,26 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
                        compute_dtype=compute_dtype(lm))
         method.save(model, tmp)  # the float32 master weights: continuing keeps precision
         shutil.rmtree(tmp / "work", ignore_errors=True)
-        total = sum(p.numel() for p in model.parameters())
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = param_count(model.parameters())
+        trainable = param_count(p for p in model.parameters() if p.requires_grad)
         work = training_work(Shape.of(model), result, trainable=trainable, total=total,
-                             backward=method.backward_params(total, trainable))
+                             backward=method.backward_params(total, trainable),
+                             mode="4bit" if method.quant else None)
         write_json(tmp / "train.json", {**dataclasses.asdict(result), "total_params": total,
                                         "trainable_params": trainable, "work": work,
-                                        "peak_mem_mb": peak_memory_mb()})
-        trained["model"] = model.to(base.dtype) if half else model  # served in the LM's dtype
+                                        "peak_mem_mb": peak_memory_mb(),
+                                        "train_weights_mb": round(weights_mb(model), 6)})
+        if method.quant:  # served on the LM's own (full-precision) base, as deployed
+            trained["model"] = method.load(base, tmp)
+        else:  # served in the LM's dtype
+            trained["model"] = model.to(base.dtype) if half else model
 
     t0 = time.perf_counter()
-    target = cached_dir(target, build)
+    if distributed():  # every rank trains, or none: rank 0's look at the cache decides
+        whole = agree(target.is_dir() and problem(target) is None if is_main() else None)
+        target = cached_dir(target, build, rebuild=not whole)
+    else:
+        target = cached_dir(target, build)
     hit = "model" not in trained
     model = method.load(base, target) if hit else trained["model"]
     info = read_json(target / "train.json")
@@ -134,8 +149,8 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])
     n_bwd = method.backward_params(total, trainable)
-    with METER.paused():  # evaluation, not the build's work
-        control = measure_forgetting(lm, tuned_lm) if forgetting else None
+    with METER.paused():  # evaluation, not the build's work (rank 0's alone)
+        control = measure_forgetting(lm, tuned_lm) if forgetting and is_main() else None
     report = FitReport(
         wall_s=wall,
         trainable_params=trainable,
@@ -154,9 +169,17 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
             "parent_artifact_key": parent_key or None,
             "artifact_dir": str(target),
             "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
-            "train_precision": (f"mixed: float32 weights, {str(base.dtype).removeprefix('torch.')} "
-                                "compute") if half else str(base.dtype).removeprefix("torch."),
+            "train_precision": _precision(method, base.dtype, half),
+            # what the trained model's weights held in memory (a 4-bit base: its packed size)
+            "train_weights_mb": info.get("train_weights_mb"),
+            "served_on": (f"the {str(base.dtype).removeprefix('torch.')} base, adapter "
+                          + ("merged" if merged else "separate")) if method.peft else
+                         f"the tuned weights, {str(base.dtype).removeprefix('torch.')}",
             "train_steps": info["steps"],
+            # data-parallel processes; rows per optimizer step = batch x grad_accum x processes
+            "processes": info.get("processes", 1),
+            "global_batch": info.get("global_batch"),
+            "lr_logged_max": info.get("lr_logged_max"),  # the Trainer's own record of the rate
             "epochs_run": info["epochs_run"],
             "stopped_early": info["stopped_early"],
             "best_val_loss": info["best_val_loss"],
@@ -171,14 +194,23 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     return Tuned(tuned_lm, report)
 
 
+def _precision(method: Method, dtype: torch.dtype, half: bool) -> str:
+    name = str(dtype).removeprefix("torch.")
+    quant = method.quant
+    if quant:  # QLoRA: the adapters are then served on the LM's own base (see "served_on")
+        return f"QLoRA: {quant.describe()} base, float32 adapters"
+    return f"mixed: float32 weights, {name} compute" if half else name
+
+
 def training_work(shape: Shape, result: TrainResult, *, trainable: int, total: int,
-                  backward: int) -> Work:
+                  backward: int, mode: str | None = None) -> Work:
     """What a training run computed (harness.work): every micro-batch's forward and
-    backward, the optimizer steps, and the validation passes."""
-    work: Work = {"train_runs": 1, f"train_steps/{train_mode(trainable, total)}": result.steps,
+    backward, the optimizer steps, and the validation passes. `mode`: see Shape.train_pass."""
+    mode = mode or train_mode(trainable, total)
+    work: Work = {"train_runs": 1, f"train_steps/{mode}": result.steps,
                   "optim_params": float(trainable) * result.steps}
     for rows, width in result.micro_batches:
-        add(work, shape.train_pass(rows, width, trainable, backward, total))
+        add(work, shape.train_pass(rows, width, trainable, backward, total, mode))
     for _ in range(result.evals):
         for rows, width in result.eval_batches:
             add(work, shape.train_eval(rows, width))

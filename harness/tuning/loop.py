@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from harness.errors import ConfigError
+from harness.ranks import world
 from harness.tuning.rows import IGNORE, TrainRow, plan_batches
 
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -81,6 +82,9 @@ class TrainResult:
     micro_batches: list[tuple[int, int]] = field(default_factory=list)
     eval_batches: list[tuple[int, int]] = field(default_factory=list)
     evals: int = 0
+    processes: int = 1  # data-parallel processes (harness.ranks)
+    global_batch: int = 0  # rows per optimizer step: batch_size x grad_accum x processes
+    lr_logged_max: float | None = None  # the highest learning rate the Trainer logged
 
 
 class _RowDataset(torch.utils.data.Dataset):
@@ -126,9 +130,12 @@ class _Watch(TrainerCallback):
     def __init__(self) -> None:
         self.train_loss: list[float] = []
         self.val_loss: list[float] = []
+        self.lr: list[float] = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
+        if "learning_rate" in logs:
+            self.lr.append(float(logs["learning_rate"]))
         for key, store in (("loss", self.train_loss), ("eval_loss", self.val_loss)):
             if key in logs:
                 value = float(logs[key])
@@ -167,8 +174,13 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     master copy and the forward and backward passes run under autocast in that dtype."""
     if not rows:
         raise ConfigError("no training rows: the task's train split and corpus are empty")
+    # Under several processes (harness.ranks) each step takes grad_accum micro-batches on
+    # every process: consecutive micro-batches of the planned order go to processes in turn
+    # (accelerate's batch sharding), so a step sees the rows one process would see with
+    # grad_accum x processes, and the loss is averaged over all of them.
+    processes = world()[1]
     micro_per_epoch = math.ceil(len(rows) / settings.batch_size)
-    steps_per_epoch = max(1, math.ceil(micro_per_epoch / settings.grad_accum))
+    steps_per_epoch = max(1, math.ceil(micro_per_epoch / (settings.grad_accum * processes)))
     total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(
         settings.epochs * steps_per_epoch)
     order = epoch_orders(rows, settings, seed, math.ceil(total_steps / steps_per_epoch) + 1)
@@ -225,7 +237,11 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     trainer.train()
     wall = time.perf_counter() - t0
     steps = trainer.state.global_step
-    consumed = order[: steps * settings.batch_size * settings.grad_accum]
+    global_batch = settings.batch_size * settings.grad_accum * processes
+    if args.world_size != processes:
+        raise RuntimeError(f"the Trainer runs {args.world_size} processes, the environment "
+                           f"says {processes}")
+    consumed = order[: steps * global_batch]
     b = settings.batch_size
     return TrainResult(
         wall_s=wall,
@@ -241,4 +257,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         eval_batches=[(len(chunk), max(len(r.input_ids) for r in chunk))
                       for chunk in (val_rows[j:j + b] for j in range(0, len(val_rows), b))],
         evals=len(watch.val_loss),
+        processes=processes,
+        global_batch=global_batch,
+        lr_logged_max=max(watch.lr) if watch.lr else None,
     )

@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from harness.errors import ConfigError
+from harness.tuning.quantize import QUANTIZE, QuantSettings, check_4bit, quantized_copy
 
 # peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
 # FutureWarning on every adapter; it is peft's to change, not the user's: keep it quiet.
@@ -33,11 +34,21 @@ class AdapterSettings:
     use_dora: bool = False  # DoRA: weight-decomposed LoRA (slower steps)
     num_virtual_tokens: int = 20  # prompt tuning: learned tokens prepended to every input
     merge: bool = True  # merge LoRA/IA3 into the weights for predict (no added latency)
+    # QLoRA: train the adapter on a 4-bit copy of the base (bitsandbytes); None: full precision
+    quantize: str | None = None  # None | 4bit
+    quant_type: str = "nf4"  # nf4 | fp4
+    double_quant: bool = True  # quantize the quantization constants too (~0.4 bit/weight less)
+    quant_compute_dtype: str = "bfloat16"  # the dtype 4-bit layers compute in
 
     def __post_init__(self) -> None:
         if self.method not in PEFT_METHODS:
             raise ConfigError(f"unknown adapter method '{self.method}'; choose one of: "
                              f"{', '.join(PEFT_METHODS)}")
+        if self.quantize not in QUANTIZE:
+            raise ConfigError(f"unknown adapter.quantize '{self.quantize}'; choose null or 4bit")
+        if self.quantize and self.method != "lora":
+            raise ConfigError(f"adapter.quantize=4bit trains LoRA (QLoRA); set "
+                             f"adapter.method=lora, not {self.method}")
         if self.r < 1 or self.alpha <= 0 or self.num_virtual_tokens < 1:
             raise ConfigError(f"adapter.r must be >= 1 (got {self.r}), adapter.alpha > 0 and "
                              f"adapter.num_virtual_tokens >= 1")
@@ -85,11 +96,30 @@ class Method:
     def kind(self) -> str:
         return self.settings.method if self.peft else "full"
 
+    @property
+    def quant(self) -> QuantSettings | None:
+        """The 4-bit base's settings (QLoRA); None: the base trains in full precision."""
+        s = self.settings
+        if not (self.peft and s.quantize):
+            return None
+        return QuantSettings(s.quant_type, s.double_quant, s.quant_compute_dtype)
+
+    def check(self, device: torch.device) -> dict[str, str]:
+        """Fail now, not deep inside training, when this machine cannot run the method;
+        returns the library versions it depends on."""
+        quant = self.quant
+        return {"bitsandbytes": check_4bit(device, quant)} if quant else {}
+
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self.settings)}
 
+    def _trainable_base(self, base: PreTrainedModel) -> PreTrainedModel:
+        """A copy of `base` to train on: 4-bit for QLoRA, else the same precision."""
+        quant = self.quant
+        return quantized_copy(base, quant) if quant else copy.deepcopy(base)
+
     def prepare(self, base: PreTrainedModel) -> PreTrainedModel:
-        model = copy.deepcopy(base)
+        model = self._trainable_base(base) if self.peft else copy.deepcopy(base)
         if self.peft:
             from peft import get_peft_model
 
@@ -101,7 +131,7 @@ class Method:
         if self.peft:
             from peft import PeftModel
 
-            return PeftModel.from_pretrained(copy.deepcopy(base), path, is_trainable=True)
+            return PeftModel.from_pretrained(self._trainable_base(base), path, is_trainable=True)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=base.dtype).to(base.device)
         return self._freeze(model)
 

@@ -1,0 +1,91 @@
+"""What a run is built from: the effective config (per-strategy overrides merged), the text
+its config.yaml records, and the strategy factory (the runner reaches a strategy only
+through `hydra.utils.instantiate`)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError
+
+from harness.answering import AnswerSettings
+from harness.context import StrategyContext
+from harness.errors import ConfigError
+from harness.lm import LM
+from harness.prompting import PromptSettings
+from harness.retrieval import get_embedder
+from harness.types import Strategy, missing_members
+
+
+def strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
+    """Check the strategy's config and the run's prompt/answer settings before the model is
+    loaded; returns lm -> the strategy, built from one StrategyContext and its knobs."""
+    prompt = PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True))
+    answer = AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True))
+    embedder_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
+    retrieval_cfgs = {f"{k}_cfg": OmegaConf.to_container(cfg[k], resolve=True)
+                      for k in ("retriever", "chunker") if cfg.get(k) is not None}
+    target = cfg.strategy.get("_target_")
+    where = f"strategy '{cfg.strategy.name}' ({target})"
+    try:  # the context goes in after instantiation: Hydra would turn a dataclass into a dict
+        partial_strategy = instantiate(cfg.strategy, _partial_=True, _convert_="all")
+    except InstantiationException as e:
+        raise ConfigError(f"{where}: {str(e).splitlines()[0]} (a strategy in your own module "
+                          f"must be importable: run from its folder or install it)") from e
+
+    def make(lm: LM) -> Strategy:
+        ctx = StrategyContext(lm=lm, prompt=prompt, answer=answer,
+                              get_embedder=partial(get_embedder, embedder_cfg),
+                              seed=int(cfg.seed), cache_dir=cfg.get("cache_dir"),
+                              progress=bool(cfg.progress), **retrieval_cfgs)
+        try:
+            strategy = partial_strategy(ctx)
+        except TypeError as e:
+            if "keyword argument" not in str(e):
+                raise
+            raise ConfigError(f"{where}: {e} (its config keys other than _target_ are passed "
+                              "as keyword arguments after the StrategyContext)") from e
+        missing = missing_members(strategy)
+        if missing:
+            raise ConfigError(f"{where} does not satisfy the strategy contract: it has no "
+                              f"{', '.join(missing)} (see harness.types.Strategy)")
+        return strategy
+
+    return make
+
+
+def effective_config(cfg: DictConfig) -> DictConfig:
+    """cfg with `per_strategy[<strategy name>]` merged into `strategy` (and `per_strategy`
+    dropped): what the run actually uses, and what its config.yaml records."""
+    overrides = (cfg.get("per_strategy") or {}).get(cfg.strategy.name)
+    if "per_strategy" not in cfg:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        del cfg["per_strategy"]
+    if overrides:
+        try:
+            merged = OmegaConf.merge(cfg.strategy, overrides)
+        except ConfigKeyError as e:
+            raise ConfigError(f"per_strategy.{cfg.strategy.name}: {e.msg.splitlines()[0]} "
+                              f"(the keys must exist in strategy/{cfg.strategy.name}.yaml "
+                              "or its defaults)") from None
+        with open_dict(cfg):
+            cfg.strategy = merged
+    return cfg
+
+
+def config_text(cfg: DictConfig) -> str:
+    """The resolved config as written to a run's config.yaml."""
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def same_config(run_dir: Path, cfg: DictConfig) -> bool:
+    path = run_dir / "config.yaml"
+    return path.is_file() and path.read_text(encoding="utf-8") == config_text(cfg)

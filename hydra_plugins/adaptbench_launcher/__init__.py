@@ -1,0 +1,1 @@
+"""adaptbench's Hydra launcher plugins (Hydra finds launchers only under hydra_plugins)."""

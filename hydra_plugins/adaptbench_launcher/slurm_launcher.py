@@ -1,0 +1,73 @@
+"""`launcher=slurm`: hydra-submitit-launcher's Slurm launcher, waiting for every job.
+
+The stock launcher reads the jobs' results in order and raises at the first job that did
+not finish, so one cancelled or timed-out job ends the sweep's wait (the jobs left in the
+queue still run, unobserved). This one waits for all of them, and for each job that ended
+without finishing its run (cancelled, past its time limit, out of memory, crashed) marks
+that run failed with the job's Slurm state (harness.run.slurm) and logs it; the sweep's
+other runs are unaffected, and re-invoking the sweep into the same directory redoes the
+failed ones only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+    SlurmLauncher as SubmititSlurmLauncher,
+)
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class SlurmLauncher(SubmititSlurmLauncher):
+    def _executor(self) -> Any:
+        import submitit
+
+        params = dict(self.params)
+        folder = params.pop("submitit_folder")
+        init = {f"slurm_{k}": params.pop(k) for k in ("max_num_timeout",) if k in params}
+        executor = submitit.AutoExecutor(cluster="slurm", folder=folder, **init)
+        shared = set(OmegaConf.structured(BaseQueueConf).keys())  # names without a prefix
+        executor.update_parameters(**{k if k in shared else f"slurm_{k}": v
+                                      for k, v in params.items()})
+        return executor
+
+    def launch(self, job_overrides: Sequence[Sequence[str]],
+               initial_job_idx: int) -> Sequence[JobReturn]:
+        assert self.config is not None and job_overrides
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info("Slurm sweep output dir: %s", sweep_dir)
+        calls = []
+        for i, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + i
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+            calls.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}",
+                          Singleton.get_state()))
+        jobs = self._executor().map_array(self, *zip(*calls))
+        log.info("submitted Slurm jobs %s", ", ".join(j.job_id for j in jobs))
+        return [self._outcome(job, list(o), sweep_dir) for job, o in zip(jobs, job_overrides)]
+
+    @staticmethod
+    def _outcome(job: Any, overrides: list[str], sweep_dir: Path) -> JobReturn:
+        from submitit.core.utils import UncompletedJobError
+
+        try:
+            return job.results()[0]
+        except UncompletedJobError as e:  # FailedJobError too
+            from harness.run.slurm import mark_unfinished
+
+            state = str(job.state)
+            stderr = job.stderr() or str(e)
+            marked = mark_unfinished(sweep_dir, str(job.job_id), state, stderr)
+            log.error("Slurm job %s (%s) ended %s: %s", job.job_id, " ".join(overrides), state,
+                      f"run {marked[0].name} marked failed" if marked else
+                      "it never started its run")
+            return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)

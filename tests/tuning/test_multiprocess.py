@@ -1,0 +1,99 @@
+"""Data-parallel training under `accelerate launch --multi_gpu --num_processes 2` on this CPU
+(torchrun processes, the gloo backend), on the tiny model: the same loss curve as one
+process with the same global batch, the batch and learning rate the config says, and
+nothing written by rank 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cache import cached_dir
+
+BIN = Path(sys.executable).parent
+COMMON = ["model=tiny-random", "task.n_entities=6", "task.n_paraphrases=1",
+          "strategy.train.max_steps=3", "strategy.train.batch_size=4",
+          "strategy.train.lr_schedule=constant", "strategy.train.warmup_ratio=0",
+          "answer.generate=false", "strategy.measure_forgetting=false", "seen_eval_limit=4",
+          "cost.model_time=false", "progress=false", "torch_threads=1"]
+ADAPTER = ["strategy.adapter.dropout=0"]  # dropout draws differ between the two layouts
+
+
+def _harness_run(results: Path, args: list[str], processes: int) -> dict:
+    cli = [str(BIN / "harness-run"), *COMMON, *args, f"results_dir={results}",
+           f"cache_dir={results}/cache", f"hydra.run.dir={results}/run"]
+    if processes > 1:
+        cli = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes",
+               str(processes), "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", "0", *cli]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cli, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads((results / "run" / "metrics.json").read_text())
+
+
+def _files(root: Path) -> list[str]:
+    """Every file under root, hashes in names masked (keys differ with the batch layout)."""
+    return sorted(re.sub(r"[0-9a-f]{12,}", "#", str(p.relative_to(root)))
+                  for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("strategy", ["lora", "full"])
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, strategy):
+    extra = [f"strategy={strategy}", *(ADAPTER if strategy == "lora" else [])]
+    two = _harness_run(tmp_path / "two", [*extra, "strategy.train.grad_accum=1"], 2)
+    one = _harness_run(tmp_path / "one", [*extra, "strategy.train.grad_accum=2"], 1)
+    n2, n1 = two["fit"]["notes"], one["fit"]["notes"]
+    # the global batch and the rate are what the config says (accelerate scales neither)
+    assert (n2["processes"], n1["processes"]) == (2, 1)
+    assert n2["global_batch"] == n1["global_batch"] == 4 * 1 * 2 == 4 * 2 * 1
+    lr = 1e-3 if strategy == "lora" else 1e-4  # the strategies' configured rates
+    assert n2["lr_logged_max"] == pytest.approx(lr) == n1["lr_logged_max"]
+    # the same rows per step, so the same tokens and micro-batches ...
+    assert two["fit"]["train_tokens"] == one["fit"]["train_tokens"]
+    mode = "frozen" if strategy == "lora" else "full"
+    assert two["build_work"][f"train_passes/{mode}"] == one["build_work"][f"train_passes/{mode}"] == 6
+    # ... and the same loss curve, step by step, and validation loss
+    curve2 = json.loads((Path(n2["artifact_dir"]) / "train.json").read_text())["train_loss"]
+    curve1 = json.loads((Path(n1["artifact_dir"]) / "train.json").read_text())["train_loss"]
+    assert len(curve2) == len(curve1) == 3
+    assert curve2 == pytest.approx(curve1, rel=1e-4)
+    assert n2["val_loss"] == pytest.approx(n1["val_loss"], rel=1e-4)
+    assert curve1[-1] != curve1[0]  # it trained
+    # the processes were counted, and the cost model says why it does not model them
+    assert two["modelled"]["off"].startswith("trained by 2 data-parallel processes")
+    # only rank 0 wrote: the same files as the one-process run, in the run dir and the
+    # cache (rank 1's Hydra files went to a temporary folder, its artifact nowhere)
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")
+    assert len(list((tmp_path / "two" / "cache" / "artifacts").glob(f"{strategy}-*[!k]"))) == 1
+
+
+def test_rank_1_reads_the_cache_but_never_writes_it(tmp_path, monkeypatch):
+    def build(tmp: Path) -> None:
+        (tmp / "x.txt").write_text("built")
+
+    whole = cached_dir(tmp_path / "whole", build)  # rank 0 (no launcher): committed
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cached_dir(tmp_path / "whole", build) == whole  # read
+    private = cached_dir(tmp_path / "absent", build)  # built, but not into the cache
+    assert (private / "x.txt").read_text() == "built"
+    assert not private.is_relative_to(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["whole", "whole.lock"]
+    rebuilt = cached_dir(tmp_path / "whole", build, rebuild=True)  # rank 0 rebuilds; 1 too
+    assert rebuilt != whole and (whole / "x.txt").is_file()
+
+
+def test_a_sweep_under_a_multi_process_launcher_is_refused(tmp_path):
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "2", "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([str(BIN / "harness-run"), "-m", "model=tiny-random",
+                          f"results_dir={tmp_path}"], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode != 0 and "cannot run under a multi-process launcher" in res.stderr
+    assert not any(tmp_path.iterdir())
