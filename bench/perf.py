@@ -23,6 +23,8 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               latency); BM25 index build in documents per second
   cost_model  harness-calibrate's seconds; prompt and rag predict, idle and with a CPU-bound
               process beside them: measured seconds move, modelled ones must not (within 10%)
+  multiprocess  LoRA training in one process (all cores) vs `accelerate launch` with two
+              processes of one thread each, the same global batch: rows/s and their ratio
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
               again into a new directory (caches warm): both wall times and their ratio
 Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
@@ -46,6 +48,7 @@ import torch
 from bench.cost_model import bench_cost_model
 from bench.dtype import bench_dtype
 from bench.free_form import bench_free_form
+from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
 from harness.data.synthetic import generate as synthetic
@@ -311,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
-                             "retrieval", "dtype", "cost_model", "sweep"])
+                             "retrieval", "dtype", "cost_model", "multiprocess", "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -347,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     if "cost_model" in args.only:
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
                                                  args.out / "cost_model")
+    if "multiprocess" in args.only:
+        results["multiprocess"] = bench_multiprocess([*model, f"model.device={args.device}"],
+                                                     args.out / "multiprocess")
     if "sweep" in args.only:
         model = ([f"model={args.model}"] if args.model != "hf" else
                  ["model=hf", f"model.name_or_path={args.model_path}"])
@@ -362,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "dtype", "cost_model", "sweep"):
+                    "dtype", "cost_model", "multiprocess", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

@@ -39,9 +39,16 @@ def is_main() -> bool:
 
 
 def _state() -> Any:
+    """accelerate's process state; joins the process group once (nccl on CUDA GPUs, gloo on
+    CPU: accelerate treats processes without an accelerator as one only when told `cpu`)."""
+    import torch
     from accelerate import PartialState
 
-    return PartialState()  # joins the process group (gloo on CPU, nccl on GPUs) once
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.num_processes != world()[1]:
+        raise RuntimeError(f"accelerate sees {state.num_processes} processes, the launcher "
+                           f"set WORLD_SIZE={world()[1]}")
+    return state
 
 
 @contextlib.contextmanager

@@ -97,3 +97,34 @@ def test_a_sweep_under_a_multi_process_launcher_is_refused(tmp_path):
                          timeout=120, env=env)
     assert res.returncode != 0 and "cannot run under a multi-process launcher" in res.stderr
     assert not any(tmp_path.iterdir())
+
+
+PROBE = '''
+import sys, time
+from harness.ranks import agree, main_first, world
+rank = world()[0]
+with main_first():
+    start = time.time()
+    time.sleep(1.0)
+print(f"rank={rank} agreed={agree(rank * 10 + 7)} start={start:.3f} end={time.time():.3f}",
+      flush=True)
+'''
+
+
+def test_ranks_share_rank_0s_decision_and_rank_0_goes_first(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    res = subprocess.run([str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes",
+                          "2", "--num_machines", "1", "--mixed_precision", "no",
+                          "--dynamo_backend", "no", "--main_process_port", "0", str(script)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("rank="):
+            fields = dict(kv.split("=") for kv in line.split())
+            seen[int(fields["rank"])] = fields
+    assert sorted(seen) == [0, 1]
+    assert seen[0]["agreed"] == seen[1]["agreed"] == "7"  # rank 0's value on both
+    assert float(seen[1]["start"]) >= float(seen[0]["start"]) + 1.0  # after rank 0's block
