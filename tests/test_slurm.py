@@ -187,3 +187,20 @@ def test_a_cancelled_job_is_redone_alone_when_the_sweep_is_reinvoked(slurm, tmp_
     acct = slurm.sacct(job, again["1_lora_seed0"]["slurm_job"])
     assert "CANCELLED" in acct and "COMPLETED" in acct, acct
     print(f"\n{acct}")
+
+
+def test_a_slurm_job_of_two_tasks_trains_data_parallel(slurm, tmp_path):
+    """tasks_per_node=2: one job, two ranks (harness.ranks.from_slurm), one run directory."""
+    sweep = tmp_path / "sweep"
+    _sweep(sweep, "strategy=lora", "launcher=slurm", *SLURM_CPU,
+           "hydra.launcher.tasks_per_node=2", "strategy.train.batch_size=4")
+    m = _metrics(sweep)["0_lora_seed0"]
+    notes = m["fit"]["notes"]
+    assert m["status"] == "complete" and notes["processes"] == 2
+    assert notes["global_batch"] == 4 * 1 * 2
+    assert m["modelled"]["off"].startswith("trained by 2 data-parallel processes")
+    deadline = time.time() + 60  # the submitter has task 0's result; the step may linger
+    while "RUNNING" in (acct := slurm.sacct(m["slurm_job"])) and time.time() < deadline:
+        time.sleep(1)
+    assert "COMPLETED" in acct and " 2 " in acct, acct  # two CPUs: one per task
+    print(f"\n{acct}")
