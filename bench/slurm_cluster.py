@@ -245,11 +245,19 @@ StorageLoc=slurm_acct_db
         if not quiet:
             print(f"stopped the cluster in {self.root}")
 
-    def sacct(self, *job_ids: str) -> str:
-        """`sacct` lines of these jobs (all the cluster's when none is given)."""
+    def sacct(self, *job_ids: str, settle_s: float = 60) -> str:
+        """`sacct` lines of these jobs (all the cluster's when none is given), once none of
+        them is still pending, running or completing (a job's result reaches submitit a
+        moment before Slurm closes the job), or after `settle_s`."""
         fmt = "JobID%-16,JobName%-14,State%-12,ExitCode,Elapsed,Timelimit,AllocCPUS,ReqMem,MaxRSS"
         args = ["-j", ",".join(job_ids)] if job_ids else ["-a"]
-        return self._run("sacct", "-X", "--format", fmt, *args).stdout
+        deadline = time.monotonic() + settle_s
+        while True:
+            out = self._run("sacct", "-X", "--format", fmt, *args).stdout
+            busy = any(w in out for w in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED"))
+            if not busy or time.monotonic() > deadline:
+                return out
+            time.sleep(1)
 
     def squeue(self) -> list[str]:
         return self._run("squeue", "-h", "-o", "%i %T").stdout.split("\n")[:-1]

@@ -130,17 +130,18 @@ def test_crashed_and_timed_out_jobs_are_recorded_and_the_sweep_goes_on(slurm, tm
     sweep = tmp_path / "sweep"
     t0 = time.perf_counter()
     _sweep(sweep, f"--config-dir={tmp_path / 'myconf'}",
-           "strategy=prompt,crash_exit,crash_sleep,crash_hang", "launcher=slurm", *SLURM_CPU,
-           "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60", cwd=tmp_path)
+           "strategy=crash_hang,crash_sleep,crash_exit,prompt", "launcher=slurm", *SLURM_CPU,
+           "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=30", cwd=tmp_path)
     took = time.perf_counter() - t0
     m = _metrics(sweep)
-    assert m["0_prompt_seed0"]["status"] == "complete"  # the sweep went on
-    crashed, slow, hung = (m[f"{i}_crash_{how}_seed0"] for i, how in
-                           ((1, "exit"), (2, "sleep"), (3, "hang")))
+    assert m["3_prompt_seed0"]["status"] == "complete"  # the sweep went on
+    hung, slow, crashed = (m[f"{i}_crash_{how}_seed0"] for i, how in
+                           ((0, "hang"), (1, "sleep"), (2, "exit")))
     assert crashed["status"] == slow["status"] == hung["status"] == "failed"
     # the process died: the launcher marked the run with the job's state
     assert crashed["slurm_state"].startswith("FAILED"), crashed
-    # submitit's signal, signal_delay_s before the limit, stopped the run: it says why
+    # submitit's signal, signal_delay_s before the limit (Slurm sends it up to 60 s early:
+    # 30-90 s into this job), stopped the run: it says why
     assert "time limit" in slow["error"] and "timeout_min" in slow["error"], slow["error"]
     # killed by Slurm at the limit: marked by the launcher
     assert hung["slurm_state"] == "TIMEOUT" and "ended TIMEOUT" in hung["error"]
@@ -149,7 +150,7 @@ def test_crashed_and_timed_out_jobs_are_recorded_and_the_sweep_goes_on(slurm, tm
     assert "FAILED" in acct and "TIMEOUT" in acct, acct
     rows = {r["run"]: r for r in _report(sweep)}
     assert [rows[f"{i}_crash_{h}_seed0"]["status"] for i, h in
-            ((1, "exit"), (2, "sleep"), (3, "hang"))] == ["failed"] * 3
+            ((0, "hang"), (1, "sleep"), (2, "exit"))] == ["failed"] * 3
     report = (sweep / "report.md").read_text()
     assert "Slurm job" in report and "TIMEOUT" in report
     print(f"\ncrash + timeout sweep {took:.1f} s\n{acct}")
@@ -199,8 +200,6 @@ def test_a_slurm_job_of_two_tasks_trains_data_parallel(slurm, tmp_path):
     assert m["status"] == "complete" and notes["processes"] == 2
     assert notes["global_batch"] == 4 * 1 * 2
     assert m["modelled"]["off"].startswith("trained by 2 data-parallel processes")
-    deadline = time.time() + 60  # the submitter has task 0's result; the step may linger
-    while "RUNNING" in (acct := slurm.sacct(m["slurm_job"])) and time.time() < deadline:
-        time.sleep(1)
+    acct = slurm.sacct(m["slurm_job"])
     assert "COMPLETED" in acct and " 2 " in acct, acct  # two CPUs: one per task
     print(f"\n{acct}")
