@@ -32,15 +32,11 @@ CLUSTER = "adaptbench"
 DEFAULT_ROOT = Path("/tmp/adaptbench-slurm")
 
 
-def _can_sudo() -> bool:
-    return os.geteuid() == 0
-
-
 def unavailable() -> str | None:
     """Why a local cluster cannot be brought up here, or None."""
     if not sys.platform.startswith("linux"):
         return "the local Slurm cluster needs Linux"
-    if not _can_sudo():
+    if os.geteuid() != 0:
         return "the local Slurm cluster needs root (its daemons run as root)"
     if all(shutil.which(b) for b in BINARIES):
         return None
@@ -212,10 +208,10 @@ StorageLoc=slurm_acct_db
             res = self._run("slurmdbd")  # reads slurmdbd.conf beside SLURM_CONF
             if res.returncode != 0:
                 raise RuntimeError(f"slurmdbd failed to start: {res.stderr.strip()}")
-            self._wait(lambda: self._run("sacctmgr", "-i", "add", "cluster",
-                                         CLUSTER).returncode == 0
-                       or "already exists" in self._run("sacctmgr", "-i", "add", "cluster",
-                                                        CLUSTER).stdout, "slurmdbd", 60)
+            def registered() -> bool:  # slurmdbd answers once it is up; a rerun finds it
+                res = self._run("sacctmgr", "-i", "add", "cluster", CLUSTER)
+                return res.returncode == 0 or "already exists" in res.stdout
+            self._wait(registered, "slurmdbd", 60)
         for daemon in ("slurmctld", "slurmd"):
             cmd = [daemon, "-f", str(self.conf)] + (["-N", self.node] if daemon == "slurmd" else [])
             res = self._run(*cmd)

@@ -61,6 +61,11 @@ def problem(entry: Path) -> str | None:
     return None
 
 
+def is_whole(entry: Path) -> bool:
+    """A cache entry that is there and matches its manifest."""
+    return entry.is_dir() and problem(entry) is None
+
+
 def cached_dir(target: Path, build: Callable[[Path], None], what: str = "cache entry",
                rebuild: bool = False) -> Path:
     """`target`, built by `build(tmp_dir)` unless a whole entry is already there (with
@@ -69,7 +74,7 @@ def cached_dir(target: Path, build: Callable[[Path], None], what: str = "cache e
     (harness.ranks) nothing is written: a whole entry is read, anything else is built in a
     private temporary folder, removed when the process exits."""
     if not is_main():
-        if not rebuild and target.is_dir() and problem(target) is None:
+        if not rebuild and is_whole(target):
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f"rank{world()[0]}-{target.name}-"))
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)

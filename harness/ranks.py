@@ -14,6 +14,7 @@ LOCAL_RANK, MASTER_ADDR, MASTER_PORT). In a Slurm job of several tasks (submitit
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -45,10 +46,22 @@ def _state() -> Any:
     from accelerate import PartialState
 
     state = PartialState(cpu=not torch.cuda.is_available())
+    if not _CLOSE_AT_EXIT:  # a process group left open at exit can abort the process
+        _CLOSE_AT_EXIT.append(atexit.register(_close))
     if state.num_processes != world()[1]:
         raise RuntimeError(f"accelerate sees {state.num_processes} processes, the launcher "
                            f"set WORLD_SIZE={world()[1]}")
     return state
+
+
+_CLOSE_AT_EXIT: list[object] = []
+
+
+def _close() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from harness.cache import cached_dir, problem
+from harness.cache import cached_dir, is_whole
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
 from harness.lm import LM
@@ -133,7 +133,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
 
     t0 = time.perf_counter()
     if distributed():  # every rank trains, or none: rank 0's look at the cache decides
-        whole = agree(target.is_dir() and problem(target) is None if is_main() else None)
+        whole = agree(is_whole(target) if is_main() else None)
         target = cached_dir(target, build, rebuild=not whole)
     else:
         target = cached_dir(target, build)
