@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.system import cpu_has_bf16
 from harness.tuning.loop import TrainSettings, train
 from harness.tuning.methods import FullSettings, Method

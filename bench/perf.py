@@ -23,6 +23,9 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               latency); BM25 index build in documents per second
   cost_model  harness-calibrate's seconds; prompt and rag predict, idle and with a CPU-bound
               process beside them: measured seconds move, modelled ones must not (within 10%)
+  served      llama.cpp's OpenAI-compatible server on the bundled GGUF: the harness's requests
+              per second at max_concurrency=8 vs a bare asyncio loop sending the same requests
+              (target >= 0.8x) and vs max_concurrency=1
   multiprocess  LoRA training in one process (all cores) vs `accelerate launch` with two
               processes of one thread each, the same global batch: rows/s and their ratio
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
@@ -51,8 +54,9 @@ from bench.free_form import bench_free_form
 from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
+from bench.served import bench_served
 from harness.data.synthetic import generate as synthetic
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.prompting import Passage, PromptSettings, build_messages
 from harness.tuning.loop import PadCollator, TrainSettings, train
 from harness.tuning.rows import TrainRow, doc_rows, plan_batches, qa_row
@@ -299,6 +303,7 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("cost_model", "modelled_busy_over_idle", "<=", 1.1, "modelled seconds busy / idle"),
     ("cost_model", "measured_over_modelled_idle", "<=", 1.5, "measured / modelled, idle"),
     ("dtype", "training_speedup", ">=", 1.6, "training bf16 / fp32 tokens/s"),
+    ("served", "harness_over_bare", ">=", 0.8, "served rps: harness / bare asyncio loop"),
 ]
 
 
@@ -314,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
-                             "retrieval", "dtype", "cost_model", "multiprocess", "sweep"])
+                             "retrieval", "dtype", "cost_model", "served", "multiprocess",
+                             "sweep"])
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -350,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     if "cost_model" in args.only:
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
                                                  args.out / "cost_model")
+    if "served" in args.only:
+        results["served"] = bench_served(args.out / "served")
     if "multiprocess" in args.only:
         results["multiprocess"] = bench_multiprocess([*model, f"model.device={args.device}"],
                                                      args.out / "multiprocess")
@@ -368,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     results["checks"] = checks
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "dtype", "cost_model", "multiprocess", "sweep"):
+                    "dtype", "cost_model", "served", "multiprocess", "sweep"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

@@ -1,5 +1,12 @@
-"""Turn prompts into Predictions: choice scoring by log-likelihood and/or greedy generation.
-Shared by every strategy so all are scored the same way."""
+"""Turn prompts into Predictions: choice scoring and/or greedy generation. Shared by every
+strategy so all are scored the same way.
+
+Choices are scored by one of two methods (`answer.choice_scoring`, harness.models.contract):
+`loglik` ranks them by their log-likelihood after the prompt; `letter` lists them with
+letters after the question and ranks the letters by the model's next-token log-probs;
+`auto` takes loglik where the model's log-likelihoods pass its check (always in process;
+a served model must echo prompt log-probs that match its generated ones) and letter where
+they do not, and says why."""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.lm import LM, Message
+from harness.models import LETTERS, LanguageModel, Message, check_method
 from harness.types import Citation, Example, Prediction, Usage
 from harness.work import add
 
@@ -21,6 +28,9 @@ class AnswerSettings:
     max_new_tokens: int = 24  # generation stops earlier at a newline or end of turn
     batch_size: int = 16  # higher: faster on CPU up to ~16, more memory
     choice_norm: str = "sum"  # sum: total log p; mean: per token (favours long choices less)
+    choice_scoring: str = "auto"  # loglik | letter | auto (see the module docstring)
+    letter_top_k: int = 20  # letter: next tokens read (OpenAI's top_logprobs allows 20)
+    letter_instruction: str = "Answer with the letter of the correct choice only."
 
     def __post_init__(self) -> None:
         if self.choice_norm not in CHOICE_NORMS:
@@ -29,29 +39,67 @@ class AnswerSettings:
             )
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError("answer.batch_size and answer.max_new_tokens must be >= 1")
+        check_method(self.choice_scoring)
+        if self.letter_top_k < 1:
+            raise ConfigError("answer.letter_top_k must be >= 1")
         if not (self.score_choices or self.generate):
             raise ConfigError("answer.score_choices and answer.generate are both off: nothing to do")
 
 
-def answer(lm: LM, examples: Sequence[Example], messages: Sequence[Sequence[Message]],
+def choice_method(lm: LanguageModel, setting: str) -> tuple[str, str]:
+    """The method `setting` (loglik | letter | auto) resolves to for `lm`, and why."""
+    if check_method(setting) != "auto":
+        return setting, f"answer.choice_scoring={setting}"
+    if not hasattr(lm, "loglik_check"):  # a model of the user's own without the check
+        return "loglik", f"{type(lm).__name__} has no loglik_check: its log-likelihoods are trusted"
+    check = lm.loglik_check()
+    return ("loglik" if check.exact else "letter"), check.reason
+
+
+def with_letters(messages: Sequence[Message], choices: Sequence[str],
+                 instruction: str) -> list[Message]:
+    """The conversation with the choices listed by letter after the question, then the
+    instruction to answer with a letter (the letter method's prompt)."""
+    if len(choices) > len(LETTERS):
+        raise ConfigError(f"answer.choice_scoring=letter takes at most {len(LETTERS)} choices, "
+                          f"got {len(choices)}")
+    listed = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+    *head, last = [dict(m) for m in messages]
+    last["content"] = f"{last['content']}\n\nChoices:\n{listed}\n\n{instruction}"
+    return [*head, last]
+
+
+def score(lm: LanguageModel, messages: Sequence[Sequence[Message]],
+          choices: Sequence[Sequence[str]], settings: AnswerSettings, *,
+          progress: bool = False) -> list:
+    """ChoiceScores for each conversation's choices, by the method the settings resolve to."""
+    method, _ = choice_method(lm, settings.choice_scoring)
+    if method == "loglik":
+        return lm.score_choices([lm.render(m) for m in messages], choices,
+                                batch_size=settings.batch_size, progress=progress)
+    prompts = [lm.render(with_letters(m, c, settings.letter_instruction))
+               for m, c in zip(messages, choices)]
+    return lm.score_letters(prompts, [len(c) for c in choices], top_k=settings.letter_top_k,
+                            batch_size=settings.batch_size, progress=progress)
+
+
+def answer(lm: LanguageModel, examples: Sequence[Example], messages: Sequence[Sequence[Message]],
            settings: AnswerSettings, *, retrieval_s: Sequence[float] | None = None,
            retrieval_batch_s: Sequence[float] | None = None,
            retrieval_work: Sequence[dict[str, float]] | None = None,
            citations: Sequence[Sequence[Citation]] | None = None,
            progress: bool = False) -> list[Prediction]:
-    prompts = [lm.render(m) for m in messages]
     n = len(examples)
     scored = [None] * n
     with_choices = [i for i, e in enumerate(examples) if e.choices]
     if settings.score_choices and with_choices:
-        res = lm.score_choices([prompts[i] for i in with_choices],
-                               [examples[i].choices for i in with_choices],
-                               batch_size=settings.batch_size, progress=progress)
+        res = score(lm, [messages[i] for i in with_choices],
+                    [examples[i].choices for i in with_choices], settings, progress=progress)
         for i, r in zip(with_choices, res):
             scored[i] = r
     gens = [None] * n
     if settings.generate:
-        gens = lm.generate(prompts, max_new_tokens=settings.max_new_tokens,
+        gens = lm.generate([lm.render(m) for m in messages], max_new_tokens=settings.max_new_tokens,
                            batch_size=settings.batch_size, progress=progress)
     preds = []
     for i, ex in enumerate(examples):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.answering import AnswerSettings
-from harness.lm import LM
+from harness.models import LanguageModel
 from harness.prompting import PromptSettings
 from harness.retrieval import Embedder, Retriever, Services, make_retriever
 
@@ -23,7 +23,7 @@ DEFAULT_RETRIEVER = {"_target_": "harness.retrieval.dense.DenseRetriever", "name
 
 @dataclass(frozen=True)
 class StrategyContext:
-    lm: LM  # the base model and tokenizer of the run (shared: copy before you change weights)
+    lm: LanguageModel  # the base model and tokenizer of the run (shared: copy before you change weights)
     prompt: PromptSettings  # the one prompt builder's settings (fairness: use build_messages)
     answer: AnswerSettings  # how predictions are made (use harness.answering.answer)
     get_embedder: Callable[[], Embedder]  # the run's embedder, built on first call, shared
@@ -35,7 +35,7 @@ class StrategyContext:
     retriever_cfg: Mapping[str, Any] = field(default_factory=dict)
     chunker_cfg: Mapping[str, Any] = field(default_factory=dict)
 
-    def with_lm(self, lm: LM) -> StrategyContext:
+    def with_lm(self, lm: LanguageModel) -> StrategyContext:
         """The same context around another model (a tuned copy, say)."""
         return dataclasses.replace(self, lm=lm)
 

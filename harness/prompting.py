@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.lm import Message
+from harness.models.contract import Message
 
 
 @dataclass(frozen=True)

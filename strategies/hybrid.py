@@ -16,6 +16,7 @@ from typing import Any
 from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
+from harness.models import require_local
 from harness.prompting import Passage, fit_passages
 from harness.tuning import (
     UPDATE_MODES,
@@ -55,6 +56,7 @@ class HybridStrategy:
         if not 0.0 <= p_gold <= 1.0 or n_distract < 0:
             raise ConfigError("strategy.raft.p_gold must be in [0, 1] and "
                               "strategy.raft.n_distractors >= 0")
+        require_local(ctx.lm, name)  # a served model's weights cannot be tuned: say so now
         self.ctx, self.name, self.mode = ctx, name, mode
         self.p_gold, self.n_distractors = p_gold, n_distract
         self.method = Method(AdapterSettings(**adapter))

@@ -13,6 +13,7 @@ from harness.answering import answer
 from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
+from harness.models import total_params
 from harness.prompting import build_messages
 from harness.system import peak_memory_mb
 from harness.types import Example, FitReport, Prediction, Task
@@ -48,7 +49,7 @@ class PromptStrategy:
         wall = time.perf_counter() - t0
         return FitReport(
             wall_s=wall, build_s=build_s,
-            total_params=sum(p.numel() for p in self.ctx.lm.model.parameters()),
+            total_params=total_params(self.ctx.lm),
             peak_mem_mb=peak_memory_mb(), cache_hit=hit,
             notes={"k_shot": self.k_shot, "shot_pool_size": len(self.pool)},
             examples_seen=frozenset(e.id for e in self.pool),

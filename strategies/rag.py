@@ -12,6 +12,7 @@ from harness.answering import answer
 from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
+from harness.models import total_params
 from harness.prompting import Passage, build_messages, fit_passages
 from harness.retrieval import describe
 from harness.system import peak_memory_mb
@@ -37,7 +38,7 @@ class RAGStrategy:
         wall = time.perf_counter() - t0
         return FitReport(
             wall_s=wall, build_s=info["build_s"],
-            total_params=sum(p.numel() for p in self.lm.model.parameters()),
+            total_params=total_params(self.lm),
             peak_mem_mb=peak_memory_mb(), artifact_bytes=info["index_bytes"],
             cache_hit=bool(info.get("cache_hit")),
             notes={**info, "retriever": describe(self.retriever), **self.chunking()},
@@ -55,7 +56,7 @@ class RAGStrategy:
         info = self.retriever.update(change.new.corpus, change.changed_doc_ids,
                                      change.removed_doc_ids, progress=self.ctx.progress)
         return FitReport(wall_s=info["update_s"], build_s=info["update_s"],
-                         total_params=sum(p.numel() for p in self.lm.model.parameters()),
+                         total_params=total_params(self.lm),
                          peak_mem_mb=peak_memory_mb(),
                          artifact_bytes=int(info.get("index_bytes", 0)), notes=info,
                          examples_seen=frozenset())

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
+from harness.models import require_local
 from harness.tuning import (
     UPDATE_MODES,
     DataSettings,
@@ -33,6 +34,7 @@ class TunedStrategy:
                  data: dict[str, Any], train: dict[str, Any],
                  update: dict[str, Any] | None = None, measure_forgetting: bool = True) -> None:
         self.ctx, self.name, self.method = ctx, name, method
+        require_local(ctx.lm, name)  # a served model's weights cannot be tuned: say so now
         method.check(ctx.lm.device)  # e.g. QLoRA without a working 4-bit bitsandbytes: now
         self.data, self.train = DataSettings(**data), TrainSettings(**train)
         self.measure_forgetting = measure_forgetting

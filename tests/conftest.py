@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from bench.llama_server import LlamaServer, skip_reason
 from harness.run.runner import CONF_DIR
 
 
@@ -48,3 +49,32 @@ def small_task_files(tmp_path: Path) -> tuple[Path, Path]:
                              "source_ids": [f"d{i}"]})
     return write_jsonl(tmp_path / "corpus.jsonl", corpus), write_jsonl(
         tmp_path / "examples.jsonl", examples)
+
+
+# Served models: llama.cpp's OpenAI-compatible server on the bundled GGUF (bench/llama_server.py),
+# one for the session; tests that stop a server start their own.
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory) -> LlamaServer:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = LlamaServer(tmp_path_factory.mktemp("llama")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_llama_server(tmp_path):
+    """A server of the test's own, stopped (if still running) at the end."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    servers = []
+
+    def make(**kw) -> LlamaServer:
+        servers.append(LlamaServer(tmp_path, **kw))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.stop()

@@ -49,17 +49,21 @@ def _sweep_values(name: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_runs_as_a_multirun(tmp_path, name):
+def test_every_experiment_runs_as_a_multirun(tmp_path, name, request):
     """The preset's own sweep (its strategies; one seed to keep it short) on the tiny model,
-    tuning cut to two steps."""
+    tuning cut to two steps; a preset with a served model (`served`) against llama.cpp's
+    server on the bundled GGUF."""
     params = _sweep_values(name)
+    served = []
+    if "served" in compose_cfg([f"experiment={name}"]):
+        served = request.getfixturevalue("llama_server").model_overrides("served")
     strategies = str(params.get("strategy", "prompt")).split(",")
     short = [f"+per_strategy.{s}.{o}" for s in strategies
              if "train" in compose_cfg([f"strategy={s}"]).strategy for o in SHORT_TRAINING]
     sweep = tmp_path / "sweep"
     res = subprocess.run(
         [sys.executable, "-m", "harness.run.runner", "-m", f"experiment={name}", *TINY,
-         "seed=0", "progress=false", *short, f"hydra.sweep.dir={sweep}"],
+         "seed=0", "progress=false", *short, *served, f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     expected = count_runs({**params, "seed": "0"}, [])

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from harness.data.synthetic import generate
-from harness.lm import LM, get_lm
+from harness.models import get_lm
+from harness.models.local import LM
 from harness.prompting import PromptSettings, build_messages
 
 TINY = {"name_or_path": "tiny-random", "dtype": "float32", "device": "cpu"}
@@ -97,7 +98,7 @@ def _entries(path, kind):
 
 def test_prediction_cache_returns_what_was_computed_without_the_model(tmp_path, lm, prompts,
                                                                       monkeypatch):
-    from harness.lm import CACHE_METER
+    from harness.models.prediction_cache import CACHE_METER
 
     ctx, choices = prompts[0][:12], prompts[1][:12]
     cached = LM(lm.model, lm.tokenizer, "tiny", cache=tmp_path)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.cache import cached_dir, problem
-from harness.models import load_model
+from harness.models.loading import load_model
 from harness.retrieval.embedder import _resolve_embedder_path
 
 

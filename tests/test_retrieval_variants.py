@@ -124,7 +124,7 @@ def test_cross_encoder_and_lm_rerankers_run(tmp_path):
     assert order == want and len(scores) == 3
     with pytest.raises(ConfigError, match="rerank_model"):
         CrossEncoderScorer(None)
-    from harness.lm import get_lm
+    from harness.models import get_lm
 
     lm = get_lm(compose_cfg(["model=tiny-random"]).model)
     lm_scores = LMScorer(lm)("When was it built?", texts)

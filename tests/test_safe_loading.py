@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.models as models
+import harness.models.loading as models
 from harness.run.runner import run
 from tests.conftest import compose_cfg
 

@@ -35,6 +35,26 @@ def has_model(v: Variant) -> bool:
                and r.metrics.get("modelled_predict_s") is not None for r in v.runs)
 
 
+def is_served(v: Variant) -> bool:
+    """Its model answered from an endpoint (metrics.json -> served): priced by its requests,
+    with no modelled seconds."""
+    return any(r.metrics.get("served") for r in v.runs)
+
+
+def served_pricing(v: Variant) -> str:
+    """How a served variant is priced, in words for the cost table."""
+    price = next((r.metrics["served"].get("price") or {} for r in v.runs if r.metrics.get("served")), {})
+    by = next((r.metrics.get("priced_by") for r in v.runs if r.metrics.get("priced_by")), None)
+    when = ", ".join(str(price[k]) for k in ("date", "source") if price.get(k))
+    if by == "per token":
+        rates = (f"${price.get('input_per_mtok') or 0:g} in / ${price.get('output_per_mtok') or 0:g} "
+                 "out per Mtok")
+        return f"served, {rates}" + (f" ({when})" if when else "")
+    if by == "per hour":
+        return f"served, ${price.get('price_per_hour'):.2f}/h of its machine" + (f" ({when})" if when else "")
+    return "served, no price (model.price)"
+
+
 def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -> pd.DataFrame:
     """Numbers, one row per variant: build_s, seconds_per_query and p95_s on the basis
     used (df.attrs: basis, why when it differs from the one asked for, same_within), and
@@ -42,10 +62,11 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
     if basis not in BASES:
         raise ValueError(f"report.cost_basis must be one of {', '.join(BASES)}, got '{basis}'")
     used, why = basis, ""
-    if basis == "modelled" and not all(has_model(v) for v in variants):
+    local = [v for v in variants if not is_served(v)]
+    if basis == "modelled" and not all(has_model(v) for v in local):
         used = "measured"
         reasons = sorted({f"{v.name}: {(r.metrics.get('modelled') or {}).get('off')}"
-                          for v in variants if not has_model(v) for r in v.runs
+                          for v in local if not has_model(v) for r in v.runs
                           if (r.metrics.get("modelled") or {}).get("off")})
         why = ("some runs have no modelled seconds ("
                + ("; ".join(reasons) if reasons else
@@ -73,9 +94,15 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
                if modelled else math.nan,
                "artifact_bytes": v.mean("artifact_bytes", ("fit",)),
                "accuracy": v.estimate.mean}
+        served = is_served(v)
+        row["served"] = served
         for key in ("build_s", "seconds_per_query", "p95_s"):
-            row[key] = row[f"{used}_{key}"]
+            # a served variant has no modelled seconds: measured ones (its local build, the
+            # endpoint's latency) whatever the basis
+            row[key] = row[f"{'measured' if served else used}_{key}"]
         build, per_query = usd(row["build_s"], price), usd(row["seconds_per_query"], price)
+        if served:  # its queries are priced by its requests (tokens, or the endpoint's hours)
+            per_query = v.mean("usd_per_query")
         row.update({"build_usd": build, "usd_per_1k": per_query * 1000, "usd_per_query": per_query,
                     "total_usd": build + per_query * queries})
         rows.append(row)

@@ -30,6 +30,39 @@ def about_as(best: str, values: pd.Series, costs: pd.DataFrame, fmt=None) -> str
             f"({', '.join(fmt(values[n]) for n in close)})")
 
 
+def scoring_methods(variants: list[Variant]) -> dict[str, str]:
+    """Variant -> how its choices were scored (loglik | letter), where its runs say."""
+    out = {}
+    for v in variants:
+        methods = sorted({str(m) for m in v.values("scoring_method")})
+        if methods:
+            out[v.name] = "/".join(methods)
+    return out
+
+
+def scoring_method_lines(variants: list[Variant]) -> list[str]:
+    """A warning when the variants' choices were scored by different methods: their
+    accuracies then measure different things, and ranking them says so."""
+    methods = scoring_methods(variants)
+    if len(set(methods.values())) < 2:
+        return []
+    groups: dict[str, list[str]] = {}
+    for name, m in methods.items():
+        groups.setdefault(m, []).append(name)
+    why: dict[str, list[str]] = {}  # reason -> the letter-scored variants it was given for
+    for v in variants:
+        if methods.get(v.name) == "letter":
+            for r in dict.fromkeys(v.values("scoring_method_reason")):
+                why.setdefault(str(r), []).append(v.name)
+    because = "; ".join(f"{r} ({', '.join(ns)})" for r, ns in why.items())
+    return [("**⚠ Choices were scored by different methods**: "
+             + "; ".join(f"{m} for {', '.join(ns)}" for m, ns in sorted(groups.items()))
+             + ". A log-likelihood ranking and a letter answer are different measurements, so "
+               "the ranking below compares them as they are, not like for like"
+             + (f". Letter because: {because}" if because else "")
+             + ". To score all alike, run the sweep with answer.choice_scoring=letter.")]
+
+
 def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, queries: int,
                    failures: list[Run], fresh: Freshness | None = None, *,
                    metric: str = "choice_accuracy", chosen: bool = False,
@@ -40,6 +73,7 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
     if chosen or warning:
         lines.append(f"Accuracy below is **{metric}**" + (" (report.primary_metric)" if chosen else "")
                      + (f"; ⚠ {warning}: the ranking may not hold." if warning else "."))
+    lines.extend(scoring_method_lines(variants))
     by = {v.name: v for v in variants}
     best = max(variants, key=lambda v: v.estimate.mean)
     tied = tied_with(best.name, pairs)

@@ -211,11 +211,21 @@ def _label_order(key: str) -> tuple[int, str]:
     return (BARE_KEYS.index(key) if key in BARE_KEYS else len(BARE_KEYS), key)
 
 
+def model_where(r: Run) -> str:
+    """'served <model id>' or 'local <model name>': which model answered and where it ran."""
+    name = str(r.metrics.get("model") or r.config.get("model.name_or_path") or "?")
+    name = name.rstrip("/").rsplit("/", 1)[-1].removesuffix(".gguf")
+    return f"{'served' if r.metrics.get('served') else 'local'} {name}"
+
+
 def label_variants(runs: list[Run]) -> None:
     """Complete runs of one strategy whose configs differ in anything but the seed (and
     where and how they ran) are separate variants, labelled by the values that differ.
     A run that did not complete is labelled against all runs of its strategy, so that it
-    never changes the labels of the runs that did."""
+    never changes the labels of the runs that did. When the runs span more than one model,
+    or a served one, every label names its model and where it ran ('served gpt-4o-mini',
+    'local SmolLM2-135M-Instruct.Q4_1') in place of the model's settings."""
+    by_model = len({model_where(r) for r in runs}) > 1 or any(r.metrics.get("served") for r in runs)
     by_strategy: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
         by_strategy[r.strategy].append(r)
@@ -223,8 +233,13 @@ def label_variants(runs: list[Run]) -> None:
         done = [r for r in group if r.complete]
         keys_done, keys_all = (sorted(_varying(g), key=_label_order) for g in (done, group))
         for r in group:
-            parts = [_short(k, r.config.get(k)) for k in (keys_done if r.complete else keys_all)
+            keys = keys_done if r.complete else keys_all
+            if by_model:
+                keys = [k for k in keys if not k.startswith(("model.", "served."))]
+            parts = [_short(k, r.config.get(k)) for k in keys
                      if not (k in BARE_KEYS and r.config.get(k) is None)]
+            if by_model:
+                parts.append(model_where(r))
             r.variant = f"{name} ({', '.join(parts)})" if parts else name
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.costs import api_usd_per_1k
 from harness.report import fmt as f
-from harness.report.cost import baselines, crossover, percentile, same_within
+from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
 from harness.report.runs import Run
 from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant
@@ -33,13 +33,19 @@ def accuracy_table(variants: list[Variant], metric: str) -> Table:
                      "SQuAD exact match": f.number(v.mean("exact_match")), "F1": f.number(v.mean("f1")),
                      "contains": f.number(v.mean("contains"))})
     df = pd.DataFrame(rows)
+    methods = {v.name: "/".join(sorted({str(m) for m in v.values("scoring_method")})) for v in variants}
+    if any(methods.values()):
+        df.insert(3, "choices scored by", [methods[v.name] or f.NA for v in variants])
     for col in ("SQuAD exact match", "F1", "contains"):  # generation off: say so once, not per row
         if not df.empty and (df[col] == f.NA).all():
             df = df.drop(columns=col)
     return Table("accuracy", "Accuracy", df,
                  "Mean over test items and seeds, with a 95% percentile-bootstrap interval that "
-                 "resamples items (and seeds when there are several). SQuAD exact match, F1 and "
-                 "contains score the generated answer when generation was on.")
+                 "resamples items (and seeds when there are several). Choices scored by: loglik "
+                 "= each choice's log-likelihood after the prompt; letter = the choices listed "
+                 "by letter and the model's next-token log-probs of the letters "
+                 "(answer.choice_scoring). SQuAD exact match, F1 and contains score the "
+                 "generated answer when generation was on.")
 
 
 def pairs_table(pairs: Pairs) -> Table:
@@ -63,9 +69,13 @@ def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Ta
     bases = baselines(variants, costs)
     basis = costs.attrs.get("basis", "measured")
     same = same_within(costs)
+    by_name = {v.name: v for v in variants}
     for _, c in costs.iterrows():
-        row = {"variant": c.variant, "priced as": f"{c.hardware} @ ${c.usd_per_hour:.2f}/h"
-               if not math.isnan(c.usd_per_hour) else "no price",
+        local = f"{c.hardware} @ ${c.usd_per_hour:.2f}/h" if not math.isnan(c.usd_per_hour) \
+            else "no price"
+        row = {"variant": c.variant,
+               "priced as": f"{served_pricing(by_name[c.variant])}; build on {local}"
+               if c.served else local,
                f"build ({basis})": f.seconds(c.build_s), "build cost": f.usd(c.build_usd),
                "artifact": f.nbytes(c.artifact_bytes),
                "per 1k queries": f.usd(c.usd_per_1k),
@@ -89,9 +99,17 @@ def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Ta
                + "): single timings, which other processes on the machine inflate. "
                f"Per-query costs within {same:.0%} count as equal, the spread of repeated "
                "timings of one computation on a shared CPU.")
+    served = ("" if not costs.get("served", pd.Series(dtype=bool)).any() else
+              " A served model's queries are priced by its requests: the tokens the server "
+              "reported (usage) at its per-token prices, or, for a self-hosted endpoint priced "
+              "per hour, the seconds per query measured at its concurrency; its retrieval runs "
+              "here at this machine's price. A served model has no modelled seconds (its time "
+              "is the endpoint's, not work this machine's profile describes), so its seconds "
+              "are measured whatever report.cost_basis says.")
     return Table("cost", "Cost", pd.DataFrame(rows),
                  "Build = training or indexing (a cache hit is charged what the original build "
-                 "took). Per-query cost = predict seconds per query × price. Break-even: the "
+                 "took). Per-query cost = predict seconds per query × price." + served
+                 + " Break-even: the "
                  "query volume after which a tuned variant's extra build cost is repaid by "
                  "cheaper queries ('never' when it is not cheaper per query). " + how
                  + " Prices come from conf/cost and are assumptions.")

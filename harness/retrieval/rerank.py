@@ -45,6 +45,12 @@ class LMScorer:
         self.lm, self.batch_size = lm, batch_size
 
     def __call__(self, query: str, texts: Sequence[str]) -> list[float]:
+        if getattr(self.lm, "where", "local") != "local":  # asked on first use, not at build
+            check = self.lm.loglik_check()
+            if not check.exact:
+                raise ConfigError(f"retriever.rerank=lm scores passages by the log-likelihood of "
+                                  f"the question, which model {self.lm.name} cannot give "
+                                  f"({check.reason}); use rerank=cross_encoder")
         prompts = [self.lm.render([{"role": "user", "content": f"Passage:\n{t}\n\n{LM_INSTRUCTION}"}])
                    for t in texts]
         res = self.lm.score_choices(prompts, [[query]] * len(prompts), batch_size=self.batch_size)

@@ -16,7 +16,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.profile import MachineProfile
 from harness.retrieval import get_embedder
 from harness.system import cache_root, config_dir

@@ -8,6 +8,7 @@ import copy
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -17,13 +18,14 @@ from omegaconf.errors import ConfigKeyError
 from harness.answering import AnswerSettings
 from harness.context import StrategyContext
 from harness.errors import ConfigError
-from harness.lm import LM
+from harness.models import LanguageModel
 from harness.prompting import PromptSettings
 from harness.retrieval import get_embedder
+from harness.system import config_dir, group_config
 from harness.types import Strategy, missing_members
 
 
-def strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
+def strategy_factory(cfg: DictConfig) -> Callable[[LanguageModel], Strategy]:
     """Check the strategy's config and the run's prompt/answer settings before the model is
     loaded; returns lm -> the strategy, built from one StrategyContext and its knobs."""
     prompt = PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True))
@@ -39,7 +41,7 @@ def strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
         raise ConfigError(f"{where}: {str(e).splitlines()[0]} (a strategy in your own module "
                           f"must be importable: run from its folder or install it)") from e
 
-    def make(lm: LM) -> Strategy:
+    def make(lm: LanguageModel) -> Strategy:
         ctx = StrategyContext(lm=lm, prompt=prompt, answer=answer,
                               get_embedder=partial(get_embedder, embedder_cfg),
                               seed=int(cfg.seed), cache_dir=cfg.get("cache_dir"),
@@ -62,13 +64,22 @@ def strategy_factory(cfg: DictConfig) -> Callable[[LM], Strategy]:
 
 def effective_config(cfg: DictConfig) -> DictConfig:
     """cfg with `per_strategy[<strategy name>]` merged into `strategy` (and `per_strategy`
-    dropped): what the run actually uses, and what its config.yaml records."""
+    dropped): what the run actually uses, and what its config.yaml records. Its `model` key,
+    if any, is the model this strategy runs on instead of the run's (so one sweep can put a
+    served model's prompt and rag beside a local model's tuned variants): a model config
+    name (conf/model/<name>.yaml), a whole model config (one with base_url or name_or_path),
+    or settings merged onto the run's model."""
     overrides = (cfg.get("per_strategy") or {}).get(cfg.strategy.name)
     if "per_strategy" not in cfg:
         return cfg
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         del cfg["per_strategy"]
+    if overrides is not None and "model" in overrides:
+        overrides = OmegaConf.to_container(overrides, resolve=True)
+        model = overrides.pop("model")
+        with open_dict(cfg):
+            cfg.model = _model_for(cfg, model)
     if overrides:
         try:
             merged = OmegaConf.merge(cfg.strategy, overrides)
@@ -79,6 +90,23 @@ def effective_config(cfg: DictConfig) -> DictConfig:
         with open_dict(cfg):
             cfg.strategy = merged
     return cfg
+
+
+def _model_for(cfg: DictConfig, model: Any) -> DictConfig:
+    """The model config `per_strategy.<name>.model` asks for (see effective_config)."""
+    where = f"per_strategy.{cfg.strategy.name}.model"
+    if isinstance(model, str):
+        named = group_config("model", model, [config_dir()], cfg.get("cache_dir"))
+        if named is None:
+            known = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+            raise ConfigError(f"{where}: no model config '{model}'; choose one of: "
+                              f"{', '.join(known)}, or give its settings")
+        return OmegaConf.create(named)
+    if not isinstance(model, dict):
+        raise ConfigError(f"{where} must be a model config name or a mapping, got {model!r}")
+    if model.get("base_url") or model.get("name_or_path"):
+        return OmegaConf.create(model)
+    return OmegaConf.merge(cfg.model, model)
 
 
 def config_text(cfg: DictConfig) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.lm import LM
+from harness.models.local import LM
 from harness.profile import UNCALIBRATED, MachineProfile
 from harness.ranks import distributed, world
 from harness.system import cache_root
@@ -111,3 +111,38 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
         },
     })
     return out
+
+
+def served_cost_fields(lm: Any, requests: Mapping[str, float], *, n_queries: int,
+                       predict_s: float, prices: Mapping[str, Any],
+                       preds: Sequence[Prediction]) -> dict[str, Any]:
+    """A served model's run: what its requests were and cost. Per token (model.price
+    input/output/cached_input_per_mtok, the server's usage counts) or per hour of a
+    self-hosted endpoint (price_per_hour x the predict seconds the run measured at its
+    concurrency); local work beside the requests (retrieval) is priced at this machine's
+    rate. A served model has no modelled seconds: its time is the endpoint's, which this
+    machine's profile does not describe."""
+    price = lm.price
+    n = max(n_queries, 1)
+    tokens = {k: int(requests[k]) for k in ("input_tokens", "output_tokens", "cached_input_tokens")}
+    local_s = sum(p.usage.retrieval_s for p in preds)
+    local_usd = local_s / 3600 * prices["usd_per_hour"] if prices.get("usd_per_hour") else 0.0
+    if price.per_token:
+        cost, priced_by = price.usd(**tokens), "per token"
+        per_query = (cost + local_usd) / n
+    elif price.price_per_hour is not None:
+        cost, priced_by = predict_s / 3600 * price.price_per_hour, "per hour"
+        per_query = cost / n
+    else:
+        cost, priced_by, per_query = None, None, None
+    return {
+        "requests_sent": int(requests["requests_sent"]),
+        "requests_cached": int(requests["requests_cached"]),
+        "retries": int(requests["retries"]), **tokens,
+        "cost_usd": cost, "usd_per_query": per_query, "priced_by": priced_by,
+        "max_concurrency": lm.endpoint.settings.max_concurrency,
+        "modelled_build_s": None, "modelled_predict_s": None,
+        "modelled": {"off": f"served model ({lm.name} at {lm.base_url}): its seconds are the "
+                            "endpoint's, not work this machine's profile can model; priced "
+                            + (priced_by or "nowhere (model.price is empty)")},
+    }

@@ -28,11 +28,13 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from harness.answering import choice_method
 from harness.costs import run_prices
 from harness.data import build_task
 from harness.data.update import build_update
 from harness.errors import ConfigError, UserError, full_errors
-from harness.lm import CACHE_METER, LM, get_lm
+from harness.models import LanguageModel, get_lm, model_label
+from harness.models.prediction_cache import CACHE_METER
 from harness.ranks import agree, from_slurm, is_main, main_first, world
 from harness.results import (
     STATUS_COMPLETE,
@@ -46,7 +48,7 @@ from harness.results import (
 )
 from harness.retrieval import get_embedder
 from harness.run.compose import config_text, effective_config, same_config, strategy_factory
-from harness.run.costing import measured_usage, run_cost_fields, warm_up
+from harness.run.costing import measured_usage, run_cost_fields, served_cost_fields, warm_up
 from harness.run.freshness import run_freshness
 from harness.run.slurm import explain, slurm_job
 from harness.scoring import aggregate, score_item
@@ -84,7 +86,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         "status": STATUS_RUNNING,
         "strategy": cfg.strategy.name,
         "task": cfg.task.name,
-        "model": cfg.model.name_or_path,
+        "model": model_label(cfg.model),
         "seed": int(cfg.seed),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
@@ -106,7 +108,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return metrics
 
 
-def _setup(cfg: DictConfig) -> tuple[Task, Any, LM, Strategy]:
+def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy]:
     """Threads, seed, the task (and its update), the model and the strategy. Under several
     processes rank 0 loads first, filling the caches the others then read."""
     if cfg.get("torch_threads"):
@@ -117,14 +119,17 @@ def _setup(cfg: DictConfig) -> tuple[Task, Any, LM, Strategy]:
     fresh_cfg = cfg.get("freshness") or {}
     make_strategy = strategy_factory(cfg)
     with main_first():
+        lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+        # The strategy first: one that cannot run on this model (a tuned one on a served
+        # model) says so before the task is read.
+        lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
+                    if cfg.get("prediction_cache", True) else None)
+        strategy = make_strategy(lm)
         task = build_task(task_cfg, resolve_path=to_absolute_path, progress=bool(cfg.progress))
         # Built before anything is fit, so a bad second version fails the run at once.
         change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
                   if fresh_cfg.get("enabled") else None)
-        lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
-    lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
-                if cfg.get("prediction_cache", True) else None)
-    return task, change, lm, make_strategy(lm)
+    return task, change, lm, strategy
 
 
 def _follow(cfg: DictConfig) -> dict[str, Any]:
@@ -147,8 +152,12 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
-    warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
-    base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
+    served = lm.where == "served"
+    if served:
+        base["served"] = lm.describe()  # the endpoint and its price (never the key's value)
+    else:
+        warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
+        base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
     log.info("fit %s on %s", strategy.name, task.name)
     with METER.scope() as build_work, OtherLoad() as fit_load:
         fit: FitReport = strategy.fit(task)
@@ -157,12 +166,17 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         examples = examples[: int(cfg.limit)]
     log.info("predict %d %s examples", len(examples), cfg.eval_split)
     meter = dataclasses.replace(CACHE_METER)
+    requests = lm.meter.copy() if served else None
     t0 = time.perf_counter()
     with METER.scope() as predict_work, OtherLoad() as predict_load:
         preds = strategy.predict(examples)
     predict_wall_s = time.perf_counter() - t0
     # Charged like a cached build: what the predictions took when they were computed.
     predict_s = predict_wall_s + (CACHE_METER.saved_s - meter.saved_s)
+    if served:
+        requests = lm.meter.minus(requests)
+        # cached responses: their recorded seconds, as they overlapped at max_concurrency
+        predict_s += requests["cached_seconds"] / lm.endpoint.settings.max_concurrency
     if [p.example_id for p in preds] != [e.id for e in examples]:
         raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
                            f"of the wrong length ({len(preds)} for {len(examples)} examples)")
@@ -198,11 +212,18 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         "peak_mem_mb": peak_memory_mb(),
         "wall_s": time.perf_counter() - t_start,
     }
-    metrics.update(run_cost_fields(  # after wall_s: a first calibration is not the run's time
-        cfg.cost, lm, build_work=build_work, predict_work=predict_work, preds=preds,
-        loads={"fit": fit_load.share, "predict": predict_load.share},
-        cache_dir=cfg.get("cache_dir"), embedder_name=str(cfg.embedder.name_or_path),
-        get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True))))
+    if metrics["choice_accuracy"] is not None:  # how the choices were scored
+        metrics["scoring_method"], metrics["scoring_method_reason"] = choice_method(
+            lm, str(cfg.answer.choice_scoring))
+    if served:
+        metrics.update(served_cost_fields(lm, requests, n_queries=len(examples),
+                                          predict_s=predict_s, prices=prices, preds=preds))
+    else:
+        metrics.update(run_cost_fields(  # after wall_s: a first calibration is not the run's time
+            cfg.cost, lm, build_work=build_work, predict_work=predict_work, preds=preds,
+            loads={"fit": fit_load.share, "predict": predict_load.share},
+            cache_dir=cfg.get("cache_dir"), embedder_name=str(cfg.embedder.name_or_path),
+            get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True))))
     # choices: choice accuracy; else a generated answer: contains; else (retrieval only) recall@k
     metrics["primary_metric"] = next(
         (k for k in ("choice_accuracy", "contains", "recall_at_k") if metrics.get(k) is not None),

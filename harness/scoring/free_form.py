@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from harness.answering import AnswerSettings, choice_method
 from harness.errors import ConfigError
-from harness.lm import LM
+from harness.models import LanguageModel
 from harness.scoring.grounded import SupportSettings, groundedness
 from harness.scoring.judge import GRADES, Rubric, judge
 from harness.scoring.semantic import (
@@ -55,13 +56,14 @@ class ScoringSettings:
 
 def judge_model_config(spec: Any, search_dirs: Sequence[Path], cache_dir: Any) -> dict[str, Any]:
     """The model config of `judge=<spec>`: a model config name (model/<spec>.yaml in one of
-    `search_dirs`), a mapping of model settings, or else a Hugging Face id or local path
-    with the settings of model/hf.yaml."""
+    `search_dirs`), a mapping of model settings (over model/openai.yaml when it gives a
+    base_url: a served judge; else over model/hf.yaml), or else a Hugging Face id or local
+    path with the settings of model/hf.yaml."""
     def load(name: str) -> dict[str, Any] | None:
         return group_config("model", name, search_dirs, cache_dir)
 
     if isinstance(spec, Mapping):
-        base = load("hf") or {}
+        base = load("openai" if spec.get("base_url") else "hf") or {}
         return {**base, **dict(spec)}
     named = load(str(spec))
     if named is not None:
@@ -71,7 +73,7 @@ def judge_model_config(spec: Any, search_dirs: Sequence[Path], cache_dir: Any) -
 
 def scorer_from_config(cfg: Any, search_dirs: Sequence[Path]) -> FreeFormScorer:
     """The scorer of a run's config (scoring, judge, judge_rubric, embedder, model's cache)."""
-    from harness.lm import get_lm
+    from harness.models import get_lm
     from harness.retrieval import get_embedder
 
     settings = ScoringSettings(**OmegaConf.to_container(cfg.scoring, resolve=True))
@@ -87,9 +89,10 @@ def scorer_from_config(cfg: Any, search_dirs: Sequence[Path]) -> FreeFormScorer:
     def embed(texts: Sequence[str]) -> np.ndarray:  # built on first use, shared per process
         return get_embedder(emb_cfg).embed(texts)
 
+    answer = AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True))
     return FreeFormScorer(settings, embed, stored_threshold=None if stored is None else float(stored),
                           stored_note=note, judge_lm=judge_lm, rubric=rubric,
-                          progress=bool(cfg.get("progress")))
+                          progress=bool(cfg.get("progress")), answer=answer)
 
 
 def _memoized(embed: Embed) -> Embed:
@@ -108,9 +111,10 @@ def _memoized(embed: Embed) -> Embed:
 class FreeFormScorer:
     def __init__(self, settings: ScoringSettings, embed: Callable[[Sequence[str]], np.ndarray], *,
                  stored_threshold: float | None = None, stored_note: str = "",
-                 judge_lm: LM | None = None, rubric: Rubric | None = None,
-                 progress: bool = False) -> None:
+                 judge_lm: LanguageModel | None = None, rubric: Rubric | None = None,
+                 progress: bool = False, answer: AnswerSettings | None = None) -> None:
         self.settings, self.embed = settings, embed
+        self.answer = answer or AnswerSettings()
         self.stored_threshold, self.stored_note = stored_threshold, stored_note
         self.judge_lm, self.rubric, self.progress = judge_lm, rubric, progress
 
@@ -144,7 +148,9 @@ class FreeFormScorer:
         if self.judge_lm is not None and self.rubric is not None and generated:
             t0 = time.perf_counter()
             grades = judge(self.judge_lm, self.rubric, examples, outputs,
-                           batch_size=self.settings.judge_batch_size, progress=self.progress)
+                           batch_size=self.settings.judge_batch_size, progress=self.progress,
+                           answer=self.answer)
+            method, why = choice_method(self.judge_lm, self.answer.choice_scoring)
             for it, d, g in zip(items, details, grades):
                 if g is not None:
                     s = g.scores()
@@ -152,7 +158,9 @@ class FreeFormScorer:
                     d.update(judge_grade=s["judge_grade"], judge_probs=s["judge_probs"])
             asked = [g for g in grades if g is not None]
             metrics["judge"] = {
-                "model": self.judge_lm.name, "rubric_version": self.rubric.version,
+                "model": self.judge_lm.name, "where": self.judge_lm.where,
+                "scoring_method": method, "scoring_method_reason": why,
+                "rubric_version": self.rubric.version,
                 "rubric_hash": self.rubric.hash,
                 "grades": {k: sum(g.grade == k for g in asked) for k in GRADES},
                 # computed seconds (also when the prediction cache supplied the grades)

@@ -1,17 +1,20 @@
 """An LLM judge: a model grades each answer against the gold answer(s) with a versioned
 rubric (conf/judge_rubric/), as correct, partly correct or wrong.
 
-The grade is decided by log-likelihood: the judge model scores each label's words as the
-continuation of the rubric prompt (mean log-probability per token) and the most likely
-label wins, so a grade is never unparsable. By default each label's score on a
-content-free prompt is subtracted first (contextual calibration), so a model that says
-"correct" to anything does not grade everything correct. The calls go through harness.lm, so they are
-batched and cached like every other model call; their seconds are the run's evaluation
-cost, kept apart from the strategy's cost.
+The grade is decided by the judge model's scores of the labels: the log-likelihood of each
+label's words as the continuation of the rubric prompt (mean per token), or, where the
+judge's log-likelihoods cannot be trusted (a served model without echo), its next-token
+log-prob of each label's letter (answer.choice_scoring); the most likely label wins, so a
+grade is never unparsable. By default each label's score on a content-free prompt is
+subtracted first (contextual calibration), so a model that says "correct" to anything does
+not grade everything correct. The calls go through harness.models, so they are batched and
+cached like every other model call; their seconds are the run's evaluation cost, kept apart
+from the strategy's cost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.answering import AnswerSettings, score
 from harness.errors import ConfigError
-from harness.lm import LM
+from harness.models import LanguageModel
 from harness.types import Example
 
 GRADES = ("correct", "partly", "wrong")
@@ -87,23 +91,26 @@ def grade_from_logprobs(logprobs: Sequence[float], tokens: Sequence[int],
     return GRADES[means.index(top)], tuple(e / z for e in exp)
 
 
-def judge(lm: LM, rubric: Rubric, examples: Sequence[Example], outputs: Sequence[str | None], *,
-          batch_size: int = 8, progress: bool = False) -> list[Grade | None]:
+def judge(lm: LanguageModel, rubric: Rubric, examples: Sequence[Example], outputs: Sequence[str | None], *,
+          batch_size: int = 8, progress: bool = False,
+          answer: AnswerSettings | None = None) -> list[Grade | None]:
     """One grade per item; None where there is no output (generation off). An empty output
-    is graded wrong without asking the model."""
+    is graded wrong without asking the model. The labels are scored by the method
+    `answer.choice_scoring` resolves to for the judge model (loglik: the label words;
+    letter: the labels listed by letter)."""
     asked = [i for i, o in enumerate(outputs) if o and o.strip()]
-    def prompt(question: str, gold: str, answer: str) -> str:
-        return lm.render([{"role": "system", "content": rubric.system},
-                          {"role": "user", "content": rubric.template.format(
-                              question=question, gold=gold, answer=answer)}])
+    def conversation(question: str, gold: str, answer: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": rubric.system},
+                {"role": "user", "content": rubric.template.format(
+                    question=question, gold=gold, answer=answer)}]
 
-    prompts = [prompt(examples[i].question, " / ".join(examples[i].answers), outputs[i].strip())
-               for i in asked]
-    if rubric.calibrate and prompts:
-        prompts.append(prompt("N/A", "N/A", "N/A"))  # the content-free prompt, scored last
+    chats = [conversation(examples[i].question, " / ".join(examples[i].answers),
+                          outputs[i].strip()) for i in asked]
+    if rubric.calibrate and chats:
+        chats.append(conversation("N/A", "N/A", "N/A"))  # the content-free prompt, scored last
     labels = [rubric.labels[g] for g in GRADES]
-    scored = lm.score_choices(prompts, [labels] * len(prompts), batch_size=batch_size,
-                              progress=progress) if prompts else []
+    settings = dataclasses.replace(answer or AnswerSettings(), batch_size=batch_size)
+    scored = score(lm, chats, [labels] * len(chats), settings, progress=progress) if chats else []
     prior = None
     if rubric.calibrate and scored:
         free = scored.pop()

@@ -28,7 +28,7 @@ from transformers import PreTrainedModel
 from harness.cache import cached_dir, is_whole
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
-from harness.lm import LM
+from harness.models.local import LM
 from harness.ranks import agree, distributed, is_main, world
 from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.lm import LM
+from harness.models.local import LM
 from harness.scoring import token_f1
 
 CONTROL_DIR = Path(__file__).resolve().parent.parent / "data" / "control"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.lm import LM
+from harness.models.local import LM
 from harness.prompting import Passage, PromptSettings, build_messages
 from harness.types import Document, Example, Task
 

@@ -172,7 +172,7 @@ class StubLM:
         return next(p for p in PLACES if f"at {p}" in prompt or f"passing {p}" in prompt)
 
     def generate(self, prompts, *, max_new_tokens=16, batch_size=8, progress=False):
-        from harness.lm import Generation
+        from harness.models import Generation
 
         self.calls.append(len(prompts))
         out = []
@@ -182,7 +182,7 @@ class StubLM:
         return out
 
     def score_choices(self, contexts, choices, *, batch_size=8, progress=False):
-        from harness.lm import ChoiceScores
+        from harness.models import ChoiceScores
 
         # a known answer wins; otherwise a choice that is no generated answer (a wrong one)
         answers = {a for _, a in self.writes.values()}

@@ -11,7 +11,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from harness.lm import LM, get_lm
+from harness.models import get_lm
+from harness.models.local import LM
 from harness.profile import MachineProfile, fit_linear
 from harness.projection import Hardware, load_hardware, project_seconds
 from harness.report.cli import main as report_main

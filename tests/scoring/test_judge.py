@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.lm import ChoiceScores, get_lm
+from harness.models import ChoiceScores, LoglikCheck, get_lm
 from harness.run.runner import CONF_DIR
 from harness.scoring.free_form import judge_model_config
 from harness.scoring.judge import GRADES, Rubric, grade_from_logprobs, judge
@@ -25,12 +25,16 @@ class StubLM:
     answer (found in the prompt) and records what it was asked."""
 
     name = "stub"
+    where = "local"
 
     def __init__(self, logprobs_by_answer, tokens=(1, 2, 1)):
         self.logprobs_by_answer, self.tokens, self.asked = logprobs_by_answer, tokens, []
 
     def render(self, messages):
         return "\n".join(m["content"] for m in messages)
+
+    def loglik_check(self):
+        return LoglikCheck(True, "a stub's log-likelihoods are what the test set")
 
     def score_choices(self, prompts, choices, *, batch_size, progress):
         self.asked.append((list(prompts), [list(c) for c in choices]))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.data.synthetic import generate
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.prompting import PromptSettings, build_messages
 from harness.run.runner import run
 from harness.system import auto_dtype, cpu_has_bf16

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.tuning.forgetting import (
     ControlResult,
     control_prompts,

@@ -26,7 +26,7 @@ SMALL = ["model=tiny-random", "cache_dir=${results_dir}/cache", "task.n_entities
 
 
 def test_quantized_copy_packs_the_linear_weights_and_keeps_the_count(tmp_path):
-    from harness.models import load_model
+    from harness.models.loading import load_model
 
     model, _ = load_model({"name_or_path": "tiny-random", "cache_dir": str(tmp_path)})
     q = quantized_copy(model, QuantSettings())

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from harness.data import build_task
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.prompting import PromptSettings
 from harness.tuning.loop import TrainingDivergedError, TrainSettings, train
 from harness.tuning.rows import (

@@ -19,7 +19,7 @@ from harness.data import make_task, read_corpus
 from harness.data.generate.cloze import ClozeSettings, generate_cloze
 from harness.data.generate.llm import LLMSettings, generate_llm, prompt_hash
 from harness.errors import ConfigError, UserError, full_errors
-from harness.lm import get_lm
+from harness.models import get_lm
 from harness.results import write_json, write_jsonl
 from harness.system import cache_root, config_dir, versions
 from harness.types import Document, Example

@@ -41,7 +41,7 @@ from harness.data.generate.cloze import (
     scan,
     with_choices,
 )
-from harness.lm import LM
+from harness.models import LanguageModel
 from harness.prompting import PromptSettings, build_messages
 from harness.retrieval import chunk_documents
 from harness.scoring import contains, words
@@ -89,7 +89,7 @@ def _clean(text: str) -> str:
     return re.sub(r"^(?:question|answer)\s*:\s*", "", text, flags=re.I).rstrip(".").strip()
 
 
-def generate_llm(docs: Sequence[Document], lm: LM, prompts: Mapping[str, str], *,
+def generate_llm(docs: Sequence[Document], lm: LanguageModel, prompts: Mapping[str, str], *,
                  n_questions: int, n_choices: int = 4, seed: int = 0,
                  settings: LLMSettings = LLMSettings(), cloze: ClozeSettings | None = None,
                  progress: bool = False) -> tuple[list[Item], dict[str, int]]:
@@ -161,7 +161,7 @@ def generate_llm(docs: Sequence[Document], lm: LM, prompts: Mapping[str, str], *
     return items, dict(counts)
 
 
-def _flag_prior_knowledge(lm: LM, items: list[Item], settings: LLMSettings) -> list[Item]:
+def _flag_prior_knowledge(lm: LanguageModel, items: list[Item], settings: LLMSettings) -> list[Item]:
     """Ask each question with no passage, the way zero-shot prompting will: with choices,
     by log-likelihood; without, by greedy generation (correct = the answer is contained)."""
     examples = [Example(id=str(i), question=it.question, answers=(it.answer,), choices=it.choices)

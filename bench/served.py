@@ -1,0 +1,90 @@
+"""Served-model throughput (`make bench`, section "served"): against llama.cpp's server on a
+free loopback port serving the bundled GGUF (bench/llama_server.py), the same letter-scoring
+requests sent three ways, each from an empty response cache:
+
+    harness      ServedLM.score_letters with max_concurrency=8 (retries, rate limits, cache
+                 writes, response checks included)
+    bare         a plain asyncio loop: httpx.AsyncClient, a semaphore of 8, asyncio.gather
+    sequential   ServedLM with max_concurrency=1
+
+Requests per second of each and the ratios harness / bare (target >= 0.8: the harness's
+bookkeeping must not cost throughput) and harness / sequential (what concurrency buys on
+this server; llama-cpp-python answers one request at a time, so little here: vLLM batches
+concurrent requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.llama_server import ALIAS, LlamaServer, skip_reason
+from harness.answering import with_letters
+from harness.data.synthetic import generate as synthetic
+from harness.models.endpoint import Endpoint, EndpointSettings
+from harness.models.served import ServedLM
+from harness.prompting import PromptSettings, build_messages
+
+
+def letter_prompts(n: int) -> tuple[list[str], list[int]]:
+    """n distinct 4-choice questions as letter prompts in the plain format."""
+    from harness.models.contract import plain_prompt
+
+    _, examples = synthetic(n_entities=max(n // 4 + 1, 8), seed=1)
+    examples = examples[:n]
+    prompt = PromptSettings()
+    msgs = [with_letters(build_messages(prompt, e.question), e.choices,
+                         "Answer with the letter of the correct choice only.") for e in examples]
+    return [plain_prompt(m) for m in msgs], [len(e.choices) for e in examples]
+
+
+def _harness_rps(base_url: str, prompts: list[str], n_choices: list[int], concurrency: int) -> float:
+    with tempfile.TemporaryDirectory() as cache:
+        lm = ServedLM(Endpoint(EndpointSettings(base_url=base_url, name=ALIAS,
+                                                max_concurrency=concurrency), Path(cache)))
+        t0 = time.perf_counter()
+        lm.score_letters(prompts, n_choices, top_k=20)
+        seconds = time.perf_counter() - t0
+    assert lm.meter.requests_sent == len(prompts)
+    return len(prompts) / seconds
+
+
+def _bare_rps(base_url: str, prompts: list[str], concurrency: int) -> float:
+    async def go() -> None:
+        gate = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            async def one(p: str) -> None:
+                async with gate:
+                    r = await client.post("/completions", json={
+                        "model": ALIAS, "prompt": p, "max_tokens": 1, "temperature": 0,
+                        "logprobs": 20})
+                    r.raise_for_status()
+                    r.json()
+
+            await asyncio.gather(*(one(p) for p in prompts))
+
+    t0 = time.perf_counter()
+    asyncio.run(go())
+    return len(prompts) / (time.perf_counter() - t0)
+
+
+def bench_served(work: Path, n: int = 64) -> dict:
+    reason = skip_reason()
+    if reason:
+        return {"skipped": reason}
+    work.mkdir(parents=True, exist_ok=True)
+    server = LlamaServer(work).start()
+    try:
+        prompts, n_choices = letter_prompts(n)
+        _bare_rps(server.base_url, prompts[:4], 2)  # warm-up: the server's first requests
+        bare = _bare_rps(server.base_url, prompts, 8)
+        harness = _harness_rps(server.base_url, prompts, n_choices, 8)
+        sequential = _harness_rps(server.base_url, prompts, n_choices, 1)
+    finally:
+        server.stop()
+    return {"requests": n, "harness_rps_c8": harness, "bare_asyncio_rps_c8": bare,
+            "harness_rps_c1": sequential, "harness_over_bare": harness / bare,
+            "c8_over_c1": harness / sequential}
