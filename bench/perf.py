@@ -321,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                     default=["scoring", "generation", "training", "questions", "free_form",
                              "retrieval", "dtype", "cost_model", "served", "multiprocess",
                              "sweep"])
+    ap.add_argument("--served-requests", type=int, default=48,
+                    help="served section: requests per batch (3 rounds)")
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
                                                  args.out / "cost_model")
     if "served" in args.only:
-        results["served"] = bench_served(args.out / "served")
+        results["served"] = bench_served(args.out / "served", n=args.served_requests)
     if "multiprocess" in args.only:
         results["multiprocess"] = bench_multiprocess([*model, f"model.device={args.device}"],
                                                      args.out / "multiprocess")

@@ -10,11 +10,14 @@ requests sent three ways, each from an empty response cache:
 Requests per second of each and the ratios harness / bare (target >= 0.8: the harness's
 bookkeeping must not cost throughput) and harness / sequential (what concurrency buys on
 this server; llama-cpp-python answers one request at a time, so little here: vLLM batches
-concurrent requests)."""
+concurrent requests). The server's own time dominates and wanders by +-15% between
+identical batches, so harness and bare alternate for `rounds` rounds and the medians are
+compared."""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -71,7 +74,7 @@ def _bare_rps(base_url: str, prompts: list[str], concurrency: int) -> float:
     return len(prompts) / (time.perf_counter() - t0)
 
 
-def bench_served(work: Path, n: int = 64) -> dict:
+def bench_served(work: Path, n: int = 48, rounds: int = 3) -> dict:
     reason = skip_reason()
     if reason:
         return {"skipped": reason}
@@ -80,11 +83,15 @@ def bench_served(work: Path, n: int = 64) -> dict:
     try:
         prompts, n_choices = letter_prompts(n)
         _bare_rps(server.base_url, prompts[:4], 2)  # warm-up: the server's first requests
-        bare = _bare_rps(server.base_url, prompts, 8)
-        harness = _harness_rps(server.base_url, prompts, n_choices, 8)
+        bare, harness = [], []
+        for _ in range(rounds):
+            bare.append(_bare_rps(server.base_url, prompts, 8))
+            harness.append(_harness_rps(server.base_url, prompts, n_choices, 8))
         sequential = _harness_rps(server.base_url, prompts, n_choices, 1)
     finally:
         server.stop()
-    return {"requests": n, "harness_rps_c8": harness, "bare_asyncio_rps_c8": bare,
-            "harness_rps_c1": sequential, "harness_over_bare": harness / bare,
-            "c8_over_c1": harness / sequential}
+    h, b = statistics.median(harness), statistics.median(bare)
+    return {"requests": n, "rounds": rounds, "harness_rps_c8": h, "bare_asyncio_rps_c8": b,
+            "harness_rps_c1": sequential, "harness_over_bare": h / b, "c8_over_c1": h / sequential,
+            "harness_rps_c8_each": [round(x, 3) for x in harness],
+            "bare_rps_c8_each": [round(x, 3) for x in bare]}
