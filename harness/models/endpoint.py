@@ -40,6 +40,7 @@ from harness.errors import ConfigError, UserError
 from harness.results import atomic_write_text
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would drown the run's log
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 BACKOFF_S, BACKOFF_MAX_S = 0.5, 30.0
