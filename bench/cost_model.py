@@ -36,7 +36,7 @@ def bench_cost_model(model: list[str], work: Path) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "harness.run.calibrate", *model,
+    res = subprocess.run([sys.executable, "-m", "harness.cost.cli", *model,
                           f"cache_dir={work / 'c1'}", f"hydra.run.dir={work / 'calibrate'}"],
                          capture_output=True, text=True)
     calibrate_s = time.perf_counter() - t0

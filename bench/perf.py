@@ -376,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         ok = v >= bound if op == ">=" else v <= bound
         checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
+    from bench.demo import measured
+
+    results = {"title": "make bench", "measured": measured(
+        "python -m bench.perf " + " ".join(argv if argv is not None else sys.argv[1:])), **results}
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
                     "dtype", "cost_model", "served", "multiprocess", "sweep"):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from harness.cost.work import add
 from harness.errors import ConfigError
 from harness.models import LETTERS, LanguageModel, Message, check_method
+from harness.prompting import PromptSettings, build_messages
 from harness.types import Citation, Example, Prediction, Usage
-from harness.work import add
 
 CHOICE_NORMS = ("sum", "mean")
 
@@ -129,3 +131,17 @@ def answer(lm: LanguageModel, examples: Sequence[Example], messages: Sequence[Se
             citations=tuple(citations[i]) if citations else (),
         ))
     return preds
+
+
+def answer_with_passages(lm: LanguageModel, index: Any, examples: Sequence[Example],
+                         prompt: PromptSettings, settings: AnswerSettings, *,
+                         progress: bool = False) -> list[Prediction]:
+    """Retrieve each question's passages from `index` (harness.retrieval.RetrievalIndex)
+    within the prompt's context budget, answer with them, and cite them: what rag and
+    hybrid do, with their own model."""
+    got = index.passages(examples, batch_size=settings.batch_size,
+                         budget_tokens=prompt.context_budget_tokens, count_tokens=lm.count_tokens)
+    messages = [build_messages(prompt, ex.question, passages=ps)
+                for ex, ps in zip(examples, got.passages)]
+    return answer(lm, examples, messages, settings, citations=got.citations, progress=progress,
+                  **got.timing())

@@ -59,3 +59,13 @@ def run_status(run_dir: str | Path) -> str | None:
 
 def is_complete(run_dir: str | Path) -> bool:
     return run_status(run_dir) == STATUS_COMPLETE and (Path(run_dir) / "predictions.jsonl").is_file()
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Every directory under `paths` that holds a metrics.json."""
+    found = set()
+    for p in paths:
+        if (p / "metrics.json").is_file():
+            found.add(p)
+        found.update(m.parent for m in p.rglob("metrics.json"))
+    return sorted(found)

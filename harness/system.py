@@ -1,4 +1,5 @@
-"""Machine facts a run records: device, peak memory, library versions, git commit."""
+"""Machine facts a run records: device, peak memory, library versions, git commit. torch is
+imported where it is used, so what reads run files only (the report) does not load it."""
 
 from __future__ import annotations
 
@@ -10,17 +11,22 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from platformdirs import user_cache_dir
 
 from harness.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "faiss-cpu",
              "hydra-core", "numpy", "adaptbench", "bitsandbytes", "accelerate")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -28,6 +34,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def cpu_has_bf16() -> bool:
     """The CPU runs bfloat16 matmuls natively (AVX-512 BF16 or AMX), so bf16 is faster."""
+    import torch
+
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
 
@@ -35,6 +43,8 @@ def cpu_has_bf16() -> bool:
 def auto_dtype(device: torch.device) -> torch.dtype:
     """model.dtype=auto: bfloat16 where the hardware runs it natively (a CUDA GPU that
     supports it, or a CPU with AVX-512 BF16 / AMX), float16 on other GPUs, else float32."""
+    import torch
+
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and cpu_has_bf16():
@@ -43,6 +53,8 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 
 
 def resolve_dtype(dtype: str, device: torch.device | None = None) -> torch.dtype:
+    import torch
+
     table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
              "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
     if dtype == "auto":
@@ -74,6 +86,8 @@ def cache_root(configured: str | None = None) -> Path:
 
 def reset_peak_memory() -> None:
     """Start a new peak-memory window (each run of a multirun shares one process)."""
+    import torch
+
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats()
     try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
@@ -85,6 +99,8 @@ def reset_peak_memory() -> None:
 def peak_memory_mb() -> float:
     """Peak resident memory of this process since the last reset (CPU), or peak allocated
     CUDA memory, in MB."""
+    import torch
+
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated() / 2**20
     try:
@@ -188,6 +204,7 @@ def machine_id() -> dict[str, object]:
     import platform
 
     import psutil
+    import torch
 
     cpu = platform.processor() or platform.machine()
     try:

@@ -111,7 +111,7 @@ class Usage:
     generation_s: float = 0.0  # this item's share of its batch's generation time
     latency_s: float = 0.0  # wall time of the batch(es) this item was answered in
     retrieval_latency_s: float = 0.0  # the retrieval part of latency_s (its batch's search)
-    # what the batches behind latency_s computed (harness.work counters): the cost model's
+    # what the batches behind latency_s computed (harness.cost.work counters): the cost model's
     # latency of this item, here and on other hardware, comes from it
     work: dict[str, float] = field(default_factory=dict)
 

@@ -13,11 +13,13 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from harness.answering import answer_with_passages
 from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
-from harness.models import require_local
+from harness.models import require_local, total_params
 from harness.prompting import Passage, fit_passages
+from harness.retrieval import RetrievalIndex
 from harness.tuning import (
     UPDATE_MODES,
     AdapterSettings,
@@ -30,7 +32,6 @@ from harness.tuning import (
     update_tuned,
 )
 from harness.types import Example, FitReport, Prediction, Task
-from strategies.rag import RAGStrategy
 
 MODES = ("lora+rag", "raft")
 
@@ -63,13 +64,14 @@ class HybridStrategy:
         self.method.check(ctx.lm.device)  # fail now, not deep inside training
         self.data, self.train = DataSettings(**data), TrainSettings(**train)
         self.measure_forgetting = measure_forgetting
-        self.rag = RAGStrategy(ctx, **retrieval)
-        self.retrieval_k = self.rag.retrieval_k
+        self.index = RetrievalIndex(ctx.retriever(), int(retrieval.get("k", 3)))
+        self.retrieval_k = self.index.k
+        self.lm = ctx.lm  # the model that answers: the tuned one once fit
         self.continue_epochs = (update or {}).get("continue_epochs")
         self.tuned_report: FitReport | None = None
 
     def _raft_rows(self, examples: Sequence[Example], tag: str, seed: int):
-        retriever = self.rag.retriever
+        retriever = self.index.retriever
         first_chunk = {}
         for c in retriever.chunks:
             first_chunk.setdefault(c.doc_id, c)
@@ -96,7 +98,8 @@ class HybridStrategy:
         return rows, val_rows, {"raft_rows": len(rows), "val_rows": len(val_rows)}
 
     def fit(self, task: Task) -> FitReport:
-        index_report = self.rag.fit(task)
+        index_report = self.index.fit(task, total_params=total_params(self.ctx.lm),
+                                      progress=self.ctx.progress)
         rows, val_rows, counts = self._rows(task)
         notes = {"mode": self.mode, "data": counts}
         if self.mode == "raft":
@@ -106,7 +109,7 @@ class HybridStrategy:
                           split_hash=task.split_hash, seed=ctx.seed, cache_dir=ctx.cache_dir,
                           forgetting=self.measure_forgetting, progress=ctx.progress,
                           notes=notes)
-        self.rag.lm = tuned.lm
+        self.lm = tuned.lm
         self.tuned_report = tuned.report
         return _combined(tuned.report, index_report)
 
@@ -118,7 +121,10 @@ class HybridStrategy:
                              f"{', '.join(self.update_modes)}")
         if self.tuned_report is None:
             raise RuntimeError(f"{self.name}: update called before fit")
-        index_report = self.rag.update(change)
+        index_report = self.index.update(change.new.corpus, change.changed_doc_ids,
+                                         change.removed_doc_ids,
+                                         total_params=total_params(self.ctx.lm),
+                                         progress=self.ctx.progress)
         if mode == "reindex":
             return index_report
         rows, val_rows, _ = self._rows(change.new)
@@ -128,11 +134,12 @@ class HybridStrategy:
                              parent=self.tuned_report, seed=ctx.seed,
                              continue_epochs=self.continue_epochs,
                              cache_dir=ctx.cache_dir, progress=ctx.progress)
-        self.rag.lm = tuned.lm
+        self.lm = tuned.lm
         return _combined(tuned.report, index_report)
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
-        return self.rag.predict(examples)
+        return answer_with_passages(self.lm, self.index, examples, self.ctx.prompt,
+                                    self.ctx.answer, progress=self.ctx.progress)
 
 
 def _combined(tuned: FitReport, index: FitReport) -> FitReport:

@@ -7,15 +7,13 @@ the model. Sweep retrievers and chunkers with it before spending model time:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from harness.context import StrategyContext
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
+from harness.retrieval import RetrievalIndex
 from harness.types import Citation, Example, FitReport, Prediction, Task, Usage
-from harness.work import METER
-from strategies.rag import RAGStrategy
 
 
 class RetrievalOnlyStrategy:
@@ -29,30 +27,30 @@ class RetrievalOnlyStrategy:
             raise ConfigError("strategy.k, strategy.depth and strategy.batch_size must be >= 1")
         self.ctx, self.name, self.retrieval_k = ctx, name, k
         self.depth, self.batch_size = max(k, depth), batch_size
-        self.index = RAGStrategy(ctx, name=name, k=k)  # its fit and update build the index
+        self.index = RetrievalIndex(ctx.retriever(), k)
 
     def fit(self, task: Task) -> FitReport:
-        return self.index.fit(task)
+        return self.index.fit(task, progress=self.ctx.progress)
 
     def update(self, change: TaskUpdate, mode: str = "reindex") -> FitReport:
-        return self.index.update(change, mode)
+        if mode != "reindex":
+            raise ConfigError(f"unknown retrieval_only update mode '{mode}'; choose one of: reindex")
+        return self.index.update(change.new.corpus, change.changed_doc_ids,
+                                 change.removed_doc_ids, progress=self.ctx.progress)
 
     def predict(self, examples: Sequence[Example]) -> list[Prediction]:
         """Per question: the documents of its top `depth` chunks, ranked by their best chunk,
         as citations (no output, no choice: the model is not run)."""
+        hits, batch_s, work = self.index.search([e.question for e in examples], self.depth,
+                                                self.batch_size)
         preds = []
-        for start in range(0, len(examples), self.batch_size):
-            batch = examples[start:start + self.batch_size]
-            t0 = time.perf_counter()
-            with METER.scope() as work:
-                hits = self.index.retriever.search([e.question for e in batch], self.depth)
-            wall = time.perf_counter() - t0
-            for e, hs in zip(batch, hits):
-                best: dict[str, Citation] = {}
-                for h in hs:
-                    if h.chunk.doc_id not in best:
-                        best[h.chunk.doc_id] = Citation(h.chunk.doc_id, round(h.score, 5), h.chunk.text)
-                usage = Usage(retrieval_s=wall / len(batch), latency_s=wall,
-                              retrieval_latency_s=wall, work=work)
-                preds.append(Prediction(e.id, None, usage=usage, citations=tuple(best.values())))
+        for i, (e, hs) in enumerate(zip(examples, hits)):
+            best: dict[str, Citation] = {}
+            for h in hs:
+                if h.chunk.doc_id not in best:
+                    best[h.chunk.doc_id] = Citation(h.chunk.doc_id, round(h.score, 5), h.chunk.text)
+            in_batch = min(self.batch_size, len(examples) - i // self.batch_size * self.batch_size)
+            usage = Usage(retrieval_s=batch_s[i] / in_batch, latency_s=batch_s[i],
+                          retrieval_latency_s=batch_s[i], work=work[i])
+            preds.append(Prediction(e.id, None, usage=usage, citations=tuple(best.values())))
         return preds

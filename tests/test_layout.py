@@ -1,9 +1,12 @@
-"""The code's shape: no module over 400 lines, no import cycle between the project's
-modules, and no built-in strategy's name deciding what the runner or the report does."""
+"""The code's shape: no module over 400 lines and no function over 60 in harness/, no import
+cycle between the project's modules nor between its packages, a report that imports no
+torch, and no built-in strategy's name deciding what the runner or the report does."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -11,6 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "strategies")
 MAX_LINES = 400
+MAX_FUNCTION_LINES = 60
 
 
 def _modules() -> dict[str, Path]:
@@ -49,16 +53,15 @@ def test_no_module_is_over_400_lines():
     assert not long, f"split these by concept: {long}"
 
 
-def test_no_import_cycle():
-    mods = _modules()
-    graph = {m: _top_level_imports(p, m, set(mods)) for m, p in mods.items()}
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` (node -> what it imports), or None."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     stack: list[str] = []
 
     def visit(m: str) -> list[str] | None:
         state[m] = 1
         stack.append(m)
-        for n in sorted(graph[m]):
+        for n in sorted(graph.get(m, ())):
             if state.get(n) == 1:
                 return stack[stack.index(n):] + [n]
             if n not in state and (cycle := visit(n)):
@@ -68,9 +71,33 @@ def test_no_import_cycle():
         return None
 
     for m in sorted(graph):
-        if m not in state:
-            cycle = visit(m)
-            assert cycle is None, " -> ".join(cycle)
+        if m not in state and (cycle := visit(m)):
+            return cycle
+    return None
+
+
+def _package(module: str) -> str:
+    """harness.report.cost -> harness.report; harness.answering -> itself; strategies.x ->
+    strategies."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "harness" and len(parts) > 1 else parts[0]
+
+
+def _graphs(mods: dict[str, Path]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    modules = {m: _top_level_imports(p, m, set(mods)) for m, p in mods.items()}
+    packages: dict[str, set[str]] = {}
+    for m, deps in modules.items():
+        packages.setdefault(_package(m), set()).update(
+            _package(d) for d in deps if _package(d) != _package(m))
+    return modules, packages
+
+
+def test_no_import_cycle_between_modules_or_packages():
+    modules, packages = _graphs(_modules())
+    cycle = _cycle(modules)
+    assert cycle is None, " -> ".join(cycle)
+    cycle = _cycle(packages)
+    assert cycle is None, "packages: " + " -> ".join(cycle)
 
 
 def test_the_cycle_check_can_fail(tmp_path):
@@ -78,6 +105,46 @@ def test_the_cycle_check_can_fail(tmp_path):
     (tmp_path / "b.py").write_text("from a import x\n")
     assert _top_level_imports(tmp_path / "a.py", "a", {"a", "b"}) == {"b"}
     assert _top_level_imports(tmp_path / "b.py", "b", {"a", "b"}) == {"a"}
+    # a planted package cycle: harness.report.x imports harness.scoring.y, which imports
+    # harness.report.z (as scoring/calibrate.py once imported report/runs.py)
+    root = tmp_path / "tree"
+    for rel, text in {"harness/report/x.py": "from harness.scoring import y\n",
+                      "harness/report/z.py": "", "harness/scoring/y.py": "import harness.report.z\n",
+                      "harness/scoring/w.py": ""}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    mods = {".".join(p.relative_to(root).with_suffix("").parts): p for p in root.rglob("*.py")}
+    modules, packages = _graphs(mods)
+    assert _cycle(modules) is None  # no module imports back the one that imports it ...
+    assert _cycle(packages) == ["harness.report", "harness.scoring", "harness.report"]  # ... but
+    # the packages do
+
+
+def test_the_report_imports_no_torch():
+    """harness-report reads run files only: importing it must not load torch (or a model
+    library), so a report can be made where no model can run."""
+    code = ("import sys, harness.report.cli, harness.report.build; "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'sentence_transformers') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.strip()
+    assert out == "[]", out
+
+
+def _long_functions(root: Path, limit: int) -> dict[str, int]:
+    out = {}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit:
+                    out[f"{path.relative_to(root.parent)}:{node.name}"] = n
+    return out
+
+
+def test_no_function_in_harness_is_over_60_lines():
+    long = _long_functions(ROOT / "harness", MAX_FUNCTION_LINES)
+    assert not long, f"split these into named steps: {long}"
 
 
 def test_no_strategy_name_decides_runner_or_report_behaviour():

@@ -26,13 +26,15 @@ from harness.models.contract import (
     Prompt,
     check_method,
     letter_logprobs,
+    plain_prompt,
     require_local,
     total_params,
 )
 
 __all__ = ["LETTERS", "LETTER_FLOOR", "SCORING_METHODS", "ChoiceScores", "Generation",
            "LanguageModel", "LoglikCheck", "Message", "Prompt", "check_method", "get_lm",
-           "is_served", "letter_logprobs", "model_label", "require_local", "total_params"]
+           "is_served", "letter_logprobs", "model_label", "plain_prompt", "require_local",
+           "total_params"]
 
 _LOADED: dict[str, LanguageModel] = {}
 

@@ -42,7 +42,7 @@ class Generation:
     completion_tokens: int
     seconds: float  # this item's share of its batch's wall time
     batch_seconds: float  # what a caller waited for it: its batch (in-process) or request (served)
-    batch_work: dict[str, float] = dataclasses.field(default_factory=dict)  # harness.work counters
+    batch_work: dict[str, float] = dataclasses.field(default_factory=dict)  # harness.cost.work counters
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from harness.cost.work import METER, Shape, add
 from harness.models.contract import (
     ChoiceScores,
     Generation,
@@ -35,7 +36,6 @@ from harness.models.contract import (
 )
 from harness.models.loading import load_model
 from harness.models.prediction_cache import cached_call
-from harness.work import METER, Shape, add
 
 
 def weights_fingerprint(model: PreTrainedModel) -> str:
@@ -77,7 +77,7 @@ class LM:
 
     @functools.cached_property
     def shape(self) -> Shape:
-        """What the FLOP counts of harness.work need from the model."""
+        """What the FLOP counts of harness.cost.work need from the model."""
         return Shape.of(self.model)
 
     @functools.cached_property

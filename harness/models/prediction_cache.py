@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache import cached_dir
-from harness.work import METER
+from harness.cost.work import METER
 
 CACHE_FORMAT = 3  # bump when what a call returns, or how it is computed, changes
 

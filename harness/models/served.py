@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.cost.prices import Price
 from harness.errors import ConfigError
 from harness.models.contract import (
     ChoiceScores,
@@ -46,49 +46,6 @@ ENDPOINTS = ("completions", "chat")
 # Texts whose next token the loglik check asks for (answer.choice_scoring=auto).
 PROBES = ("The capital of France is", "Water boils at a temperature of 100 degrees")
 ECHO_TOLERANCE = 0.1  # nats: a generated token's log-prob and its echoed one must agree this well
-
-
-@dataclass(frozen=True)
-class Price:
-    """What a served model costs: per token (a hosted API) or per hour of the machine serving
-    it (a self-hosted endpoint, turned into a cost per query by its measured throughput)."""
-    input_per_mtok: float | None = None  # USD per million input tokens
-    output_per_mtok: float | None = None
-    cached_input_per_mtok: float | None = None  # input the server served from its prompt cache
-    price_per_hour: float | None = None  # self-hosted: USD per hour of its GPU(s)
-    date: str | None = None  # when the price was read (prices change)
-    source: str | None = None  # where it was read
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> Price:
-        cfg = dict(cfg or {})
-        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"model.price: unknown key(s) {', '.join(unknown)}; known: "
-                              f"{', '.join(cls.__dataclass_fields__)}")
-        price = cls(**cfg)
-        for k in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "price_per_hour"):
-            v = getattr(price, k)
-            if v is not None and (not isinstance(v, int | float) or v < 0):
-                raise ConfigError(f"model.price.{k} must be a number >= 0 or null, got {v!r}")
-        if price.per_token and price.price_per_hour is not None:
-            raise ConfigError("model.price: give per-token prices (a hosted API) or "
-                              "price_per_hour (a self-hosted endpoint), not both")
-        return price
-
-    @property
-    def per_token(self) -> bool:
-        return self.input_per_mtok is not None or self.output_per_mtok is not None
-
-    def usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float | None:
-        """USD for these tokens at the per-token prices (None: not priced per token)."""
-        if not self.per_token:
-            return None
-        cached_price = (self.cached_input_per_mtok if self.cached_input_per_mtok is not None
-                        else self.input_per_mtok or 0.0)
-        return ((input_tokens - cached_input_tokens) * (self.input_per_mtok or 0.0)
-                + cached_input_tokens * cached_price
-                + output_tokens * (self.output_per_mtok or 0.0)) / 1e6
 
 
 class ServedLM:

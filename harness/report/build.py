@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.cost.projection import load_hardware
 from harness.errors import ConfigError, UserError
-from harness.projection import load_hardware
 from harness.report import fmt as f
 from harness.report import free_form, tables
 from harness.report.cost import BASES, cost_frame
@@ -35,7 +35,7 @@ from harness.report.decision import decision_lines
 from harness.report.freshness import Freshness, freshness_data
 from harness.report.freshness import table_frame as freshness_table
 from harness.report.freshness import table_note as freshness_note
-from harness.report.runs import PRIMARY_METRICS, Run, item_key
+from harness.report.runs import Run, extra_metrics, item_key, known_metrics
 from harness.report.stats import ALPHA
 from harness.report.tables import Table
 from harness.report.variants import Pairs, Variant, compare_pairs, make_variants
@@ -62,9 +62,10 @@ def check_metric(metric: str | None, runs: list[Run]) -> None:
     """A report.primary_metric the runs can be ranked by, or a clear error."""
     if metric is None:
         return
-    if metric not in PRIMARY_METRICS:
+    known = known_metrics(runs)
+    if metric not in known:
         raise UserError(f"report.primary_metric: unknown metric '{metric}'; choose one of: "
-                        f"{', '.join(PRIMARY_METRICS)}")
+                        f"{', '.join(known)}")
     if not any(r.complete and r.metrics.get(metric) is not None for r in runs):
         raise UserError(f"report.primary_metric: no complete run has '{metric}' (free-form "
                         "metrics need answer.generate=true; judge_* needs judge=<model>; "
@@ -91,40 +92,61 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
     costs = cost_frame(variants, queries, cost_basis)
     trusted = free_form.trust(variants, free_form.read_labels(labels, variants) if labels else None)
     warnings = free_form.warnings_for(trusted)
+    fresh = freshness_data(variants, costs)
+    parts = _tables(runs, variants, pairs, costs, metric=metric, queries=queries,
+                    trusted=trusted, warnings=warnings, fresh=fresh, hardware=hardware,
+                    contention_factor=contention_factor)
+    return Report(
+        title=title or "Adaptation strategy comparison",
+        overview=_overview(runs, variants),
+        decision=decision_lines(variants, pairs, costs, queries, failures, fresh,
+                                metric=metric, chosen=primary_metric is not None,
+                                warning=warnings.get(item_key(metric)))
+        + contention_lines(variants, contention_factor),
+        tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
+        queries=queries, methods=methods(costs, queries), freshness=fresh,
+    )
+
+
+def _tables(runs: list[Run], variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, *,
+            metric: str, queries: int, trusted, warnings: dict, fresh: Freshness | None,
+            hardware, contention_factor: float) -> list[Table]:
+    """Every table of the report, in order; those with nothing to show are left out."""
+    extra = extra_metrics(runs)
     parts = [
-        tables.accuracy_table(variants, metric),
-        *[t for t in (free_form.free_form_table(variants, warnings),
-                      free_form.trust_table(trusted, variants),
-                      free_form.ranking_table(variants, metric)) if t is not None],
+        tables.accuracy_table(variants, metric, extra),
+        free_form.free_form_table(variants, warnings),
+        free_form.trust_table(trusted, variants),
+        free_form.ranking_table(variants, metric, extra),
         tables.pairs_table(pairs),
+        tables.api_table(variants),
         tables.cost_table(variants, costs, queries),
-        *[t for t in (cost_model_table(variants, contention_factor),
-                      projection_table(variants, hardware)) if t is not None],
+        cost_model_table(variants, contention_factor),
+        projection_table(variants, hardware),
         tables.latency_table(variants),
-        *[t for t in [tables.retrieval_table(variants)] if t is not None],
+        tables.retrieval_table(variants),
         tables.attribution_table(variants),
         tables.forgetting_table(variants),
+        Table("freshness", "Knowledge freshness", freshness_table(fresh), freshness_note(fresh))
+        if fresh is not None else None,
         tables.seen_table(variants, metric),
         tables.build_table(variants),
+        tables.failures_table([r for r in runs if not r.complete])
+        if any(not r.complete for r in runs) else None,
     ]
-    api = tables.api_table(variants)
-    if api is not None:
-        parts.insert(3, api)
-    fresh = freshness_data(variants, costs)
-    if fresh is not None:
-        parts.insert(parts.index(next(t for t in parts if t.key == "forgetting")) + 1,
-                     Table("freshness", "Knowledge freshness", freshness_table(fresh),
-                           freshness_note(fresh)))
-    if failures:
-        parts.append(tables.failures_table(failures))
+    return [t for t in parts if t is not None]
+
+
+def _overview(runs: list[Run], variants: list[Variant]) -> list[str]:
     done = [r for r in runs if r.complete]
+    failures = len(runs) - len(done)
     first = done[0].metrics if done else (runs[0].metrics if runs else {})
     tasks = sorted({str(r.metrics.get("task")) for r in done})
     models = sorted({str(r.metrics.get("model")) for r in done})
     split_hashes = sorted({str(r.metrics.get("split_hash")) for r in done})
     versions = first.get("versions") or {}
     overview = [
-        f"{len(runs)} run(s): {len(done)} complete, {len(failures)} not complete; "
+        f"{len(runs)} run(s): {len(done)} complete, {failures} not complete; "
         f"{len(variants)} variant(s).",
         f"Task: {', '.join(tasks) or f.NA}; model: {', '.join(models) or f.NA}; "
         f"evaluated on the {first.get('split', 'test')} split "
@@ -139,16 +161,7 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                         + (f"; git commit {versions['git_commit'][:12]}"
                            if versions.get("git_commit") else "") + ".")
     overview.append(f"Report generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
-    return Report(
-        title=title or "Adaptation strategy comparison",
-        overview=overview,
-        decision=decision_lines(variants, pairs, costs, queries, failures, fresh,
-                                metric=metric, chosen=primary_metric is not None,
-                                warning=warnings.get(item_key(metric)))
-        + contention_lines(variants, contention_factor),
-        tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
-        queries=queries, methods=methods(costs, queries), freshness=fresh,
-    )
+    return overview
 
 
 def methods(costs: pd.DataFrame, queries: int) -> list[str]:

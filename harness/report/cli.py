@@ -27,7 +27,7 @@ def newest_sweep(results_dir: Path) -> Path | None:
     return max(sweeps, key=lambda p: p.stat().st_mtime) if sweeps else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness-report", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[2:]))
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rank and test variants by this metric (also report.primary_metric="
                          "METRIC): choice_accuracy, exact_match, f1, contains, "
                          "semantic_similarity, semantic_correct, judge_correct, judge_score, "
-                         "groundedness, recall_at_k, hit_at_k, mrr, ndcg_at_10; default: each "
+                         "groundedness, recall_at_k, hit_at_k, mrr, ndcg_at_10, or a metric "
+                         "of your own the runs recorded (harness.record); default: each "
                          "run's own (choice_accuracy; contains on a task without choices; "
                          "recall_at_k for retrieval only)")
     ap.add_argument("--labels", type=Path, default=None, metavar="LABELS_JSONL",
@@ -62,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="flag a run whose measured seconds differ from its modelled ones by "
                          f"more than this factor (also report.contention_factor=; default "
                          f"{CONTENTION_FACTOR:g})")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """`report.<key>=<value>` among the directories is the same as the option; returns the
+    hardware to project to."""
     dirs = []
     settings = {"report.primary_metric": "primary_metric", "report.labels": "labels",
                 "report.cost_basis": "cost_basis", "report.project_to": "project_to",
@@ -87,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     args.dirs = dirs
     if args.queries < 0:
         ap.error("--queries must be >= 0")
+    return project_to
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    project_to = _apply_settings(ap, args)
     dirs = args.dirs or [d for d in [newest_sweep(args.results_dir)] if d]
     if not dirs:
         print(f"harness-report: no sweep under {args.results_dir}/multirun; pass a directory",

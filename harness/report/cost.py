@@ -2,7 +2,7 @@
 baselines a trained variant's build cost is weighed against, and the break-even volumes.
 
 Seconds come from the cost basis (report.cost_basis): `modelled` (default) = each run's
-work priced on the machine profile (harness.profile), the same however busy the machine
+work priced on the machine profile (harness.cost.profile), the same however busy the machine
 was; `measured` = the stopwatch. Costs within the basis's uncertainty count as equal: for
 modelled seconds, the calibration's own (repeat spread and fit residual, the largest of
 the variants'); for measured ones, SAME_COST."""
@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.costs import break_even, usd
+from harness.cost.prices import break_even, usd
 from harness.report.stats import pareto_front
 from harness.report.variants import Variant
 

@@ -1,5 +1,5 @@
 """The cost model's tables: measured vs modelled seconds with the contention check, and the
-projection to target hardware (harness.projection)."""
+projection to target hardware (harness.cost.projection)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.profile import BUSY_SHARE
-from harness.projection import HOST_KINDS, Hardware, project_seconds, usd
+from harness.cost import BUSY_SHARE
+from harness.cost.projection import HOST_KINDS, Hardware, project_seconds, usd
 from harness.report import fmt as f
 from harness.report.runs import Run
 from harness.report.tables import Table
@@ -123,10 +123,10 @@ def cost_model_table(variants: Sequence[Variant], factor: float) -> Table | None
     if not rows:
         return None
     return Table("cost_model", "Measured and modelled seconds", pd.DataFrame(rows),
-                 "Modelled = the run's counted work (harness.work: FLOPs of every forward pass, "
+                 "Modelled = the run's counted work (harness.cost.work: FLOPs of every forward pass, "
                  "decode steps per batch size, training passes and optimizer steps, embeddings, "
                  "index searches) ÷ the throughput this machine reached for each kind in a "
-                 "calibration (harness.profile, cached per machine, model, dtype and threads; "
+                 "calibration (harness.cost.profile, cached per machine, model, dtype and threads; "
                  "the fastest of repeated timings). Other processes' CPU: the share of the "
                  "machine's CPU time used by other processes while the phase ran. A phase of "
                  f"{MIN_FLAG_S:g} s or more is flagged when measured and modelled differ by more "
@@ -174,7 +174,7 @@ def projection_table(variants: Sequence[Variant], hardware: Sequence[Hardware]) 
                         f"${hw.usd_per_hour:.2f}/h" for hw in hardware)
     return Table("projection", "Projected to other hardware (an estimate, not measured)",
                  pd.DataFrame(rows),
-                 "A roofline estimate from each run's counted work (harness.projection): "
+                 "A roofline estimate from each run's counted work (harness.cost.projection): "
                  "prefill, scoring, training and embedding at peak bf16 FLOP/s × mfu; each "
                  "decode step at the slower of its FLOPs and its bytes (weights + KV cache) at "
                  "bandwidth × mbu; AdamW at 28 bytes per trainable parameter per step; plus "

@@ -74,24 +74,48 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
         lines.append(f"Accuracy below is **{metric}**" + (" (report.primary_metric)" if chosen else "")
                      + (f"; ⚠ {warning}: the ranking may not hold." if warning else "."))
     lines.extend(scoring_method_lines(variants))
+    top, accuracy = _accuracy_lines(variants, pairs)
+    lines += accuracy
+    lines += _cost_lines(costs, top, queries)
+    lines += _citation_lines(variants, pairs)
+    lines.extend(break_even_lines(variants, costs))
+    lines += _forgetting_lines(variants)
+    if fresh is not None:
+        lines.extend(freshness_decision(fresh))
+    if {len(v.runs) for v in variants} == {1}:
+        lines.append("Each variant ran with one seed: the intervals reflect the sampling of "
+                     "test items only, not training-run variance; add seeds (seed=0,1,2) to "
+                     "include it.")
+    if failures:
+        lines.append(f"**{len(failures)} run(s) did not complete** and are left out of every "
+                     "number above (see Failed runs).")
+    return lines
+
+
+def _accuracy_lines(variants: list[Variant], pairs: Pairs) -> tuple[list[str], list[str]]:
+    """The most accurate variant, or the set tied with it; returns (that set, the line)."""
     by = {v.name: v for v in variants}
     best = max(variants, key=lambda v: v.estimate.mean)
     tied = tied_with(best.name, pairs)
     top = [best.name] + [n for n, _ in tied]
     if tied:
-        lines.append(
+        return top, [
             f"**Accuracy: no single winner.** {best.name} has the highest mean "
             f"({f.ci(best.estimate)}), but its lead over "
             + ", ".join(f"{n} ({by[n].estimate.mean:.3f}, p={p:.2g})" for n, p in tied)
-            + f" is not significant at α={ALPHA} (Holm-adjusted), so these are tied on this data.")
-    elif len(variants) > 1:
+            + f" is not significant at α={ALPHA} (Holm-adjusted), so these are tied on this data."]
+    if len(variants) > 1:
         runner_up = max((v for v in variants if v is not best), key=lambda v: v.estimate.mean)
         p = next(p for a, b, _, p in pairs if {a, b} == {best.name, runner_up.name})
-        lines.append(f"**Most accurate: {best.name}** ({f.ci(best.estimate)}); better than the "
+        return top, [f"**Most accurate: {best.name}** ({f.ci(best.estimate)}); better than the "
                      f"runner-up {runner_up.name} ({runner_up.estimate.mean:.3f}) with "
-                     f"Holm-adjusted p={p:.2g}.")
-    else:
-        lines.append(f"Only one variant completed: {best.name} ({f.ci(best.estimate)}).")
+                     f"Holm-adjusted p={p:.2g}."]
+    return top, [f"Only one variant completed: {best.name} ({f.ci(best.estimate)})."]
+
+
+def _cost_lines(costs: pd.DataFrame, top: list[str], queries: int) -> list[str]:
+    """Cheapest (overall and among the most accurate), fastest, and the Pareto fronts."""
+    lines = []
     c = costs.set_index("variant")
     priced = c[~c.total_usd.isna()]
     if not priced.empty:
@@ -104,9 +128,9 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
             n = top_priced.total_usd.idxmin()
             lines.append(f"Cheapest among the most accurate: {n} ({f.usd(priced.total_usd[n])})"
                          + about_as(n, top_priced.total_usd, costs) + ".")
-    fastest = c.p95_s.idxmin() if c.p95_s.notna().any() else None
-    if fastest is not None:
+    if c.p95_s.notna().any():
         lat = c.p95_s.dropna()
+        fastest = lat.idxmin()
         lines.append(f"**Fastest** (p95 latency per query): {fastest} ({f.seconds(lat[fastest])})"
                      + about_as(fastest, lat, costs, f.seconds) + ".")
     if "pareto_cost" in c:
@@ -122,35 +146,33 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
         front_l = [n for n in c.index if c.pareto_latency[n]]
         if front_l:
             lines.append("Pareto-optimal on accuracy vs p95 latency: " + ", ".join(front_l) + ".")
+    return lines
+
+
+def _citation_lines(variants: list[Variant], pairs: Pairs) -> list[str]:
     citing = [v for v in variants if v.can_cite]
-    if citing:
-        bc = max(citing, key=lambda v: v.estimate.mean)
-        also = [n for n, _ in tied_with(bc.name, pairs) if by[n].can_cite]
-        lines.append(f"**If answers must cite their sources**: {bc.name} "
-                     f"(accuracy {bc.estimate.mean:.3f}, citation recall "
-                     f"{f.number(bc.mean('citation_recall'))})"
-                     + (f", not significantly better than {', '.join(also)}" if also else "")
-                     + ". " + (", ".join(v.name for v in variants if not v.can_cite)
-                               + " cannot cite." if len(citing) < len(variants) else ""))
-    lines.extend(break_even_lines(variants, costs))
+    if not citing:
+        return []
+    by = {v.name: v for v in variants}
+    bc = max(citing, key=lambda v: v.estimate.mean)
+    also = [n for n, _ in tied_with(bc.name, pairs) if by[n].can_cite]
+    return [f"**If answers must cite their sources**: {bc.name} "
+            f"(accuracy {bc.estimate.mean:.3f}, citation recall "
+            f"{f.number(bc.mean('citation_recall'))})"
+            + (f", not significantly better than {', '.join(also)}" if also else "")
+            + ". " + (", ".join(v.name for v in variants if not v.can_cite)
+                      + " cannot cite." if len(citing) < len(variants) else "")]
+
+
+def _forgetting_lines(variants: list[Variant]) -> list[str]:
     tuned = [v for v in variants if v.tuned
              and not math.isnan(v.forgetting("control_perplexity_delta"))]
-    if tuned:
-        least = min(tuned, key=lambda v: v.forgetting("control_perplexity_delta"))
-        delta = least.forgetting("control_perplexity_delta")
-        untrained = [v.name for v in variants if not v.tuned]
-        lines.append(f"**Forgetting**: of the tuned variants, {least.name} changed general-text "
-                     f"perplexity least ({delta:+.2f})"
-                     + (f"; {', '.join(untrained)} leave the model's weights unchanged."
-                        if untrained else "."))
-    if fresh is not None:
-        lines.extend(freshness_decision(fresh))
-    seeds = {len(v.runs) for v in variants}
-    if seeds == {1}:
-        lines.append("Each variant ran with one seed: the intervals reflect the sampling of "
-                     "test items only, not training-run variance; add seeds (seed=0,1,2) to "
-                     "include it.")
-    if failures:
-        lines.append(f"**{len(failures)} run(s) did not complete** and are left out of every "
-                     "number above (see Failed runs).")
-    return lines
+    if not tuned:
+        return []
+    least = min(tuned, key=lambda v: v.forgetting("control_perplexity_delta"))
+    delta = least.forgetting("control_perplexity_delta")
+    untrained = [v.name for v in variants if not v.tuned]
+    return [f"**Forgetting**: of the tuned variants, {least.name} changed general-text "
+            f"perplexity least ({delta:+.2f})"
+            + (f"; {', '.join(untrained)} leave the model's weights unchanged."
+               if untrained else ".")]

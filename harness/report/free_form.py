@@ -7,12 +7,14 @@ that have choices, and with human labels when a labels file is given (labels.jso
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from harness.errors import UserError
+from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.tables import Table
 from harness.report.variants import Variant
@@ -240,7 +242,7 @@ RANKED = {"choice_accuracy": "choice accuracy", "contains": "contains", "f1": "F
           "groundedness": "groundedness"}
 
 
-def ranking_table(variants: list[Variant], metric: str) -> Table | None:
+def ranking_table(variants: list[Variant], metric: str, extra: Sequence[Metric] = ()) -> Table | None:
     """The variants in order by each metric they have, beside the order by the report's
     primary metric: does another metric change the ranking?"""
     def order(key: str) -> list[str]:
@@ -249,7 +251,7 @@ def ranking_table(variants: list[Variant], metric: str) -> Table | None:
 
     base = order(metric)
     rows = []
-    for key, label in RANKED.items():
+    for key, label in {**RANKED, **{m.name: m.label for m in extra}}.items():
         ranked = order(key)
         if len(ranked) < 2:
             continue
@@ -258,6 +260,9 @@ def ranking_table(variants: list[Variant], metric: str) -> Table | None:
         rows.append({"metric": label + (" (primary)" if key == metric else ""),
                      "ranking, best first": " > ".join(ranked),
                      f"same order as {metric}": "—" if key == metric else ("yes" if same else "no")})
+    if not any(r["metric"].endswith("(primary)") for r in rows):
+        rows.insert(0, {"metric": f"{metric} (primary)", "ranking, best first": " > ".join(base),
+                        f"same order as {metric}": "—"})
     if len(rows) < 2:
         return None
     return Table("ranking", "Ranking by each metric", pd.DataFrame(rows),

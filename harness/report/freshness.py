@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.costs import usd
+from harness.cost.prices import usd
 from harness.report import fmt as f
 from harness.report.fmt import NO_UPDATE, with_mode
 from harness.report.stats import ALPHA, bootstrap_ci, holm, paired_test

@@ -13,6 +13,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from harness.record import BUILTIN, METRICS, Metric
+from harness.record import metric_info as record_metrics
+from harness.results import find_runs
+
 COLUMNS = ["run", "variant", "strategy", "seed", "status", "trains", "can_cite", "retrieval_k",
            "n_examples", "choice_accuracy",
            "exact_match", "f1", "contains", "recall_at_k", "mrr", "citation_precision",
@@ -43,23 +47,26 @@ NESTED = [
     ("hardware", ("cost", "hardware")),
     ("usd_per_hour", ("cost", "usd_per_hour")),
 ]
-# The metrics report.primary_metric may name: metrics.json key -> per-item score key.
-PRIMARY_METRICS = {
-    "choice_accuracy": "choice_correct", "exact_match": "exact_match", "f1": "f1",
-    "contains": "contains", "semantic_similarity": "semantic_similarity",
-    "semantic_correct": "semantic_correct", "judge_correct": "judge_correct",
-    "judge_score": "judge_score", "groundedness": "groundedness",
-    "recall_at_k": "recall_at_k", "hit_at_k": "hit_at_k", "mrr": "mrr", "ndcg_at_10": "ndcg_at_10",
-}
+def known_metrics(runs: list[Run]) -> dict[str, Metric]:
+    """The metrics a report may rank by: the built-in ones and every metric the runs
+    recorded (metric_info: a user's own, registered with harness.record.register_metric)."""
+    return record_metrics([r.metrics.get("metric_info") for r in runs])
 
 
 def item_key(metric: str) -> str:
-    return PRIMARY_METRICS.get(metric, metric)
+    """The per-item score key of a metric (a user's metric: its own name)."""
+    return METRICS[metric].item_key if metric in METRICS else metric
+
+
+def extra_metrics(runs: list[Run]) -> list[Metric]:
+    """The metrics of the user's own that the runs recorded, by name."""
+    return sorted((m for n, m in known_metrics(runs).items() if n not in BUILTIN),
+                  key=lambda m: m.name)
 
 
 # Config keys that never make two runs different variants: the seed is pooled, the rest
 # are where and how a run was executed, not what it measured.
-IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra",
+IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra", "metrics",
                 "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
                 "strategy._target_", "seen_eval_limit", "prediction_cache", "retriever._target_")
 
@@ -142,16 +149,6 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v
     return out
-
-
-def find_runs(paths: list[Path]) -> list[Path]:
-    """Every directory under `paths` that holds a metrics.json."""
-    found = set()
-    for p in paths:
-        if (p / "metrics.json").is_file():
-            found.add(p)
-        found.update(m.parent for m in p.rglob("metrics.json"))
-    return sorted(found)
 
 
 def read_runs(paths: list[Path]) -> list[Run]:

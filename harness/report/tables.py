@@ -4,12 +4,14 @@ harness.report.fmt) with a note that says how the numbers were made."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from harness.costs import api_usd_per_1k
+from harness.cost.prices import api_usd_per_1k
+from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
 from harness.report.runs import Run
@@ -25,13 +27,14 @@ class Table:
     note: str = ""
 
 
-def accuracy_table(variants: list[Variant], metric: str) -> Table:
+def accuracy_table(variants: list[Variant], metric: str, extra: Sequence[Metric] = ()) -> Table:
     rows = []
     for v in variants:
-        rows.append({"variant": v.name, "seeds": ", ".join(map(str, v.seeds)),
+        rows.append({"variant": v.name, "seeds": len(v.seeds),
                      "items": len(v.item_ids), metric + " [95% CI]": f.ci(v.estimate),
                      "SQuAD exact match": f.number(v.mean("exact_match")), "F1": f.number(v.mean("f1")),
-                     "contains": f.number(v.mean("contains"))})
+                     "contains": f.number(v.mean("contains")),
+                     **{m.label: f.number(v.mean(m.name)) for m in extra if m.name != metric}})
     df = pd.DataFrame(rows)
     methods = {v.name: "/".join(sorted({str(m) for m in v.values("scoring_method")})) for v in variants}
     if any(methods.values()):
@@ -39,7 +42,12 @@ def accuracy_table(variants: list[Variant], metric: str) -> Table:
     for col in ("SQuAD exact match", "F1", "contains"):  # generation off: say so once, not per row
         if not df.empty and (df[col] == f.NA).all():
             df = df.drop(columns=col)
+    seeds = sorted({s for v in variants for s in v.seeds})
     return Table("accuracy", "Accuracy", df,
+                 f"Seeds: how many seeds each variant ran (values: {', '.join(map(str, seeds))}). "
+                 + ("Also the metrics of your own the runs recorded: "
+                    + ", ".join(f"{m.label} ({m.name}, {m.kind})" for m in extra) + ". "
+                    if extra else "") +
                  "Mean over test items and seeds, with a 95% percentile-bootstrap interval that "
                  "resamples items (and seeds when there are several). Choices scored by: loglik "
                  "= each choice's log-likelihood after the prompt; letter = the choices listed "

@@ -1,6 +1,7 @@
 """Retrieval: chunkers, the embedder, dense (FAISS), BM25 and hybrid retrievers, reranking,
 all behind one contract (harness.retrieval.base.Retriever) and built from config by
-`make_retriever` (`retriever=dense|bm25|hybrid`, `chunker=words|sentences|tokens`)."""
+`make_retriever` (`retriever=dense|bm25|hybrid`, `chunker=words|sentences|tokens`); and the
+index of a corpus that strategies compose (harness.retrieval.index.RetrievalIndex)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from harness.retrieval.chunking import Chunk, Chunker, ChunkerSettings, chunk_do
 from harness.retrieval.dense import INDEX_TYPES, DenseRetriever, build_index
 from harness.retrieval.embedder import Embedder, get_embedder
 from harness.retrieval.fusion import HybridRetriever
+from harness.retrieval.index import RetrievalIndex, Retrieved, cite, describe
 from harness.retrieval.rerank import Reranked, make_scorer
 
 __all__ = ["BM25Retriever", "Chunk", "Chunker", "ChunkerSettings", "DenseRetriever", "Embedder",
-           "Hit", "HybridRetriever", "INDEX_TYPES", "Retriever", "Services", "build_index",
-           "chunk_documents", "describe", "get_embedder", "make_retriever"]
+           "Hit", "HybridRetriever", "INDEX_TYPES", "RetrievalIndex", "Retrieved", "Retriever",
+           "Services", "build_index", "chunk_documents", "cite", "describe", "get_embedder",
+           "make_retriever"]
 
 RERANK_KEYS = ("rerank", "rerank_model", "rerank_candidates", "rerank_batch_size")
 
@@ -57,14 +60,3 @@ def make_retriever(retriever_cfg: Mapping[str, Any], chunker_cfg: Mapping[str, A
         retriever = Reranked(retriever, scorer, rerank["rerank"],
                              int(rerank.get("rerank_candidates") or 20))
     return retriever
-
-
-def describe(retriever: Any) -> str:
-    """How the report labels a retriever: 'bm25', 'hybrid, rrf', 'dense, reranked (lm)'."""
-    parts = [getattr(retriever, "name", type(retriever).__name__)]
-    base = getattr(retriever, "base", retriever)
-    if getattr(base, "label", None):
-        parts.append(base.label)
-    if getattr(retriever, "kind", None):
-        parts.append(f"reranked ({retriever.kind})")
-    return ", ".join(parts)

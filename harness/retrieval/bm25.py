@@ -10,11 +10,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from harness.cost.work import METER
 from harness.errors import ConfigError
 from harness.retrieval.base import Hit
 from harness.retrieval.chunking import Chunk, Chunker, ChunkerSettings
 from harness.types import Document
-from harness.work import METER
 
 METHODS = ("robertson", "lucene", "bm25l", "bm25+", "atire")
 

@@ -10,12 +10,12 @@ from typing import Any
 import faiss
 import numpy as np
 
+from harness.cost.work import METER, search_work
 from harness.errors import ConfigError
 from harness.retrieval.base import Hit
 from harness.retrieval.chunking import Chunk, Chunker, ChunkerSettings
 from harness.retrieval.embedder import Embedder
 from harness.types import Document
-from harness.work import METER, search_work
 
 INDEX_TYPES = ("flat", "ivf", "hnsw")
 

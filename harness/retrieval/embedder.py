@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from harness.cache import cached_dir
+from harness.cost.work import METER, Shape, Work, embed_work
 from harness.system import cache_root, package_path, resolve_device
-from harness.work import METER, Shape, Work, embed_work
 
 PACKAGE_PREFIX = "package:"
 
@@ -53,11 +53,11 @@ class Embedder:
 
     @functools.cached_property
     def shape(self) -> Shape:
-        """The encoder's shape, for the FLOP counts of harness.work."""
+        """The encoder's shape, for the FLOP counts of harness.cost.work."""
         return Shape.of(self.model[0].auto_model)
 
     def work(self, texts: Sequence[str]) -> Work:
-        """What embedding `texts` computes (harness.work.embed_work)."""
+        """What embedding `texts` computes (harness.cost.work.embed_work)."""
         if not texts:
             return {}
         lengths = [min(len(ids), self.model.max_seq_length)

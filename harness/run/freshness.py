@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
+from harness.record import item_score_of
 from harness.results import write_jsonl
 from harness.scoring import contains, score_item
 from harness.types import Example, Prediction, Strategy, Task
@@ -53,11 +54,9 @@ def is_stale(ex: Example, pred: Prediction, old_answers: Sequence[str]) -> bool:
 
 
 def _primary(item: dict[str, float | None]) -> float:
-    """Choice correctness; else the generated answer contains the gold; else (retrieval
-    only) a gold source among the top k."""
-    v = next((item[k] for k in ("choice_correct", "contains", "hit_at_k") if item.get(k) is not None),
-             None)
-    return float(v or 0.0)
+    """The item's primary score by the run record's one rule (harness.record): choice
+    correctness; else the generated answer contains the gold; else recall@k."""
+    return item_score_of(item) or 0.0
 
 
 def _phase(strategy: Strategy, examples: Sequence[Example], change: TaskUpdate, phase: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import importlib
 import logging
 import random
 import shutil
@@ -29,15 +30,17 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness.answering import choice_method
-from harness.costs import run_prices
+from harness.cost.fields import run_cost_fields, served_cost_fields, warm_up
+from harness.cost.prices import run_prices
+from harness.cost.work import METER
 from harness.data import build_task
 from harness.data.update import build_update
 from harness.errors import ConfigError, UserError, full_errors
 from harness.models import LanguageModel, get_lm, model_label
 from harness.models.prediction_cache import CACHE_METER
 from harness.ranks import agree, from_slurm, is_main, main_first, world
+from harness.record import primary_metric
 from harness.results import (
-    STATUS_COMPLETE,
     STATUS_FAILED,
     STATUS_RUNNING,
     atomic_write_text,
@@ -48,11 +51,10 @@ from harness.results import (
 )
 from harness.retrieval import get_embedder
 from harness.run.compose import config_text, effective_config, same_config, strategy_factory
-from harness.run.costing import measured_usage, run_cost_fields, served_cost_fields, warm_up
 from harness.run.freshness import run_freshness
+from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
 from harness.run.slurm import explain, slurm_job
-from harness.scoring import aggregate, score_item
-from harness.scoring.free_form import FREE_FORM_KEYS, scorer_from_config
+from harness.scoring.free_form import scorer_from_config
 from harness.system import (
     OtherLoad,
     cache_root,
@@ -61,8 +63,7 @@ from harness.system import (
     reset_peak_memory,
     versions,
 )
-from harness.types import Example, FitReport, Prediction, Strategy, Task
-from harness.work import METER
+from harness.types import FitReport, Strategy, Task
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +109,11 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     return metrics
 
 
-def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy]:
-    """Threads, seed, the task (and its update), the model and the strategy. Under several
-    processes rank 0 loads first, filling the caches the others then read."""
+def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy, float]:
+    """Threads, seed, the task (and its update), the model, the strategy, and the seconds
+    loading the model took (0 when this process had it already; the first load of the
+    bundled model includes its one-time conversion). Under several processes rank 0 loads
+    first, filling the caches the others then read."""
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
     reset_peak_memory()
@@ -118,8 +121,11 @@ def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy]:
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     fresh_cfg = cfg.get("freshness") or {}
     make_strategy = strategy_factory(cfg)
+    import_metric_modules(cfg.get("metrics") or [])
     with main_first():
+        t0 = time.perf_counter()
         lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+        load_s = time.perf_counter() - t0
         # The strategy first: one that cannot run on this model (a tuned one on a served
         # model) says so before the task is read.
         lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
@@ -129,7 +135,18 @@ def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy]:
         # Built before anything is fit, so a bad second version fails the run at once.
         change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
                   if fresh_cfg.get("enabled") else None)
-    return task, change, lm, strategy
+    return task, change, lm, strategy, load_s
+
+
+def import_metric_modules(modules: list[str]) -> None:
+    """`metrics=[mymodule, ...]`: modules whose harness.record.register_metric calls add
+    per-item metrics to every run (importable from where harness-run starts)."""
+    for name in modules:
+        try:
+            importlib.import_module(str(name))
+        except ImportError as e:
+            raise ConfigError(f"metrics: cannot import '{name}' ({e}); a metric module must be "
+                              "importable from the directory harness-run starts in") from None
 
 
 def _follow(cfg: DictConfig) -> dict[str, Any]:
@@ -139,7 +156,7 @@ def _follow(cfg: DictConfig) -> dict[str, Any]:
     if (cfg.get("freshness") or {}).get("enabled"):
         raise ConfigError("freshness.enabled=true runs in one process only; launch it "
                           "without accelerate launch / several tasks")
-    task, _, _, strategy = _setup(cfg)
+    task, _, _, strategy, _ = _setup(cfg)
     fit = strategy.fit(task)
     return {"status": "rank", "rank": world()[0], "fit_s": fit.wall_s}
 
@@ -147,171 +164,98 @@ def _follow(cfg: DictConfig) -> dict[str, Any]:
 def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
-    fresh_cfg = cfg.get("freshness") or {}
-    task, change, lm, strategy = _setup(cfg)
+    task, change, lm, strategy, load_s = _setup(cfg)
+    base["model_load_s"] = load_s
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
-    served = lm.where == "served"
-    if served:
-        base["served"] = lm.describe()  # the endpoint and its price (never the key's value)
-    else:
-        warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
-        base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
+    _describe_model(lm, base)
     log.info("fit %s on %s", strategy.name, task.name)
     with METER.scope() as build_work, OtherLoad() as fit_load:
         fit: FitReport = strategy.fit(task)
-    examples = task.split(cfg.eval_split)
-    if cfg.get("limit"):
-        examples = examples[: int(cfg.limit)]
-    log.info("predict %d %s examples", len(examples), cfg.eval_split)
-    meter = dataclasses.replace(CACHE_METER)
-    requests = lm.meter.copy() if served else None
-    t0 = time.perf_counter()
-    with METER.scope() as predict_work, OtherLoad() as predict_load:
-        preds = strategy.predict(examples)
-    predict_wall_s = time.perf_counter() - t0
-    # Charged like a cached build: what the predictions took when they were computed.
-    predict_s = predict_wall_s + (CACHE_METER.saved_s - meter.saved_s)
-    if served:
-        requests = lm.meter.minus(requests)
-        # cached responses: their recorded seconds, as they overlapped at max_concurrency
-        predict_s += requests["cached_seconds"] / lm.endpoint.settings.max_concurrency
-    if [p.example_id for p in preds] != [e.id for e in examples]:
-        raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
-                           f"of the wrong length ({len(preds)} for {len(examples)} examples)")
-    items = _score(strategy, examples, preds)
-    free_form, details = scorer.score(examples, preds, items, cites=strategy.cites,
+    run = _predict(cfg, strategy, task, lm)
+    items = score_items(strategy, run.examples, run.preds)
+    free_form, details = scorer.score(run.examples, run.preds, items, cites=strategy.cites,
                                       doc_text={d.id: d.text for d in task.corpus})
     write_jsonl(run_dir / "predictions.jsonl",
-                _prediction_rows(examples, preds, items, strategy, details))
-    seen = _seen_eval(cfg, strategy, task, run_dir)
-    metrics = {
-        **base,
-        "status": STATUS_COMPLETE,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "split": cfg.eval_split,
-        "n_examples": len(examples),
-        "split_hash": task.split_hash,
-        "split_ids_hash": task.split_ids_hash,
-        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
-        "corpus": {"documents": len(task.corpus), **task.corpus_info},  # a folder: skipped files
-        **_accuracy(items),
-        **free_form,  # semantic threshold and its source, the judge, evaluation seconds
-        **_describe(strategy),
-        "leakage": _leakage(strategy, fit, task),
-        "seen": seen,  # tuned strategies: the same metrics on train-split questions
-        "fit": fit.to_dict(),
-        "fit_s": fit.wall_s,
-        "build_s": fit.wall_s if fit.build_s is None else fit.build_s,
-        "cost": prices,  # the prices the report turns seconds and tokens into money with
-        "predict_s": predict_s,
-        "predict_wall_s": predict_wall_s,  # less than predict_s when the prediction cache hit
-        "prediction_cache_hits": CACHE_METER.hits - meter.hits,
-        **measured_usage(preds, predict_s),
-        "peak_mem_mb": peak_memory_mb(),
-        "wall_s": time.perf_counter() - t_start,
-    }
+                prediction_rows(run.examples, run.preds, items, strategy, details))
+    metrics = {**base, **record_fields(cfg, task, strategy, fit, run, items, free_form, run_dir),
+               "cost": prices,  # the prices the report turns seconds and tokens into money with
+               "peak_mem_mb": peak_memory_mb(), "wall_s": time.perf_counter() - t_start}
     if metrics["choice_accuracy"] is not None:  # how the choices were scored
         metrics["scoring_method"], metrics["scoring_method_reason"] = choice_method(
             lm, str(cfg.answer.choice_scoring))
-    if served:
-        metrics.update(served_cost_fields(lm, requests, n_queries=len(examples),
-                                          predict_s=predict_s, prices=prices, preds=preds))
-    else:
-        metrics.update(run_cost_fields(  # after wall_s: a first calibration is not the run's time
-            cfg.cost, lm, build_work=build_work, predict_work=predict_work, preds=preds,
-            loads={"fit": fit_load.share, "predict": predict_load.share},
-            cache_dir=cfg.get("cache_dir"), embedder_name=str(cfg.embedder.name_or_path),
-            get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True))))
-    # choices: choice accuracy; else a generated answer: contains; else (retrieval only) recall@k
-    metrics["primary_metric"] = next(
-        (k for k in ("choice_accuracy", "contains", "recall_at_k") if metrics.get(k) is not None),
-        "choice_accuracy" if any(e.choices for e in examples) else "contains")
+    # after wall_s: a first calibration is not the run's time
+    metrics.update(_cost_fields(cfg, lm, run, build_work=build_work, fit_share=fit_load.share,
+                                prices=prices))
+    metrics["primary_metric"] = primary_metric(metrics, any(e.choices for e in run.examples))
     metrics["freshness"] = None  # the update scenario (freshness.enabled=true)
     if change is not None:  # last, and outside wall_s and peak memory: updates change the strategy
         t0 = time.perf_counter()
         metrics["freshness"] = run_freshness(
             strategy, task, change, eval_split=cfg.eval_split,
             limit=int(cfg.limit) if cfg.get("limit") else None,
-            tuned_modes=list(fresh_cfg.get("tuned_modes") or ()),
+            tuned_modes=list((cfg.get("freshness") or {}).get("tuned_modes") or ()),
             run_dir=run_dir)
         metrics["freshness_s"] = time.perf_counter() - t0
         metrics["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(run_dir / "metrics.json", metrics)
     log.info("%s: %s=%.3f  (%d examples, predict %.1f s) -> %s", strategy.name,
              metrics["primary_metric"], _or_nan(metrics[metrics["primary_metric"]]),
-             len(examples), predict_s, run_dir)
+             len(run.examples), run.predict_s, run_dir)
     return metrics
+
+
+def _describe_model(lm: LanguageModel, base: dict[str, Any]) -> None:
+    """What the run records of its model, into `base`; an in-process model is warmed up."""
+    if lm.where == "served":
+        base["served"] = lm.describe()  # the endpoint and its price (never the key's value)
+    else:
+        warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
+        base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
+
+
+def _predict(cfg: DictConfig, strategy: Strategy, task: Task, lm: LanguageModel) -> Predicted:
+    examples = task.split(cfg.eval_split)
+    if cfg.get("limit"):
+        examples = examples[: int(cfg.limit)]
+    log.info("predict %d %s examples", len(examples), cfg.eval_split)
+    served = lm.where == "served"
+    meter = dataclasses.replace(CACHE_METER)
+    before = lm.meter.copy() if served else None
+    t0 = time.perf_counter()
+    with METER.scope() as work, OtherLoad() as load:
+        preds = strategy.predict(examples)
+    wall = time.perf_counter() - t0
+    # Charged like a cached build: what the predictions took when they were computed.
+    predict_s = wall + (CACHE_METER.saved_s - meter.saved_s)
+    requests = lm.meter.minus(before) if served else None
+    if requests:  # cached responses: their recorded seconds, overlapped at max_concurrency
+        predict_s += requests["cached_seconds"] / lm.endpoint.settings.max_concurrency
+    if [p.example_id for p in preds] != [e.id for e in examples]:
+        raise RuntimeError(f"strategy '{strategy.name}' returned predictions out of order or "
+                           f"of the wrong length ({len(preds)} for {len(examples)} examples)")
+    return Predicted(examples, preds, predict_s, wall, work, load.share,
+                      CACHE_METER.hits - meter.hits, requests)
+
+
+def _cost_fields(cfg: DictConfig, lm: LanguageModel, run: Predicted, *,
+                 build_work: dict[str, float], fit_share: float | None,
+                 prices: dict[str, Any]) -> dict[str, Any]:
+    """A served model's requests and price, or an in-process model's work and modelled
+    seconds (harness.cost.fields)."""
+    if run.requests is not None:
+        return served_cost_fields(lm, run.requests, n_queries=len(run.examples),
+                                  predict_s=run.predict_s, prices=prices, preds=run.preds)
+    return run_cost_fields(
+        cfg.cost, lm, build_work=build_work, predict_work=run.work, preds=run.preds,
+        loads={"fit": fit_share, "predict": run.others_share},
+        cache_dir=cfg.get("cache_dir"), embedder_name=str(cfg.embedder.name_or_path),
+        get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True)))
 
 
 def _or_nan(value: float | None) -> float:
     return float("nan") if value is None else value
-
-
-def _accuracy(items: list[dict]) -> dict[str, float | None]:
-    m = aggregate(items)
-    return {"choice_accuracy": m.get("choice_correct"), "exact_match": m.get("exact_match"),
-            "f1": m.get("f1"), "contains": m.get("contains"), "recall_at_k": m.get("recall_at_k"),
-            "hit_at_k": m.get("hit_at_k"), "mrr": m.get("mrr"), "ndcg_at_10": m.get("ndcg_at_10"),
-            "citation_precision": m.get("citation_precision"),
-            "citation_recall": m.get("citation_recall"),
-            **{k: m.get(k) for k in FREE_FORM_KEYS if k != "unsupported"},
-            "unsupported_rate": m.get("unsupported")}
-
-
-def _score(strategy: Strategy, examples: list[Example], preds: list[Prediction]) -> list[dict]:
-    return [score_item(e, p, strategy.retrieval_k, strategy.cites) for e, p in zip(examples, preds)]
-
-
-def _describe(strategy: Strategy) -> dict[str, Any]:
-    """What the report needs to know about the strategy, from the strategy itself."""
-    cls = type(strategy)
-    return {"trains": bool(strategy.trains), "can_cite": bool(strategy.cites),
-            "retrieval_k": strategy.retrieval_k,
-            "update_modes": list(getattr(strategy, "update_modes", ()) or ()),
-            "strategy_class": f"{cls.__module__}.{cls.__qualname__}"}
-
-
-def _leakage(strategy: Strategy, fit: FitReport, task: Task) -> dict[str, Any]:
-    """Did any test example reach what the strategy saw in fit (few-shot pool, training
-    rows)? The val split may be used for model selection (early stopping)."""
-    if fit.examples_seen is None:
-        return {"checked": False,
-                "reason": f"strategy '{strategy.name}' does not report FitReport.examples_seen"}
-    test = {e.id for e in task.examples if e.split == "test"}
-    overlap = sorted(fit.examples_seen & test)
-    if overlap:
-        raise RuntimeError(f"leakage: strategy '{strategy.name}' saw {len(overlap)} test "
-                           f"examples in fit, e.g. {overlap[:3]}")
-    return {"checked": True, "examples_seen_in_fit": len(fit.examples_seen), "test_seen_in_fit": 0}
-
-
-def _seen_eval(cfg: DictConfig, strategy: Strategy, task: Task, run_dir: Path) -> dict[str, Any] | None:
-    """Strategies that train are also scored on train-split questions (facts they were
-    trained on), beside the test split; written to predictions_seen.jsonl."""
-    limit = int(cfg.get("seen_eval_limit") or 0)
-    if not strategy.trains or limit <= 0:
-        return None
-    examples = task.split("train")[:limit]
-    preds = strategy.predict(examples)
-    items = _score(strategy, examples, preds)
-    write_jsonl(run_dir / "predictions_seen.jsonl",
-                _prediction_rows(examples, preds, items, strategy))
-    return {"split": "train", "n_examples": len(examples), **_accuracy(items)}
-
-
-def _prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict],
-                     strategy: Strategy, details: list[dict] | None = None):
-    for i, (e, p, s) in enumerate(zip(examples, preds, items)):
-        yield {
-            "id": e.id, "question": e.question, "gold": list(e.answers),
-            "choices": list(e.choices), "gold_choice": e.gold_choice if e.choices else None,
-            "source_ids": list(e.source_ids), "output": p.output, "choice": p.choice,
-            "choice_logprobs": list(p.choice_logprobs), "scores": s,
-            "usage": p.to_dict()["usage"], "citations": p.to_dict()["citations"],
-            "can_cite": strategy.cites, **(details[i] if details else {}),
-        }
 
 
 CONF_DIR = config_dir()

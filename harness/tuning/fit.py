@@ -26,6 +26,7 @@ import torch
 from transformers import PreTrainedModel
 
 from harness.cache import cached_dir, is_whole
+from harness.cost.work import METER, Shape, Work, add, param_count, train_mode
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
 from harness.models.local import LM
@@ -38,7 +39,6 @@ from harness.tuning.methods import Method
 from harness.tuning.quantize import weights_mb
 from harness.tuning.rows import TrainRow, rows_about
 from harness.types import FitReport
-from harness.work import METER, Shape, Work, add, param_count, train_mode
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # trained in mixed precision
 
@@ -96,23 +96,51 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
               parent: FitReport | None = None) -> Tuned:
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
     (the report of an earlier fit_tuned), train on from that artifact instead of the base."""
-    base = lm.model
-    fingerprint = lm.fingerprint
     parent_key = str(parent.notes["artifact_key"]) if parent else ""
-    key = artifact_key(model_name=lm.name, fingerprint=fingerprint, split_hash=split_hash,
+    key = artifact_key(model_name=lm.name, fingerprint=lm.fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
                        train_settings=train_settings, seed=seed, parent=parent_key,
                        processes=world()[1])
     target = cache_root(cache_dir) / "artifacts" / f"{method.kind}-{key}"
+    t0 = time.perf_counter()
     trained: dict[str, PreTrainedModel] = {}
+    build = _artifact_builder(lm, method, rows, val_rows, train_settings, seed=seed,
+                              progress=progress, parent=parent, trained=trained)
+    if distributed():  # every rank trains, or none: rank 0's look at the cache decides
+        whole = agree(is_whole(target) if is_main() else None)
+        target = cached_dir(target, build, rebuild=not whole)
+    else:
+        target = cached_dir(target, build)
+    hit = "model" not in trained
+    model = method.load(lm.model, target) if hit else trained["model"]
+    info = read_json(target / "train.json")
+    METER.add(info["work"])  # what training computed, also when the artifact was cached
+    served, merged = method.for_inference(model)
+    tuned_lm = LM(served, lm.tokenizer, lm.name, use_chat_template=lm.chat,
+                  share_context=not (method.peft and method.settings.method == "prompt_tuning"),
+                  identity=f"{lm.identity}|{method.kind}:{key}", cache=lm.cache)
+    wall = time.perf_counter() - t0
+    with METER.paused():  # evaluation, not the build's work (rank 0's alone)
+        control = measure_forgetting(lm, tuned_lm) if forgetting and is_main() else None
+    all_notes = {**(notes or {}), **_artifact_notes(lm, method, info, merged=merged, key=key,
+                                                    parent_key=parent_key, target=target)}
+    return Tuned(tuned_lm, _fit_report(method, info, wall_s=wall, hit=hit, target=target,
+                                       notes=all_notes, forgetting=control, rows=rows))
 
-    half = compute_dtype(lm) is not None
+
+def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
+                      val_rows: Sequence[TrainRow], settings: TrainSettings, *, seed: int,
+                      progress: bool, parent: FitReport | None,
+                      trained: dict[str, PreTrainedModel]):
+    """build(tmp): train from the master weights (or on from `parent`'s artifact), save the
+    artifact and what training took into tmp; the model to serve goes into `trained`."""
+    base, half = lm.model, compute_dtype(lm) is not None
 
     def build(tmp: Path) -> None:
         source = master_weights(lm)
         model = (method.resume(source, Path(parent.notes["artifact_dir"])) if parent
                  else method.prepare(source))  # float32 when the source is
-        result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, train_settings,
+        result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, settings,
                        tmp / "work", seed=seed, progress=progress,
                        compute_dtype=compute_dtype(lm))
         method.save(model, tmp)  # the float32 master weights: continuing keeps precision
@@ -131,67 +159,52 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
         else:  # served in the LM's dtype
             trained["model"] = model.to(base.dtype) if half else model
 
-    t0 = time.perf_counter()
-    if distributed():  # every rank trains, or none: rank 0's look at the cache decides
-        whole = agree(is_whole(target) if is_main() else None)
-        target = cached_dir(target, build, rebuild=not whole)
-    else:
-        target = cached_dir(target, build)
-    hit = "model" not in trained
-    model = method.load(base, target) if hit else trained["model"]
-    info = read_json(target / "train.json")
-    METER.add(info["work"])  # what training computed, also when the artifact was cached
-    served, merged = method.for_inference(model)
-    tuned_lm = LM(served, lm.tokenizer, lm.name, use_chat_template=lm.chat,
-                  share_context=not (method.peft and method.settings.method == "prompt_tuning"),
-                  identity=f"{lm.identity}|{method.kind}:{key}", cache=lm.cache)
-    wall = time.perf_counter() - t0
+    return build
+
+
+def _fit_report(method: Method, info: dict, *, wall_s: float, hit: bool, target: Path,
+                notes: dict, forgetting: dict | None, rows: Sequence[TrainRow]) -> FitReport:
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])
     n_bwd = method.backward_params(total, trainable)
-    with METER.paused():  # evaluation, not the build's work (rank 0's alone)
-        control = measure_forgetting(lm, tuned_lm) if forgetting and is_main() else None
-    report = FitReport(
-        wall_s=wall,
-        trainable_params=trainable,
-        total_params=total,
-        train_tokens=tokens,
+    return FitReport(
+        wall_s=wall_s, trainable_params=trainable, total_params=total, train_tokens=tokens,
         flops_est=float(2 * total * tokens + 2 * n_bwd * tokens + 2 * trainable * tokens),
         peak_mem_mb=info["peak_mem_mb"] if not hit else peak_memory_mb(),
-        artifact_bytes=_dir_bytes(target),
-        cache_hit=hit,
-        build_s=float(info["wall_s"]),
-        notes={
-            **(notes or {}),
-            "method": method.describe(),
-            "merged_for_predict": merged,
-            "artifact_key": key,
-            "parent_artifact_key": parent_key or None,
-            "artifact_dir": str(target),
-            "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
-            "train_precision": _precision(method, base.dtype, half),
-            # what the trained model's weights held in memory (a 4-bit base: its packed size)
-            "train_weights_mb": info.get("train_weights_mb"),
-            "served_on": (f"the {str(base.dtype).removeprefix('torch.')} base, adapter "
-                          + ("merged" if merged else "separate")) if method.peft else
-                         f"the tuned weights, {str(base.dtype).removeprefix('torch.')}",
-            "train_steps": info["steps"],
-            # data-parallel processes; rows per optimizer step = batch x grad_accum x processes
-            "processes": info.get("processes", 1),
-            "global_batch": info.get("global_batch"),
-            "lr_logged_max": info.get("lr_logged_max"),  # the Trainer's own record of the rate
-            "epochs_run": info["epochs_run"],
-            "stopped_early": info["stopped_early"],
-            "best_val_loss": info["best_val_loss"],
-            "val_loss": info["val_loss"],
-            "train_loss_first_last": [info["train_loss"][0], info["train_loss"][-1]]
-            if info["train_loss"] else None,
-            "flops_formula": "2*N*T + 2*N_bwd*T + 2*N_train*T",
-        },
-        forgetting=control,
-        examples_seen=frozenset(train_example_ids(rows)),
-    )
-    return Tuned(tuned_lm, report)
+        artifact_bytes=_dir_bytes(target), cache_hit=hit, build_s=float(info["wall_s"]),
+        notes=notes, forgetting=forgetting, examples_seen=frozenset(train_example_ids(rows)))
+
+
+def _artifact_notes(lm: LM, method: Method, info: dict, *, merged: bool, key: str,
+                    parent_key: str, target: Path) -> dict:
+    """What fit.notes says about the artifact and its training."""
+    base = lm.model
+    dtype = str(base.dtype).removeprefix("torch.")
+    return {
+        "method": method.describe(),
+        "merged_for_predict": merged,
+        "artifact_key": key,
+        "parent_artifact_key": parent_key or None,
+        "artifact_dir": str(target),
+        "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
+        "train_precision": _precision(method, base.dtype, compute_dtype(lm) is not None),
+        # what the trained model's weights held in memory (a 4-bit base: its packed size)
+        "train_weights_mb": info.get("train_weights_mb"),
+        "served_on": (f"the {dtype} base, adapter " + ("merged" if merged else "separate"))
+        if method.peft else f"the tuned weights, {dtype}",
+        "train_steps": info["steps"],
+        # data-parallel processes; rows per optimizer step = batch x grad_accum x processes
+        "processes": info.get("processes", 1),
+        "global_batch": info.get("global_batch"),
+        "lr_logged_max": info.get("lr_logged_max"),  # the Trainer's own record of the rate
+        "epochs_run": info["epochs_run"],
+        "stopped_early": info["stopped_early"],
+        "best_val_loss": info["best_val_loss"],
+        "val_loss": info["val_loss"],
+        "train_loss_first_last": [info["train_loss"][0], info["train_loss"][-1]]
+        if info["train_loss"] else None,
+        "flops_formula": "2*N*T + 2*N_bwd*T + 2*N_train*T",
+    }
 
 
 def _precision(method: Method, dtype: torch.dtype, half: bool) -> str:
@@ -204,7 +217,7 @@ def _precision(method: Method, dtype: torch.dtype, half: bool) -> str:
 
 def training_work(shape: Shape, result: TrainResult, *, trainable: int, total: int,
                   backward: int, mode: str | None = None) -> Work:
-    """What a training run computed (harness.work): every micro-batch's forward and
+    """What a training run computed (harness.cost.work): every micro-batch's forward and
     backward, the optimizer steps, and the validation passes. `mode`: see Shape.train_pass."""
     mode = mode or train_mode(trainable, total)
     work: Work = {"train_runs": 1, f"train_steps/{mode}": result.steps,

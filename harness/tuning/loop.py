@@ -77,7 +77,7 @@ class TrainResult:
     val_loss: list[float] = field(default_factory=list)  # per validation
     best_val_loss: float | None = None
     stopped_early: bool = False
-    # what the steps computed, for harness.work: (rows, padded width) of every micro-batch
+    # what the steps computed, for harness.cost.work: (rows, padded width) of every micro-batch
     # trained on, of every batch of one validation pass, and how many validations ran
     micro_batches: list[tuple[int, int]] = field(default_factory=list)
     eval_batches: list[tuple[int, int]] = field(default_factory=list)
@@ -164,31 +164,35 @@ def epoch_orders(rows: Sequence[TrainRow], settings: TrainSettings, seed: int,
     return order
 
 
-def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
-          val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
-          seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None) -> TrainResult:
-    """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
-    loss is loaded back at the end. Batch order is planned here (length-grouped, one
-    document's phrasings never in one batch) and fed to the Trainer sequentially.
-    `compute_dtype` bfloat16 / float16: mixed precision — the model's float32 weights are the
-    master copy and the forward and backward passes run under autocast in that dtype."""
-    if not rows:
-        raise ConfigError("no training rows: the task's train split and corpus are empty")
-    # Under several processes (harness.ranks) each step takes grad_accum micro-batches on
-    # every process: consecutive micro-batches of the planned order go to processes in turn
-    # (accelerate's batch sharding), so a step sees the rows one process would see with
-    # grad_accum x processes, and the loss is averaged over all of them.
-    processes = world()[1]
-    micro_per_epoch = math.ceil(len(rows) / settings.batch_size)
-    steps_per_epoch = max(1, math.ceil(micro_per_epoch / (settings.grad_accum * processes)))
-    total_steps = settings.max_steps if settings.max_steps > 0 else math.ceil(
-        settings.epochs * steps_per_epoch)
-    order = epoch_orders(rows, settings, seed, math.ceil(total_steps / steps_per_epoch) + 1)
-    has_val = len(val_rows) > 0
+@dataclass(frozen=True)
+class _Plan:
+    """How many optimizer steps a training run takes, in what row order."""
+    processes: int
+    steps_per_epoch: int
+    total_steps: int
+    order: list[int]  # row indices, micro-batch by micro-batch
+
+    @classmethod
+    def of(cls, rows: Sequence[TrainRow], settings: TrainSettings, seed: int) -> _Plan:
+        # Under several processes (harness.ranks) each step takes grad_accum micro-batches on
+        # every process: consecutive micro-batches of the planned order go to processes in
+        # turn (accelerate's batch sharding), so a step sees the rows one process would see
+        # with grad_accum x processes, and the loss is averaged over all of them.
+        processes = world()[1]
+        micro_per_epoch = math.ceil(len(rows) / settings.batch_size)
+        steps_per_epoch = max(1, math.ceil(micro_per_epoch / (settings.grad_accum * processes)))
+        total = settings.max_steps if settings.max_steps > 0 else math.ceil(
+            settings.epochs * steps_per_epoch)
+        order = epoch_orders(rows, settings, seed, math.ceil(total / steps_per_epoch) + 1)
+        return cls(processes, steps_per_epoch, total, order)
+
+
+def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan, work_dir: Path,
+                   *, has_val: bool, seed: int, progress: bool,
+                   compute_dtype: torch.dtype | None) -> TrainingArguments:
     keep_best = has_val and settings.checkpoint == "best"
-    every = settings.eval_every or steps_per_epoch
-    strategy = "steps" if has_val else "no"
-    args = TrainingArguments(
+    every = settings.eval_every or plan.steps_per_epoch
+    return TrainingArguments(
         output_dir=str(work_dir / "checkpoints"),
         learning_rate=settings.lr,
         lr_scheduler_type=settings.lr_schedule,
@@ -196,11 +200,11 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
-        max_steps=total_steps,
+        max_steps=plan.total_steps,
         weight_decay=settings.weight_decay,
         max_grad_norm=settings.max_grad_norm,
-        train_sampling_strategy="sequential",  # the order above already shuffles and groups
-        eval_strategy=strategy,
+        train_sampling_strategy="sequential",  # the planned order already shuffles and groups
+        eval_strategy="steps" if has_val else "no",
         save_strategy="steps" if keep_best else "no",
         eval_steps=every,
         save_steps=every,
@@ -222,11 +226,28 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
         bf16=compute_dtype == torch.bfloat16,
         fp16=compute_dtype == torch.float16,
     )
+
+
+def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
+          val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
+          seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None) -> TrainResult:
+    """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
+    loss is loaded back at the end. Batch order is planned here (length-grouped, one
+    document's phrasings never in one batch) and fed to the Trainer sequentially.
+    `compute_dtype` bfloat16 / float16: mixed precision — the model's float32 weights are the
+    master copy and the forward and backward passes run under autocast in that dtype."""
+    if not rows:
+        raise ConfigError("no training rows: the task's train split and corpus are empty")
+    plan = _Plan.of(rows, settings, seed)
+    has_val = len(val_rows) > 0
+    args = _training_args(model, settings, plan, work_dir, has_val=has_val, seed=seed,
+                          progress=progress, compute_dtype=compute_dtype)
     watch = _Watch()
     callbacks: list[TrainerCallback] = [watch]
-    if keep_best and settings.early_stopping_patience > 0:
+    if args.load_best_model_at_end and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
-    trainer = Trainer(model=model, args=args, train_dataset=_RowDataset([rows[i] for i in order]),
+    trainer = Trainer(model=model, args=args,
+                      train_dataset=_RowDataset([rows[i] for i in plan.order]),
                       eval_dataset=_RowDataset(val_rows) if has_val else None,
                       data_collator=PadCollator(pad_id), callbacks=callbacks)
     trainer.remove_callback(PrinterCallback)
@@ -236,28 +257,34 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
-    steps = trainer.state.global_step
-    global_batch = settings.batch_size * settings.grad_accum * processes
-    if args.world_size != processes:
+    if args.world_size != plan.processes:
         raise RuntimeError(f"the Trainer runs {args.world_size} processes, the environment "
-                           f"says {processes}")
-    consumed = order[: steps * global_batch]
+                           f"says {plan.processes}")
+    return _result(rows, val_rows, settings, plan, trainer, watch, wall)
+
+
+def _result(rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], settings: TrainSettings,
+            plan: _Plan, trainer: Trainer, watch: _Watch, wall: float) -> TrainResult:
+    """What a training run did: the rows it consumed, its batches, losses and rates."""
+    steps = trainer.state.global_step
+    global_batch = settings.batch_size * settings.grad_accum * plan.processes
+    consumed = plan.order[: steps * global_batch]
     b = settings.batch_size
     return TrainResult(
         wall_s=wall,
         steps=steps,
-        epochs_run=round(steps / steps_per_epoch, 4),
+        epochs_run=round(steps / plan.steps_per_epoch, 4),
         train_tokens=sum(len(rows[i].input_ids) for i in consumed),
         train_loss=watch.train_loss,
         val_loss=watch.val_loss,
         best_val_loss=trainer.state.best_metric,
-        stopped_early=steps < total_steps,
+        stopped_early=steps < plan.total_steps,
         micro_batches=[(len(chunk), max(len(rows[i].input_ids) for i in chunk))
                        for chunk in (consumed[j:j + b] for j in range(0, len(consumed), b))],
         eval_batches=[(len(chunk), max(len(r.input_ids) for r in chunk))
                       for chunk in (val_rows[j:j + b] for j in range(0, len(val_rows), b))],
         evals=len(watch.val_loss),
-        processes=processes,
+        processes=plan.processes,
         global_batch=global_batch,
         lr_logged_max=max(watch.lr) if watch.lr else None,
     )

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from harness.cost.prices import Price
 from harness.errors import ConfigError
 from harness.models.endpoint import Endpoint, EndpointSettings, ServedError, retry_after_s
-from harness.models.served import Price, ServedLM
+from harness.models.served import ServedLM
 from tests.models.scripted_server import ScriptedServer, completion, models
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.costs import hardware_name, run_prices
+from harness.cost.prices import hardware_name, run_prices
 from harness.report.cli import main as report_main
 from harness.report.runs import read_runs
 
@@ -85,8 +85,9 @@ def test_variants_are_labelled_by_the_values_that_differ_and_seeds_pool(tmp_path
     assert sorted(r.variant for r in runs) == ["rag (k=3)", "rag (k=3)", "rag (k=5)"]
     assert report_main([str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
-    assert "| rag (k=3) | 0, 1 | 4 | 0.375" in md  # two seeds pooled: (2 + 1) / 8
-    assert "| rag (k=5) | 0 | 4 | 0.750" in md
+    assert "| rag (k=3) | 2 | 4 | 0.375" in md  # two seeds pooled: (2 + 1) / 8
+    assert "| rag (k=5) | 1 | 4 | 0.750" in md  # the seed count, not the seed's value
+    assert "how many seeds each variant ran (values: 0, 1)" in md
     assert "paired bootstrap" in md  # several seeds on one side
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.costs import api_usd_per_1k, break_even, usd
+from harness.cost.prices import api_usd_per_1k, break_even, usd
 from harness.report.stats import (
     bootstrap_ci,
     holm,

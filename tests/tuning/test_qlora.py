@@ -10,11 +10,11 @@ import json
 import pytest
 import torch
 
+from harness.cost.work import Shape, param_count
 from harness.errors import ConfigError
 from harness.run.runner import run
 from harness.tuning.methods import AdapterSettings, Method
 from harness.tuning.quantize import QuantSettings, check_4bit, quantized_copy
-from harness.work import Shape, param_count
 from tests.conftest import compose_cfg
 
 pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (make setup installs it)")

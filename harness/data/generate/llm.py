@@ -102,10 +102,34 @@ def generate_llm(docs: Sequence[Document], lm: LanguageModel, prompts: Mapping[s
     wanted = max(1, int(n_questions * settings.oversample))
     passages = [chunk for _, (_, chunk) in zip(range(wanted), round_robin(per_doc, rng))]
     counts: Counter = Counter(passages=len(passages))
+    questions, answers = _write(lm, prompts, passages, settings, progress)
+    kept = _keep(passages, questions, answers, settings, counts)
+    for _, a, kind, c in kept:
+        pool[kind].append((a, c.doc_id))
+    items = []
+    for q, a, kind, c in kept:
+        if len(items) >= n_questions:
+            break
+        choices = with_choices(a, kind, pool, c.doc_id, n_choices, rng, c.text)
+        if choices is None:
+            counts["dropped_distractors"] += 1
+            continue
+        items.append(Item(q, a, kind, c.doc_id, c.text, choices))
+    if settings.flag_prior_knowledge and items:
+        items = _flag_prior_knowledge(lm, items, settings)
+        counts["answerable_without_context"] = sum(bool(i.answerable_without_context)
+                                                   for i in items)
+    counts["kept"] = len(items)
+    counts.update({f"kind_{k}": sum(i.kind == k for i in items) for k in KINDS})
+    return items, dict(counts)
 
+
+def _write(lm: LanguageModel, prompts: Mapping[str, str], passages: Sequence, settings: LLMSettings,
+           progress: bool) -> tuple[list[str], list[str]]:
+    """The model writes a question for each passage, then answers it from the passage."""
     shots = list(prompts.get("shots") or ())
 
-    def ask(step: str, **fields: str) -> str:
+    def ask(step: str, **fields: str):
         """The chat for one step (question or answer): the system line, each worked example
         as a user request and its reply, then this request."""
         messages = [{"role": "system", "content": prompts["system"]}]
@@ -122,6 +146,13 @@ def generate_llm(docs: Sequence[Document], lm: LanguageModel, prompts: Mapping[s
         [ask("answer", passage=c.text, question=q) for c, q in zip(passages, questions)],
         max_new_tokens=settings.max_answer_tokens, batch_size=settings.batch_size,
         progress=progress)]
+    return questions, answers
+
+
+def _keep(passages: Sequence, questions: Sequence[str], answers: Sequence[str],
+          settings: LLMSettings, counts: Counter) -> list[tuple[str, str, str, object]]:
+    """The (question, answer, kind, passage) that pass the filters; what was dropped and
+    why is counted."""
     kept: list[tuple[str, str, str, object]] = []
     seen: list[set[str]] = []
     for c, q, a in zip(passages, questions, answers):
@@ -140,25 +171,8 @@ def generate_llm(docs: Sequence[Document], lm: LanguageModel, prompts: Mapping[s
             counts[f"dropped_{reason}"] += 1
             continue
         seen.append(set(words(q)))
-        kind = answer_kind(a)
-        kept.append((q, a, kind, c))
-        pool[kind].append((a, c.doc_id))
-    items = []
-    for q, a, kind, c in kept:
-        if len(items) >= n_questions:
-            break
-        choices = with_choices(a, kind, pool, c.doc_id, n_choices, rng, c.text)
-        if choices is None:
-            counts["dropped_distractors"] += 1
-            continue
-        items.append(Item(q, a, kind, c.doc_id, c.text, choices))
-    if settings.flag_prior_knowledge and items:
-        items = _flag_prior_knowledge(lm, items, settings)
-        counts["answerable_without_context"] = sum(bool(i.answerable_without_context)
-                                                   for i in items)
-    counts["kept"] = len(items)
-    counts.update({f"kind_{k}": sum(i.kind == k for i in items) for k in KINDS})
-    return items, dict(counts)
+        kept.append((q, a, answer_kind(a), c))
+    return kept
 
 
 def _flag_prior_knowledge(lm: LanguageModel, items: list[Item], settings: LLMSettings) -> list[Item]:

@@ -132,7 +132,7 @@ def test_report_lists_failed_runs(tmp_path, capsys):
 
 
 def test_results_folder_is_kept_but_ignored():
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     assert (root / "results" / ".gitkeep").exists()
     assert "results/*" in (root / ".gitignore").read_text()
 
@@ -183,7 +183,7 @@ def test_rerun_into_a_new_directory_reads_predictions_from_the_cache(tmp_path):
 
 def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     full_env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **env}
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     full_env["PYTHONPATH"] = str(root)
     return subprocess.run([sys.executable, "-m", "harness.run.runner", "model=tiny-random",
                            "progress=false", f"results_dir={cwd}/results", *args], cwd=cwd,

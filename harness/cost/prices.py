@@ -1,4 +1,5 @@
-"""The cost model: measured seconds and tokens times the prices in conf/cost/.
+"""Prices: measured or modelled seconds times the prices in conf/cost/, and a served
+model's tokens times its per-token prices (Price, model.price).
 
     build cost         = build seconds / 3600 * price per hour   (training or indexing;
                          the seconds the build took when computed, also on a cache hit)
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from harness.errors import ConfigError
 
@@ -21,6 +21,8 @@ from harness.errors import ConfigError
 def hardware_name(cost_cfg: Mapping[str, Any]) -> str:
     """The key of usd_per_hour a run is priced at: cost.hardware, or for `auto` the GPU in
     use matched against the keys (longest first), else `cpu`."""
+    import torch  # here, not at import: the report reads prices without torch
+
     prices = cost_cfg.get("usd_per_hour") or {}
     hw = cost_cfg.get("hardware", "auto")
     if hw != "auto":
@@ -77,3 +79,46 @@ def api_usd_per_1k(prompt_tokens: float, completion_tokens: float, price: Mappin
     """Per 1,000 queries at an API's token prices, from per-query token counts."""
     return 1000 * (prompt_tokens * price["input_usd_per_1m"]
                    + completion_tokens * price["output_usd_per_1m"]) / 1e6
+
+
+@dataclass(frozen=True)
+class Price:
+    """What a served model costs: per token (a hosted API) or per hour of the machine serving
+    it (a self-hosted endpoint, turned into a cost per query by its measured throughput)."""
+    input_per_mtok: float | None = None  # USD per million input tokens
+    output_per_mtok: float | None = None
+    cached_input_per_mtok: float | None = None  # input the server served from its prompt cache
+    price_per_hour: float | None = None  # self-hosted: USD per hour of its GPU(s)
+    date: str | None = None  # when the price was read (prices change)
+    source: str | None = None  # where it was read
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> Price:
+        cfg = dict(cfg or {})
+        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"model.price: unknown key(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(cls.__dataclass_fields__)}")
+        price = cls(**cfg)
+        for k in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "price_per_hour"):
+            v = getattr(price, k)
+            if v is not None and (not isinstance(v, int | float) or v < 0):
+                raise ConfigError(f"model.price.{k} must be a number >= 0 or null, got {v!r}")
+        if price.per_token and price.price_per_hour is not None:
+            raise ConfigError("model.price: give per-token prices (a hosted API) or "
+                              "price_per_hour (a self-hosted endpoint), not both")
+        return price
+
+    @property
+    def per_token(self) -> bool:
+        return self.input_per_mtok is not None or self.output_per_mtok is not None
+
+    def usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float | None:
+        """USD for these tokens at the per-token prices (None: not priced per token)."""
+        if not self.per_token:
+            return None
+        cached_price = (self.cached_input_per_mtok if self.cached_input_per_mtok is not None
+                        else self.input_per_mtok or 0.0)
+        return ((input_tokens - cached_input_tokens) * (self.input_per_mtok or 0.0)
+                + cached_input_tokens * cached_price
+                + output_tokens * (self.output_per_mtok or 0.0)) / 1e6

@@ -1,6 +1,6 @@
-"""The calibration measurements behind the machine profile (harness.profile): each function
+"""The calibration measurements behind the machine profile (harness.cost.profile): each function
 times one kind of work at a few shapes and returns (work, fastest seconds, repeat spread)
-per shape, the work counted by the same code (harness.work) that counts a run's."""
+per shape, the work counted by the same code (harness.cost.work) that counts a run's."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.work import METER, Shape, Work, add, search_work
+from harness.cost.work import METER, Shape, Work, add, search_work
 
 Point = tuple[Work, float, float]  # work, fastest seconds, median / fastest - 1
 
@@ -56,8 +56,9 @@ def calibrate_forward(lm: Any, repeats: int) -> list[Point]:
     and context lengths, the work counted by the same code that counts a run's."""
     points = []
     choices = ["the river", "a city in the north", "1907", "Maria Lopez"]
-    # up to ~450 tokens: RAG prompts hold a 512-token passage budget
-    for rows, words in ((1, 24), (4, 60), (8, 110), (16, 60), (16, 200), (8, 420)):
+    # up to ~450 tokens: RAG prompts hold a 512-token passage budget; five shapes that span
+    # the batch sizes and context lengths runs use, small enough to time in seconds
+    for rows, words in ((1, 24), (4, 60), (16, 60), (8, 160), (4, 420)):
         contexts = _words(rows, words, rows * words)
         with METER.scope() as work:
             lm._score_choices(contexts, [choices] * rows, batch_size=rows, progress=False)
@@ -103,47 +104,54 @@ def _freeze_to_bottom(model: Any) -> None:
         key=lambda p: p.numel(), default=params[0]).requires_grad_(True)
 
 
+def _autocast(lm: Any) -> Callable[[], Any]:
+    """The autocast context training runs under (harness.tuning.fit.compute_dtype)."""
+    from harness.tuning.fit import compute_dtype
+
+    half = compute_dtype(lm)
+    return (lambda: torch.autocast(lm.device.type, dtype=half)) if half else \
+        (lambda: torch.autocast(lm.device.type, enabled=False))
+
+
+TRAIN_SHAPES = [(2, 32), (4, 48), (8, 64)]  # rows x width of the timed training batches
+# frozen / LoRA: two shapes each, four points for the section's three terms
+FROZEN_SHAPES = [TRAIN_SHAPES[0], TRAIN_SHAPES[-1]]
+
+
+def _passes(lm: Any, net: Any, shape: Shape, repeats: int,
+            shapes: list[tuple[int, int]] = TRAIN_SHAPES) -> list[Point]:
+    """Forward + backward of `net` at each training shape, with the work they count."""
+    autocast = _autocast(lm)
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in net.parameters())
+    pts = []
+    for rows, width in shapes:
+        width = _max_width(lm, width)
+        ids = _ids(lm, rows, width)
+
+        def step(ids=ids) -> None:
+            with autocast():
+                loss = net(input_ids=ids, labels=ids).loss
+            loss.backward()
+            net.zero_grad(set_to_none=True)
+
+        best, spread = timed(step, repeats, warmup=1)
+        pts.append((shape.train_pass(rows, width, trainable, total, total), best, spread))
+    return pts
+
+
 def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
     """Forward + backward of both training modes, validation passes and the optimizer step,
     on the master weights under the run's autocast (as harness.tuning.loop trains)."""
-    from harness.tuning.fit import compute_dtype
-
     model = _training_model(lm)
     model.train()
-    half = compute_dtype(lm)
-    autocast = (lambda: torch.autocast(lm.device.type, dtype=half)) if half else \
-        (lambda: torch.autocast(lm.device.type, enabled=False))
     shape = Shape.of(model)
-    params = [p for p in model.parameters()]
-    total = sum(p.numel() for p in params)
+    params = list(model.parameters())
     out: dict[str, list[Point]] = {"train/frozen": [], "train/full": []}
-    shapes = [(2, 32), (4, 48), (8, 64)]
-
-    def passes(net: Any, shape: Shape) -> list[Point]:
-        trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-        total_now = sum(p.numel() for p in net.parameters())
-        pts = []
-        for rows, width in shapes:
-            width = _max_width(lm, width)
-            ids = _ids(lm, rows, width)
-
-            def step(ids=ids) -> None:
-                with autocast():
-                    loss = net(input_ids=ids, labels=ids).loss
-                loss.backward()
-                net.zero_grad(set_to_none=True)
-
-            best, spread = timed(step, repeats, warmup=2)
-            pts.append((shape.train_pass(rows, width, trainable, total_now, total_now), best,
-                        spread))
-        return pts
-
-    for mode in ("frozen", "full"):
-        if mode == "frozen":
-            _freeze_to_bottom(model)
-        else:
-            model.requires_grad_(True)
-        out[f"train/{mode}"] += passes(model, shape)
+    _freeze_to_bottom(model)
+    out["train/frozen"] += _passes(lm, model, shape, repeats, FROZEN_SHAPES)
+    model.requires_grad_(True)
+    out["train/full"] += _passes(lm, model, shape, repeats)
     # LoRA layers on every linear (the lora strategy's default): what adapters add per position
     from peft import LoraConfig, get_peft_model
 
@@ -152,9 +160,15 @@ def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
     lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
                                                            target_modules="all-linear"))
     lora.train()
-    out["train/frozen"] += passes(lora, Shape.of(lora))
+    out["train/frozen"] += _passes(lm, lora, Shape.of(lora), repeats, FROZEN_SHAPES)
     del lora
-    # the optimizer over every parameter (full tuning's case; an adapter's is ~free)
+    out["optim"] = [_optimizer_point(params, repeats)]
+    out["train_eval"] = _eval_points(lm, model, shape, repeats)
+    return out  # the copy of the model is freed with this frame
+
+
+def _optimizer_point(params: list[Any], repeats: int) -> Point:
+    """The optimizer over every parameter (full tuning's case; an adapter's is ~free)."""
     for p in params:
         p.requires_grad_(True)
         p.grad = torch.randn_like(p) * 1e-3
@@ -167,11 +181,16 @@ def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
     # its state settles in a few steps; memory-bound, its step time wanders by itself (0.29 s
     # to 0.6 s here on an idle machine): the typical (median) step of eight
     best, spread = timed(opt_step, max(repeats, 8), warmup=4, typical=True)
-    out["optim"] = [({"optim_params": float(total)}, best, spread)]
+    return {"optim_params": float(sum(p.numel() for p in params))}, best, spread
+
+
+def _eval_points(lm: Any, model: Any, shape: Shape, repeats: int) -> list[Point]:
+    """Validation passes (no gradients) at the training shapes."""
+    autocast = _autocast(lm)
     model.eval()
     pts = []
     with torch.no_grad():
-        for rows, width in shapes:
+        for rows, width in TRAIN_SHAPES:
             width = _max_width(lm, width)
             ids = _ids(lm, rows, width)
 
@@ -179,13 +198,12 @@ def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
                 with autocast():
                     model(input_ids=ids, labels=ids)
 
-            best, spread = timed(evaluate, repeats, warmup=2)
+            best, spread = timed(evaluate, repeats, warmup=1)
             pts.append((shape.train_eval(rows, width), best, spread))
-    out["train_eval"] = pts
-    return out  # the copy of the model is freed with this frame
+    return pts
 
 
-def calibrate_trainer(lm: Any, repeats: int, steps: int = 8) -> list[Point]:
+def calibrate_trainer(lm: Any, repeats: int, steps: int = 4) -> list[Point]:
     """What the training loop (harness.tuning.loop.train: the Trainer, its scheduler,
     logging and callbacks) adds to the passes: a cost per run and per optimizer step,
     from runs of 1 and 1 + `steps` steps on one-token rows of a frozen model."""

@@ -1,4 +1,4 @@
-"""What a run would take on other hardware: a roofline estimate from its work (harness.work)
+"""What a run would take on other hardware: a roofline estimate from its work (harness.cost.work)
 and a hardware profile (conf/cost/hardware/<name>.yaml: peak bf16 FLOP/s, memory bandwidth,
 utilisation factors, launch overhead, price; each a stated assumption with its source).
 

@@ -2,8 +2,8 @@
 their FLOPs, generated tokens, training passes, embeddings and index operations.
 
 Counts depend only on the config, the seed and the model, never on how busy the machine
-was, so a cost model built on them (harness.profile: work / the machine's measured
-throughput; harness.projection: work / another machine's peak) gives the same answer every
+was, so a cost model built on them (harness.cost.profile: work / the machine's measured
+throughput; harness.cost.projection: work / another machine's peak) gives the same answer every
 time the same run is made. Cached results (predictions, embeddings, trained artifacts)
 store the work that made them, and a cache hit replays it: a run is charged the work its
 results took, as it is charged the seconds.

@@ -1,4 +1,4 @@
-"""The machine profile: what this machine achieves for each kind of work (harness.work),
+"""The machine profile: what this machine achieves for each kind of work (harness.cost.work),
 measured by a short calibration, cached per machine, model, dtype and thread count; and a
 run's modelled seconds = its work / that throughput.
 
@@ -7,7 +7,7 @@ strategy. Work counts do not move, and the profile is measured once, on the same
 and settings, taking the fastest of `repeats` timings of each shape: so the modelled
 seconds of a run are the same however busy the machine was when it ran.
 
-Per kind of work (measured by harness.calibration), a linear model fitted by non-negative
+Per kind of work (measured by harness.cost.calibration), a linear model fitted by non-negative
 least squares on relative error over the calibration's shapes (seconds per unit of each
 counter):
   forward      a * fwd_flops + b * fwd_attn_flops + c * fwd_calls
@@ -45,7 +45,8 @@ import torch
 from filelock import FileLock
 from scipy.optimize import nnls
 
-from harness.calibration import (
+from harness.cost import BUSY_SHARE
+from harness.cost.calibration import (
     calibrate_bm25,
     calibrate_decode,
     calibrate_embed,
@@ -54,14 +55,13 @@ from harness.calibration import (
     calibrate_trainer,
     calibrate_training,
 )
+from harness.cost.work import Work
 from harness.results import atomic_write_text
 from harness.system import OtherLoad, machine_id
-from harness.work import Work
 
 log = logging.getLogger(__name__)
 
 PROFILE_FORMAT = 1
-BUSY_SHARE = 0.2  # other processes above this share of the CPUs while calibrating: warn
 
 
 @dataclass(frozen=True)

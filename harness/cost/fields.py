@@ -1,4 +1,4 @@
-"""A run's work and modelled seconds (harness.work, harness.profile), for metrics.json.
+"""A run's work and modelled seconds (harness.cost.work, harness.cost.profile), for metrics.json.
 
 The runner counts the work of fit and of predict (METER scopes) and notes how much of the
 CPU other processes used meanwhile (harness.system.OtherLoad); this module prices that work
@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.models.local import LM
-from harness.profile import UNCALIBRATED, MachineProfile
+from harness.cost.profile import UNCALIBRATED, MachineProfile
+from harness.cost.work import METER, add, flops
 from harness.ranks import distributed, world
 from harness.system import cache_root
 from harness.types import Prediction
-from harness.work import METER, add, flops
+
+if TYPE_CHECKING:
+    from harness.models.local import LM
 
 _WARM: set[int] = set()
 
@@ -72,7 +74,7 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
     out: dict[str, Any] = {
         "build_work": _rounded(build_work), "predict_work": _rounded(predict_work),
         "build_flops": flops(build_work), "predict_flops": flops(predict_work),
-        "model_shape": dataclasses.asdict(lm.shape),  # what harness.projection needs
+        "model_shape": dataclasses.asdict(lm.shape),  # what harness.cost.projection needs
         # share of the CPUs other processes used while fit / predict ran (None: unknown)
         "others_cpu_share": dict(loads),
         "modelled_build_s": None, "modelled_predict_s": None,
@@ -87,7 +89,7 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
     profile = MachineProfile.open(cache_root(cache_dir), lm, embedder=embedder_name)
     every = add(add({}, build_work), predict_work)
     calibration_s = profile.ensure(every, lm, get_embedder,
-                                   repeats=int(cost_cfg.get("calibration_repeats", 3)),
+                                   repeats=int(cost_cfg.get("calibration_repeats", 2)),
                                    force=bool(cost_cfg.get("recalibrate", False)))
     build, predict = profile.seconds(build_work), profile.seconds(predict_work)
     if build is None or predict is None:  # a section could not be calibrated

@@ -12,7 +12,7 @@ import harness.models.loading as models
 from harness.run.runner import run
 from tests.conftest import compose_cfg
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Stop(Exception):

@@ -1,4 +1,4 @@
-"""`python -m harness.scoring.calibrate DIR ...`: calibrate an embedder's stored semantic
+"""`python -m harness.scoring.threshold DIR ...`: calibrate an embedder's stored semantic
 threshold once, on the runs of tasks that have answer choices, for tasks that have none.
 
 Pools the calibration pairs (harness.scoring.semantic) of every run under the given sweep
@@ -15,7 +15,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from harness.report.runs import find_runs
+from harness.results import find_runs
 from harness.retrieval import get_embedder
 from harness.scoring.semantic import best_threshold, calibration_pairs, pair_cosines
 from harness.system import config_dir, group_config
@@ -23,7 +23,7 @@ from harness.types import Example
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.scoring.calibrate",
+    ap = argparse.ArgumentParser(prog="python -m harness.scoring.threshold",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+", type=Path, help="sweep or run directories")
     ap.add_argument("--embedder", default="minilm",

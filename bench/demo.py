@@ -1,0 +1,97 @@
+"""`make demo`: the five strategies on the built-in task with the bundled model
+(`harness-run -m experiment=quick`), then `harness-report`, then how long it all took and
+where the time went:
+
+    model work   loading the model (its first load includes the one-time GGUF conversion),
+                 fit (training, indexing; forgetting is measured inside it) and predict
+                 (test and seen questions)
+    overhead     the machine profile's calibration, scoring, the report, and the rest
+                 (process start-up, reading the task, Hydra)
+
+Writes bench/out/demo.json (the phases, the decision summary and the accuracy table, with
+the machine, date and commit); `python -m bench.publish` copies it to docs/measured/.
+
+    python -m bench.demo [extra harness-run overrides]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+
+def measured(command: str) -> dict[str, str]:
+    """Where and when: the machine (CPU, cores, memory), the UTC date and the git commit."""
+    from harness.system import git_commit, machine_id
+
+    m = machine_id()
+    machine = (f"{m.get('cpu') or 'CPU'}, {m.get('logical_cpus')} logical CPUs, "
+               f"{m.get('memory_gb')} GB" + (f", {m['gpu']}" if m.get("gpu") else ""))
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    commit = (git_commit() or "unknown")[:12] + ("+changes" if dirty else "")
+    return {"machine": machine, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "commit": commit, "command": command}
+
+
+def phases(sweep: Path, wall_s: float, report_s: float) -> dict[str, float]:
+    """Seconds per phase over the sweep's runs, from their metrics.json."""
+    runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
+    load = sum(float(m.get("model_load_s") or 0) for m in runs)
+    fit = sum(float(m.get("fit_s") or 0) for m in runs)
+    predict = sum(float(m.get("predict_wall_s") or 0) + float(m.get("seen_s") or 0) for m in runs)
+    calibration = sum(float((m.get("modelled") or {}).get("calibration_s") or 0) for m in runs)
+    scoring = sum(sum((m.get("eval_s") or {}).values()) for m in runs)
+    out = {"model load and conversion": load, "fit (training, indexing)": fit,
+           "predict": predict, "calibration": calibration, "scoring": scoring,
+           "report": report_s}
+    out["start-up and the rest"] = max(0.0, wall_s - sum(out.values()))
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def breakdown(ph: dict[str, float], wall_s: float) -> list[str]:
+    model = ph["model load and conversion"] + ph["fit (training, indexing)"] + ph["predict"]
+    lines = [f"make demo took {wall_s / 60:.0f} min {wall_s % 60:.0f} s; where the time went:"]
+    lines += [f"  {name:<28} {sec:8.1f} s  {sec / wall_s:6.1%}" for name, sec in ph.items()]
+    lines += [f"  model work {model / wall_s:.0%}; calibration {ph['calibration'] / wall_s:.0%}; "
+              f"everything else {(wall_s - model) / wall_s:.0%}"]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    extra = list(sys.argv[1:] if argv is None else argv)
+    bin_dir = Path(sys.executable).parent
+    sweep = ROOT / "results" / "multirun" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    t0 = time.perf_counter()
+    run = subprocess.run([str(bin_dir / "harness-run"), "-m", "experiment=quick",
+                          f"hydra.sweep.dir={sweep}", *extra],
+                         env={**__import__("os").environ, "HYDRA_FULL_ERROR": "1"})
+    t1 = time.perf_counter()
+    report = subprocess.run([str(bin_dir / "harness-report"), str(sweep)])
+    t2 = time.perf_counter()
+    if run.returncode or report.returncode:
+        return run.returncode or report.returncode
+    ph = phases(sweep, t2 - t0, t2 - t1)
+    lines = breakdown(ph, t2 - t0)
+    print("\n" + "\n".join(lines))
+    md = (sweep / "report.md").read_text(encoding="utf-8")
+    decision = md.split("## Decision summary")[1].split("\n## ")[0].strip()
+    accuracy = md.split("## Accuracy")[1].split("\n## ")[0].strip().split("\n\n")[-1]
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "demo.json").write_text(json.dumps({
+        "title": "make demo", "measured": measured("make demo" + (" " + " ".join(extra) if extra else "")),
+        "wall_s": {"total": round(t2 - t0, 1)}, "phases_s": ph,
+        "shares": {k: round(v / (t2 - t0), 4) for k, v in ph.items()},
+        "sample": {"decision": decision, "accuracy": accuracy}}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
