@@ -58,7 +58,7 @@ def calibrate_forward(lm: Any, repeats: int) -> list[Point]:
     choices = ["the river", "a city in the north", "1907", "Maria Lopez"]
     # up to ~450 tokens: RAG prompts hold a 512-token passage budget; five shapes that span
     # the batch sizes and context lengths runs use, small enough to time in seconds
-    for rows, words in ((1, 24), (4, 60), (16, 60), (8, 160), (4, 420)):
+    for rows, words in ((1, 24), (4, 60), (16, 60), (4, 420)):
         contexts = _words(rows, words, rows * words)
         with METER.scope() as work:
             lm._score_choices(contexts, [choices] * rows, batch_size=rows, progress=False)
@@ -113,9 +113,11 @@ def _autocast(lm: Any) -> Callable[[], Any]:
         (lambda: torch.autocast(lm.device.type, enabled=False))
 
 
-TRAIN_SHAPES = [(2, 32), (4, 48), (8, 64)]  # rows x width of the timed training batches
-# frozen / LoRA: two shapes each, four points for the section's three terms
-FROZEN_SHAPES = [TRAIN_SHAPES[0], TRAIN_SHAPES[-1]]
+TRAIN_SHAPES = [(2, 32), (4, 48)]  # rows x width of the timed training batches
+# frozen without adapters: one shape; with LoRA on every linear: two (three points for the
+# section's three terms: FLOPs, passes, adapter elements)
+FROZEN_SHAPES = [TRAIN_SHAPES[-1]]
+LORA_SHAPES = [TRAIN_SHAPES[0], TRAIN_SHAPES[-1]]
 
 
 def _passes(lm: Any, net: Any, shape: Shape, repeats: int,
@@ -160,7 +162,7 @@ def calibrate_training(lm: Any, repeats: int) -> dict[str, list[Point]]:
     lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05,
                                                            target_modules="all-linear"))
     lora.train()
-    out["train/frozen"] += _passes(lm, lora, Shape.of(lora), repeats, FROZEN_SHAPES)
+    out["train/frozen"] += _passes(lm, lora, Shape.of(lora), repeats, LORA_SHAPES)
     del lora
     out["optim"] = [_optimizer_point(params, repeats)]
     out["train_eval"] = _eval_points(lm, model, shape, repeats)
@@ -179,8 +181,8 @@ def _optimizer_point(params: list[Any], repeats: int) -> Point:
         opt.step()
 
     # its state settles in a few steps; memory-bound, its step time wanders by itself (0.29 s
-    # to 0.6 s here on an idle machine): the typical (median) step of eight
-    best, spread = timed(opt_step, max(repeats, 8), warmup=4, typical=True)
+    # to 0.6 s here on an idle machine): the typical (median) step of six
+    best, spread = timed(opt_step, max(repeats, 6), warmup=2, typical=True)
     return {"optim_params": float(sum(p.numel() for p in params))}, best, spread
 
 
@@ -203,7 +205,7 @@ def _eval_points(lm: Any, model: Any, shape: Shape, repeats: int) -> list[Point]
     return pts
 
 
-def calibrate_trainer(lm: Any, repeats: int, steps: int = 4) -> list[Point]:
+def calibrate_trainer(lm: Any, repeats: int, steps: int = 2) -> list[Point]:
     """What the training loop (harness.tuning.loop.train: the Trainer, its scheduler,
     logging and callbacks) adds to the passes: a cost per run and per optimizer step,
     from runs of 1 and 1 + `steps` steps on one-token rows of a frozen model."""
@@ -223,9 +225,10 @@ def calibrate_trainer(lm: Any, repeats: int, steps: int = 4) -> list[Point]:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (1, 1 + steps):
             settings = TrainSettings(batch_size=1, max_steps=n, epochs=1, lr=1e-9)
+            # a whole Trainer run per timing, its cost mostly set-up: one fewer timing suffices
             best, spread = timed(lambda settings=settings: train(
                 model, lm.tokenizer.pad_token_id or 0, rows, [], settings, Path(tmp), seed=0,
-                progress=False, compute_dtype=half), repeats)
+                progress=False, compute_dtype=half), max(1, repeats - 1))
             work: Work = {"train_runs": 1, "train_steps/frozen": n, "optim_params": trainable * n}
             for _ in range(n):
                 add(work, shape.train_pass(1, len(ids), trainable, total, total))
@@ -240,9 +243,15 @@ def _words(n_texts: int, n_words: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(vocab, n_words)) for _ in range(n_texts)]
 
 
+# Cheap sections (the embedder, vector search, BM25: seconds in all) are timed at least this
+# many times: their calls are short and noisy, and more timings cost little.
+CHEAP_REPEATS = 3
+
+
 def calibrate_embed(embedder: Any, repeats: int) -> list[Point]:
+    repeats = max(repeats, CHEAP_REPEATS)
     points = []
-    for n_texts, n_words in ((16, 12), (64, 24), (64, 120)):
+    for n_texts, n_words in ((16, 12), (32, 24), (32, 120)):
         texts = _words(n_texts, n_words, n_words)
         best, spread = timed(lambda texts=texts: embedder.model.encode(
             texts, batch_size=embedder.batch_size, normalize_embeddings=True), repeats)
@@ -253,6 +262,7 @@ def calibrate_embed(embedder: Any, repeats: int) -> list[Point]:
 def calibrate_search(repeats: int) -> list[Point]:
     import faiss
 
+    repeats = max(repeats, CHEAP_REPEATS)
     rng = np.random.default_rng(0)
     points = []
     for n, queries in ((5000, 16), (40000, 64)):
@@ -268,6 +278,7 @@ def calibrate_search(repeats: int) -> list[Point]:
 def calibrate_bm25(repeats: int) -> list[Point]:
     import bm25s
 
+    repeats = max(repeats, CHEAP_REPEATS)
     points = []
     for n_docs, n_queries in ((500, 16), (4000, 128)):
         corpus = [t.split() for t in _words(n_docs, 60, n_docs)]
