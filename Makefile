@@ -71,7 +71,7 @@ demo: $(STAMP)
 	$(PY) -m bench.demo
 
 test: $(BROWSER_STAMP) $(LLAMA_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(BROWSER_STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest -m "not real_model" $(PYTEST_ARGS)
