@@ -50,12 +50,19 @@ $(BROWSER_STAMP): $(STAMP)
 	else echo "setup: no chromium and no way to install it; the browser test will be skipped"; fi
 	@touch $@
 
-# llama.cpp's server for the served-model tests; without a compiler they are skipped, saying why
+# llama.cpp's server for the served-model tests; without a compiler they are skipped, saying why.
+# The wheel is built once per version and CMAKE_ARGS into a folder named by their hash: pip's
+# own wheel cache ignores CMAKE_ARGS, so it could hand back a build made with other flags
+# (a native one that dies with SIGILL).
+LLAMA_WHEELS := $(HOME)/.cache/adaptbench/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell \
+	echo "$(LLAMA_CMAKE_ARGS)" | md5sum | cut -c1-10)
 served-setup: $(LLAMA_STAMP)
 $(LLAMA_STAMP): $(STAMP)
 	@if $(PY) -c "import llama_cpp.server" 2>/dev/null; then :; \
-	else CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(PIP) install "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)" \
+	else { ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
+		|| CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+			$(PIP) wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"; } \
+		&& $(PIP) install --no-cache-dir "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl)[server]" \
 		|| echo "setup: llama-cpp-python could not be built here; the served-model tests will be skipped"; fi
 	@touch $@
 

@@ -25,7 +25,7 @@ def _spin() -> None:
 
 def _sweep(work: Path, cache: Path, model: list[str], extra: list[str]) -> list[dict]:
     args = [sys.executable, "-m", "harness.run.runner", *RUN, f"cache_dir={cache}",
-            f"hydra.sweep.dir={work}", *model, *extra]
+            f"cost.profile_dir={cache / 'profiles'}", f"hydra.sweep.dir={work}", *model, *extra]
     res = subprocess.run(args, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"the cost-model sweep failed:\n{res.stderr[-3000:]}")
@@ -37,7 +37,8 @@ def bench_cost_model(model: list[str], work: Path) -> dict:
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "harness.cost.cli", *model,
-                          f"cache_dir={work / 'c1'}", f"hydra.run.dir={work / 'calibrate'}"],
+                          f"cache_dir={work / 'c1'}", f"cost.profile_dir={work / 'c1' / 'profiles'}",
+                          f"hydra.run.dir={work / 'calibrate'}"],
                          capture_output=True, text=True)
     calibrate_s = time.perf_counter() - t0
     if res.returncode != 0:

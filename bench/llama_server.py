@@ -72,13 +72,28 @@ class LlamaServer:
                                    + self.log.read_text(errors="replace")[-2000:])
             try:
                 if httpx.get(f"{self.base_url}/models", headers=headers, timeout=2).status_code == 200:
-                    return self
+                    return self._smoke(headers)
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"llama.cpp server did not answer within {START_TIMEOUT_S} s: "
                            + self.log.read_text(errors="replace")[-2000:])
+
+    def _smoke(self, headers: dict[str, str]) -> LlamaServer:
+        """One real completion: a build that lists its model can still die on the first
+        computation (SIGILL from instructions this CPU or kernel lacks)."""
+        try:
+            httpx.post(f"{self.base_url}/completions", headers=headers, timeout=60,
+                       json={"model": ALIAS, "prompt": "Hello", "max_tokens": 1}).raise_for_status()
+            return self
+        except httpx.HTTPError as e:
+            time.sleep(0.5)
+            code = self.proc.poll() if self.proc else None
+            why = " (SIGILL: the build uses instructions this machine lacks)" if code == -4 else ""
+            self.stop()
+            raise RuntimeError(f"llama.cpp server failed its first completion ({e!r}; exit code "
+                               f"{code}{why}): " + self.log.read_text(errors="replace")[-2000:]) from e
 
     def stop(self) -> None:
         """SIGKILL, as a crash would (no graceful shutdown)."""

@@ -307,6 +307,25 @@ TARGETS = [  # (section, key, comparison, bound, description)
 ]
 
 
+class SectionClock:
+    """Wall seconds per bench section (a section ends where the next one starts)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.current: tuple[str, float] | None = None
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self.current = (name, time.perf_counter())
+
+    def stop(self) -> dict[str, float]:
+        if self.current:
+            name, t0 = self.current
+            self.seconds[name] = round(time.perf_counter() - t0, 1)
+            self.current = None
+        return self.seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m", help="smollm2-135m | tiny-random | hf")
@@ -334,40 +353,53 @@ def main(argv: list[str] | None = None) -> int:
     lm = get_lm({"name_or_path": name, "device": args.device, "dtype": "float32"})
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {"model": name, "threads": torch.get_num_threads()}
+    clock = SectionClock()
     if "scoring" in args.only:
+        clock.start("scoring")
         results["scoring"] = bench_scoring(lm, args.questions, args.batch_size, args.out)
     if "generation" in args.only:
+        clock.start("generation")
         results["generation"] = bench_generation(lm, args.questions // 2, args.batch_size)
     if "training" in args.only:
+        clock.start("training")
         results["training"] = bench_training(lm, 8, args.train_steps, args.out / "train-work")
     if "questions" in args.only:
+        clock.start("questions")
         results["questions"] = bench_questions(lm, batch_size=8)
     if "free_form" in args.only:
+        clock.start("free_form")
         results["free_form"] = bench_free_form(lm, batch_size=8)
     model = ([f"model={args.model}"] if args.model != "hf" else
              ["model=hf", f"model.name_or_path={args.model_path}"])
     if "dtype" in args.only:
+        clock.start("dtype")
         results["dtype"] = bench_dtype(
             {"name_or_path": name, "device": args.device}, scoring_inputs, training_rows,
             n=args.questions, batch_size=args.batch_size, train_steps=args.train_steps,
             sweep_model=[*model, f"model.device={args.device}"], sweep_args=tuple(args.sweep_args),
             work=args.out / "dtype", sweep="sweep" in args.only or "dtype_sweep" in args.only)
     if "retrieval" in args.only:
+        clock.start("retrieval")
         results["retrieval"] = {**bench_bm25_build(),
                                 **bench_retrieval_sweep(model, args.out / "retrieval")}
     if "cost_model" in args.only:
+        clock.start("cost_model")
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
                                                  args.out / "cost_model")
     if "served" in args.only:
+        clock.start("served")
         results["served"] = bench_served(args.out / "served", n=args.served_requests)
     if "multiprocess" in args.only:
+        clock.start("multiprocess")
         results["multiprocess"] = bench_multiprocess([*model, f"model.device={args.device}"],
                                                      args.out / "multiprocess")
     if "sweep" in args.only:
+        clock.start("sweep")
         model = ([f"model={args.model}"] if args.model != "hf" else
                  ["model=hf", f"model.name_or_path={args.model_path}"])
         results["sweep"] = bench_sweep([*model, f"model.device={args.device}"], args.sweep_args,
                                        args.out / "sweep")
+    results["section_s"] = clock.stop()
     checks = []
     for section, key, op, bound, what in TARGETS:
         if section not in results or key not in results[section]:
@@ -382,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         "python -m bench.perf " + " ".join(argv if argv is not None else sys.argv[1:])), **results}
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "dtype", "cost_model", "served", "multiprocess", "sweep"):
+                    "dtype", "cost_model", "served", "multiprocess", "sweep", "section_s"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

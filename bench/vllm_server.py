@@ -17,7 +17,7 @@ import httpx
 from bench.llama_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-ALIAS = "smollm2"
+ALIAS = "smollm2-vllm"  # not the llama.cpp server's id: responses are cached by model id
 START_TIMEOUT_S = 300
 
 

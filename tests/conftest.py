@@ -23,6 +23,9 @@ def isolated_cache(tmp_path_factory) -> Path:
     points ADAPTBENCH_CACHE at a warm one."""
     path = Path(os.environ.get("ADAPTBENCH_CACHE") or tmp_path_factory.mktemp("cache"))
     os.environ["ADAPTBENCH_CACHE"] = str(path)
+    # Machine profiles are calibrated once for the session, also by the runs that bring a
+    # cache of their own (tests of calibration itself pass cost.profile_dir=null)
+    os.environ.setdefault("ADAPTBENCH_PROFILE_DIR", str(path / "profiles"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return path
 

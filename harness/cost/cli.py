@@ -37,7 +37,8 @@ def _main(cfg: DictConfig) -> None:
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
     embedder_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
     profile = MachineProfile.open(cache_root(cfg.get("cache_dir")), lm,
-                                  embedder=str(embedder_cfg["name_or_path"]))
+                                  embedder=str(embedder_cfg["name_or_path"]),
+                                  folder=cfg.cost.get("profile_dir"))
     work = {k: 1.0 for k in EVERY}
     work[f"decode_steps/{int(cfg.answer.batch_size)}"] = 1.0
     seconds = profile.ensure(work, lm, lambda: get_embedder(embedder_cfg),

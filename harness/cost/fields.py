@@ -86,7 +86,8 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
     if not cost_cfg.get("model_time", True):
         out["modelled"] = {"off": "cost.model_time=false"}
         return out
-    profile = MachineProfile.open(cache_root(cache_dir), lm, embedder=embedder_name)
+    profile = MachineProfile.open(cache_root(cache_dir), lm, embedder=embedder_name,
+                                  folder=cost_cfg.get("profile_dir"))
     every = add(add({}, build_work), predict_work)
     calibration_s = profile.ensure(every, lm, get_embedder,
                                    repeats=int(cost_cfg.get("calibration_repeats", 2)),

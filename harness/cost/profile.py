@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock
-from scipy.optimize import nnls
 
 from harness.cost import BUSY_SHARE
 from harness.cost.calibration import (
@@ -79,6 +78,8 @@ def fit_linear(points: list[tuple[Mapping[str, float], float]],
     y = np.array([s for _, s in points], dtype=float)
     w = 1.0 / np.maximum(y, 1e-9)
     scale = np.maximum(np.abs(a).max(axis=0), 1e-30)  # condition the columns
+    from scipy.optimize import nnls  # scipy is slow to import: only when a profile is fitted
+
     coef, _ = nnls(a * w[:, None] / scale, y * w)
     coef = coef / scale
     resid = (a @ coef - y) / np.maximum(y, 1e-9)
@@ -149,7 +150,10 @@ class MachineProfile:
                 self.sections = data["sections"]
 
     @classmethod
-    def open(cls, cache: Path, lm: Any, embedder: str | None = None) -> MachineProfile:
+    def open(cls, cache: Path, lm: Any, embedder: str | None = None,
+             folder: str | Path | None = None) -> MachineProfile:
+        """The profile for `lm` on this machine, in `folder` (cost.profile_dir) or, by default,
+        in the cache's profiles/."""
         # The model by name and shape (speed depends on the architecture, not on the weights
         # or where a cache put them): a tuned copy of a model shares its base's profile.
         key = {"machine": machine_id(), "model": lm.name, "shape": dataclasses.asdict(lm.shape),
@@ -157,7 +161,8 @@ class MachineProfile:
                "device": lm.device.type, "threads": torch.get_num_threads(),
                "format": PROFILE_FORMAT}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-        return cls(cache / "profiles" / f"{digest}.json", key, embedder)
+        where = Path(folder).expanduser() if folder else cache / "profiles"
+        return cls(where / f"{digest}.json", key, embedder)
 
     def needed(self, work: Mapping[str, float]) -> set[str]:
         out = {section_of(k, self.embedder) for k, v in work.items() if v}
@@ -196,10 +201,14 @@ class MachineProfile:
             for name in sorted(todo):
                 if name not in done:
                     done |= self._calibrate(name, lm, get_embedder, repeats, replace=force)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(
-                {"format": PROFILE_FORMAT, "key": self.key, "sections": self.sections}, indent=1))
+            self.save()
         return time.perf_counter() - t_all
+
+    def save(self) -> None:
+        """Write the profile (atomically; callers that race hold its lock)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, json.dumps(
+            {"format": PROFILE_FORMAT, "key": self.key, "sections": self.sections}, indent=1))
 
     def _calibrate(self, name: str, lm: Any, get_embedder: Callable[[], Any] | None,
                    repeats: int, replace: bool = True) -> set[str]:

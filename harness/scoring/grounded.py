@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from harness.errors import ConfigError
 from harness.scoring.lexical import words
@@ -53,8 +52,18 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _segmenter().segment(text) if s.strip()]
 
 
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words (imported when first needed: sklearn takes a second
+    to import, which every run's start-up would pay)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
 def content_words(text: str) -> list[str]:
-    return [w for w in words(text) if w not in ENGLISH_STOP_WORDS]
+    stop = _stop_words()
+    return [w for w in words(text) if w not in stop]
 
 
 def groundedness(outputs: Sequence[str | None], passages: Sequence[Sequence[str]], embed: Embed,

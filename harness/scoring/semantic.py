@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from harness.errors import ConfigError
 from harness.scoring.lexical import contains
@@ -63,6 +62,8 @@ def best_threshold(matching: Sequence[float], other: Sequence[float]) -> tuple[f
     best = np.flatnonzero(np.isclose(bal, bal.max()))
     cut = float((cuts[best[0]] + cuts[best[-1]]) / 2)
     labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    from sklearn.metrics import roc_auc_score  # sklearn is slow to import: only when needed
+
     auc = float(roc_auc_score(labels, np.r_[pos, neg]))
     return cut, float(bal.max()), auc
 

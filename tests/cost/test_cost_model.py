@@ -271,7 +271,7 @@ def test_harness_calibrate_measures_every_section_once(tmp_path):
     import sys
 
     args = [sys.executable, "-m", "harness.cost.cli", "model=tiny-random",
-            f"cache_dir={tmp_path}", "cost.calibration_repeats=1",
+            f"cache_dir={tmp_path}", "cost.calibration_repeats=1", "cost.profile_dir=null",
             f"hydra.run.dir={tmp_path}/hydra"]
     res = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -296,6 +296,7 @@ def test_a_section_calibrated_on_a_busy_machine_is_remeasured_when_quiet(tmp_pat
     p.ensure(work, lm, None, repeats=1)
     p.sections["forward"]["others_cpu_share"] = 0.6  # as if a hog shared the machine
     p.sections["forward"]["coef"]["fwd_calls"] = 99.0
+    p.save()  # the profile on disk was calibrated on a busy machine
     assert p.contended(work) == {"forward": 0.6}
     monkeypatch.setattr(profile, "machine_quiet", lambda seconds=0.5: False)
     assert p.ensure(work, lm, None, repeats=1) == 0.0  # still busy: nothing to gain

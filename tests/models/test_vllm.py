@@ -31,7 +31,7 @@ def test_vllm_scores_choices_by_exact_loglik_like_the_in_process_model(tmp_path)
                   tmp_path / "served")
     finally:
         server.stop()
-    assert srv["scoring_method"] == local["scoring_method"] == "loglik"
+    assert srv["scoring_method"] == local["scoring_method"] == "loglik", srv["scoring_method_reason"]
     assert "agree" in srv["scoring_method_reason"]
     rows = {p: [json.loads(x) for x in (tmp_path / p / "predictions.jsonl").read_text().splitlines()]
             for p in ("local", "served")}

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from harness.cache import problem
@@ -43,16 +44,20 @@ def _check_not_falsely_complete(run_dir: Path) -> str:
 
 def test_sigkill_at_any_stage_never_leaves_a_falsely_complete_run(tmp_path):
     reference = tmp_path / "reference"
+    t0 = time.monotonic()
     assert _run(reference, tmp_path / "cache-ref").wait(timeout=300) == 0
+    whole = time.monotonic() - t0
     expected = _metrics(reference)
 
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     seen_states = []
-    # kill later each time: during start-up, model load, training, prediction, writing
-    for delay in [1.0 + 1.5 * i for i in range(20)]:
+    # kill later each time, at fractions of an uninterrupted run's time: during start-up,
+    # model load, training, prediction, writing (a run after a kill may skip what the cache
+    # kept, so the later kills land later in its work)
+    for share in [0.1 * i for i in range(1, 12)]:
         proc = _run(run_dir, cache)
         try:
-            proc.wait(timeout=delay)
+            proc.wait(timeout=share * whole)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

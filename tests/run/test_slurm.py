@@ -158,7 +158,7 @@ def test_crashed_and_timed_out_jobs_are_recorded_and_the_sweep_goes_on(slurm, tm
 
 def test_a_cancelled_job_is_redone_alone_when_the_sweep_is_reinvoked(slurm, tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["strategy=prompt,lora", "++per_strategy.lora.train.max_steps=150",
+    args = ["strategy=prompt,lora", "++per_strategy.lora.train.max_steps=60",
             "launcher=slurm", *SLURM_CPU]
     proc = _sweep(sweep, *args, wait=False)
     lora = sweep / "1_lora_seed0" / "metrics.json"
