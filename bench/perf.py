@@ -395,8 +395,6 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.out / "multiprocess")
     if "sweep" in args.only:
         clock.start("sweep")
-        model = ([f"model={args.model}"] if args.model != "hf" else
-                 ["model=hf", f"model.name_or_path={args.model_path}"])
         results["sweep"] = bench_sweep([*model, f"model.device={args.device}"], args.sweep_args,
                                        args.out / "sweep")
     results["section_s"] = clock.stop()
