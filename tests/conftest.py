@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated cache, Hydra config composition, and tiny task files."""
+"""Shared fixtures: an isolated cache, Hydra config composition, and tiny task files.
+
+Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the workers share one cache
+and one machine profile, each uses its share of the cores, and tests that share an
+expensive module- or session-scoped fixture (a sweep, the Slurm cluster, a server) run on
+one worker, so it is built once."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -17,11 +23,53 @@ from harness.report.cli import main as report_main
 from harness.run.runner import CONF_DIR
 
 
+def pytest_configure(config) -> None:
+    """An xdist worker takes its share of the cores, for itself and the runs it starts
+    (two workers each using every core would thrash)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+# Fixtures of these scopes, defined here, are what is expensive to build twice.
+SHARED_SCOPES = ("session", "package", "module")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """With --dist loadgroup: a test using one of our module- or session-scoped fixtures
+    joins that fixture's group (xdist then runs the group on one worker)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        for name in info.names_closure if info else ():
+            defs = info.name2fixturedefs.get(name) or ()
+            d = defs[-1] if defs else None
+            if (d and d.scope in SHARED_SCOPES and d.baseid.startswith("tests")
+                    and name != "isolated_cache"):
+                item.add_marker(pytest.mark.xdist_group(f"{d.baseid}::{name}"))
+                break
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """The session's temporary root: the same folder for every xdist worker (a worker's
+    basetemp is a child of it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory) -> Path:
-    """Converted models and embeddings go to a per-session directory unless the developer
-    points ADAPTBENCH_CACHE at a warm one."""
-    path = Path(os.environ.get("ADAPTBENCH_CACHE") or tmp_path_factory.mktemp("cache"))
+    """Converted models and embeddings go to one directory for the session (shared by its
+    xdist workers: cache entries are built under a lock) unless the developer points
+    ADAPTBENCH_CACHE at a warm one."""
+    path = Path(os.environ.get("ADAPTBENCH_CACHE") or shared_tmp(tmp_path_factory) / "cache")
+    path.mkdir(parents=True, exist_ok=True)
     os.environ["ADAPTBENCH_CACHE"] = str(path)
     # Machine profiles are calibrated once for the session, also by the runs that bring a
     # cache of their own (tests of calibration itself pass cost.profile_dir=null)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.cost.projection import load_hardware
@@ -35,6 +36,7 @@ from harness.report.decision import decision_lines
 from harness.report.freshness import Freshness, freshness_data
 from harness.report.freshness import table_frame as freshness_table
 from harness.report.freshness import table_note as freshness_note
+from harness.report.power import EQUIVALENCE, POWER, items_needed, points
 from harness.report.runs import Run, extra_metrics, item_key, known_metrics
 from harness.report.stats import ALPHA
 from harness.report.tables import Table
@@ -75,12 +77,15 @@ def check_metric(metric: str | None, runs: list[Run]) -> None:
 def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                  primary_metric: str | None = None, labels: Path | None = None,
                  cost_basis: str = "modelled", project_to: Sequence[str] = (),
-                 contention_factor: float = CONTENTION_FACTOR) -> Report:
+                 contention_factor: float = CONTENTION_FACTOR,
+                 equivalence_margin: float = EQUIVALENCE) -> Report:
     check_metric(primary_metric, runs)
     if cost_basis not in BASES:
         raise UserError(f"report.cost_basis: '{cost_basis}' is not one of {', '.join(BASES)}")
     if not contention_factor > 1:
         raise UserError(f"report.contention_factor must be > 1, got {contention_factor}")
+    if not 0 < equivalence_margin < 1:
+        raise UserError(f"report.equivalence_margin must be in (0, 1), got {equivalence_margin}")
     try:
         hardware = load_hardware(project_to, [config_dir()])
     except ConfigError as e:
@@ -88,14 +93,15 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
     variants = make_variants(runs, primary_metric)
     metric = primary_metric or (variants[0].runs[0].primary_metric if variants else "")
     failures = [r for r in runs if not r.complete]
-    pairs = compare_pairs(variants)
+    pairs = compare_pairs(variants, equivalence_margin)
     costs = cost_frame(variants, queries, cost_basis)
-    trusted = free_form.trust(variants, free_form.read_labels(labels, variants) if labels else None)
+    human = free_form.read_labels(labels, variants) if labels else None
+    trusted = free_form.trust(variants, human)
     warnings = free_form.warnings_for(trusted)
     fresh = freshness_data(variants, costs)
     parts = _tables(runs, variants, pairs, costs, metric=metric, queries=queries,
-                    trusted=trusted, warnings=warnings, fresh=fresh, hardware=hardware,
-                    contention_factor=contention_factor)
+                    trusted=trusted, warnings=warnings, fresh=fresh, hardware=hardware, human=human,
+                    contention_factor=contention_factor, margin=equivalence_margin)
     return Report(
         title=title or "Adaptation strategy comparison",
         overview=_overview(runs, variants),
@@ -104,21 +110,22 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                                 warning=warnings.get(item_key(metric)))
         + contention_lines(variants, contention_factor),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
-        queries=queries, methods=methods(costs, queries), freshness=fresh,
+        queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
     )
 
 
 def _tables(runs: list[Run], variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, *,
-            metric: str, queries: int, trusted, warnings: dict, fresh: Freshness | None,
-            hardware, contention_factor: float) -> list[Table]:
+            metric: str, queries: int, trusted, warnings: dict, fresh: Freshness | None, human,
+            hardware, contention_factor: float, margin: float) -> list[Table]:
     """Every table of the report, in order; those with nothing to show are left out."""
     extra = extra_metrics(runs)
     parts = [
         tables.accuracy_table(variants, metric, extra),
         free_form.free_form_table(variants, warnings),
         free_form.trust_table(trusted, variants),
+        free_form.ppi_table(variants, human, trusted, metric),
         free_form.ranking_table(variants, metric, extra),
-        tables.pairs_table(pairs),
+        tables.pairs_table(pairs, margin),
         tables.api_table(variants),
         tables.cost_table(variants, costs, queries),
         cost_model_table(variants, contention_factor),
@@ -164,7 +171,27 @@ def _overview(runs: list[Run], variants: list[Variant]) -> list[str]:
     return overview
 
 
-def methods(costs: pd.DataFrame, queries: int) -> list[str]:
+def power_line(pairs: Pairs, diff: float = 0.05) -> str:
+    """How many items would detect a `diff` difference, from the pairs' own discordance
+    (McNemar) or standard errors (bootstrap); the median over the pairs."""
+    need = []
+    for _, _, t, _ in pairs:
+        if t.discordance is not None:
+            need.append(items_needed(diff, t.discordance))
+        elif t.mde == t.mde and t.mde > 0:  # the bootstrap's SE shrinks as 1/sqrt(items)
+            need.append(math.ceil(t.n_items * (t.mde / diff) ** 2))
+    if not need:
+        return ""
+    n_items = sorted({t.n_items for _, _, t, _ in pairs})
+    return (f"Power: each pair's 'detectable' difference is the smallest it finds with "
+            f"{POWER:.0%} power at α = {ALPHA} before Holm's correction (McNemar: exact power "
+            f"at the pair's share of discordant items). Over the pairs here (median), "
+            f"about {int(np.median(need)):,} items (here {', '.join(map(str, n_items))}) would "
+            f"detect a {points(diff)} difference (Connor 1987's formula for paired "
+            "proportions).")
+
+
+def methods(costs: pd.DataFrame, queries: int, pairs: Pairs = ()) -> list[str]:
     prices = sorted({f"{r.hardware} at ${r.usd_per_hour:.2f}/h" for r in costs.itertuples()
                      if not math.isnan(r.usd_per_hour)}) \
         if not costs.empty else []
@@ -183,4 +210,4 @@ def methods(costs: pd.DataFrame, queries: int) -> list[str]:
                                                         if costs.attrs.get("why") else "") + ")."),
         "Pareto-optimal: no other variant is at least as accurate and at most as costly "
         "(or as slow), and strictly better in one.",
-    ]
+    ] + [line for line in [power_line(pairs)] if line]

@@ -17,6 +17,7 @@ from harness.report.build import build_report
 from harness.report.cost import BASES
 from harness.report.cost_tables import CONTENTION_FACTOR
 from harness.report.plots import make_plots
+from harness.report.power import EQUIVALENCE
 from harness.report.render import write_report
 from harness.report.runs import read_runs, summary_frame
 from harness.results import atomic_write_text
@@ -63,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="flag a run whose measured seconds differ from its modelled ones by "
                          f"more than this factor (also report.contention_factor=; default "
                          f"{CONTENTION_FACTOR:g})")
+    ap.add_argument("--equivalence-margin", type=float, default=EQUIVALENCE, metavar="D",
+                    help="call two variants a tie only when the 95%% CI of their difference lies "
+                         "inside +-D (also report.equivalence_margin=; default "
+                         f"{EQUIVALENCE:g}, i.e. 5 points); otherwise a non-significant pair "
+                         "is 'no evidence', with the difference the test set could detect")
     return ap
 
 
@@ -72,7 +78,8 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
     dirs = []
     settings = {"report.primary_metric": "primary_metric", "report.labels": "labels",
                 "report.cost_basis": "cost_basis", "report.project_to": "project_to",
-                "report.contention_factor": "contention_factor"}
+                "report.contention_factor": "contention_factor",
+                "report.equivalence_margin": "equivalence_margin"}
     for d in args.dirs:  # report.<key>=<value> is the same as the option
         key, eq, value = str(d).partition("=")
         if eq and key in settings:
@@ -85,10 +92,11 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
         args.labels = Path(args.labels)
     if args.cost_basis not in BASES:
         ap.error(f"report.cost_basis must be modelled or measured, got '{args.cost_basis}'")
-    try:
-        args.contention_factor = float(args.contention_factor)
-    except ValueError:
-        ap.error(f"report.contention_factor must be a number, got '{args.contention_factor}'")
+    for key in ("contention_factor", "equivalence_margin"):
+        try:
+            setattr(args, key, float(getattr(args, key)))
+        except ValueError:
+            ap.error(f"report.{key} must be a number, got '{getattr(args, key)}'")
     project_to = [h.strip() for h in str(args.project_to).strip("[]").split(",") if h.strip()]
     args.dirs = dirs
     if args.queries < 0:
@@ -121,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(runs, queries=args.queries, title=args.title,
                               primary_metric=args.primary_metric, labels=args.labels,
                               cost_basis=args.cost_basis, project_to=project_to,
-                              contention_factor=args.contention_factor)
+                              contention_factor=args.contention_factor,
+                              equivalence_margin=args.equivalence_margin)
     except UserError as e:
         print(f"harness-report: error: {e}", file=sys.stderr)
         return 2

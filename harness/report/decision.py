@@ -13,6 +13,7 @@ from harness.report import fmt as f
 from harness.report.cost import break_even_lines, same_within, tie_reason
 from harness.report.freshness import Freshness
 from harness.report.freshness import decision_lines as freshness_decision
+from harness.report.power import POWER, points
 from harness.report.runs import Run
 from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant, tied_with
@@ -93,17 +94,13 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
 
 
 def _accuracy_lines(variants: list[Variant], pairs: Pairs) -> tuple[list[str], list[str]]:
-    """The most accurate variant, or the set tied with it; returns (that set, the line)."""
+    """The most accurate variant, or the set tied with it; returns (that set, the lines)."""
     by = {v.name: v for v in variants}
     best = max(variants, key=lambda v: v.estimate.mean)
     tied = tied_with(best.name, pairs)
     top = [best.name] + [n for n, _ in tied]
     if tied:
-        return top, [
-            f"**Accuracy: no single winner.** {best.name} has the highest mean "
-            f"({f.ci(best.estimate)}), but its lead over "
-            + ", ".join(f"{n} ({by[n].estimate.mean:.3f}, p={p:.2g})" for n, p in tied)
-            + f" is not significant at α={ALPHA} (Holm-adjusted), so these are tied on this data."]
+        return top, _tie_lines(best, tied, pairs, by)
     if len(variants) > 1:
         runner_up = max((v for v in variants if v is not best), key=lambda v: v.estimate.mean)
         p = next(p for a, b, _, p in pairs if {a, b} == {best.name, runner_up.name})
@@ -111,6 +108,33 @@ def _accuracy_lines(variants: list[Variant], pairs: Pairs) -> tuple[list[str], l
                      f"runner-up {runner_up.name} ({runner_up.estimate.mean:.3f}) with "
                      f"Holm-adjusted p={p:.2g}."]
     return top, [f"Only one variant completed: {best.name} ({f.ci(best.estimate)})."]
+
+
+def _tie_lines(best: Variant, tied: list[tuple[str, float]], pairs: Pairs,
+               by: dict[str, Variant]) -> list[str]:
+    """A real tie (the difference's CI inside the equivalence margin) apart from no
+    evidence either way (the set could not have seen a difference below its MDE)."""
+    tests = {(b if a == best.name else a): t for a, b, t, _ in pairs if best.name in (a, b)}
+    same = [(n, p) for n, p in tied if tests[n].equivalent]
+    unseen = [(n, p) for n, p in tied if not tests[n].equivalent]
+    lines = []
+    if same:
+        lines.append(f"**Accuracy: a tie.** {best.name} ({f.ci(best.estimate)}) and "
+                     + ", ".join(f"{n} ({by[n].estimate.mean:.3f})" for n, _ in same)
+                     + " are equivalent: the 95% interval of each difference lies inside the "
+                       "equivalence margin (report.equivalence_margin).")
+    if unseen:
+        sized = [tests[n].mde for n, _ in unseen if tests[n].mde == tests[n].mde]
+        reach = (f"this test set can only detect differences of about {points(max(sized))} or "
+                 f"more ({POWER:.0%} power), so a smaller real difference would go unseen"
+                 if sized else "this test set is too small to detect even the largest difference")
+        lines.append(
+            f"**Accuracy: no evidence of a difference, which is not a tie.** {best.name} has "
+            f"the highest mean ({f.ci(best.estimate)}); its lead over "
+            + ", ".join(f"{n} ({by[n].estimate.mean:.3f}, p={p:.2g})" for n, p in unseen)
+            + f" is not significant at α={ALPHA} (Holm-adjusted), but {reach}. More test "
+              "items would tell (Methods says how many).")
+    return lines
 
 
 def _cost_lines(costs: pd.DataFrame, top: list[str], queries: int) -> list[str]:

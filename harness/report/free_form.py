@@ -16,6 +16,8 @@ import pandas as pd
 from harness.errors import UserError
 from harness.record import Metric
 from harness.report import fmt as f
+from harness.report.ppi import ppi_mean
+from harness.report.stats import bootstrap_ci
 from harness.report.tables import Table
 from harness.report.variants import Variant
 from harness.scoring.agreement import LOW_KAPPA, agreement, trust_warning
@@ -269,3 +271,95 @@ def ranking_table(variants: list[Variant], metric: str, extra: Sequence[Metric] 
                  "The variants ordered by the mean of each metric (ties by name), and whether "
                  "the order of the variants both rank is the primary metric's. The order is of "
                  "means only: see Paired comparisons for which differences are significant.")
+
+
+def _labelled(v: Variant, labels: list[Label], key: str) -> tuple[pd.Series, pd.Series] | None:
+    """The call's per-item value (seeds averaged) and the human labels of this variant's
+    items (the last label of an item counts), or None when the variant lacks the call."""
+    df = _scores(v)
+    if not _has(df, key):
+        return None
+    call = df.dropna(subset=[key]).groupby("id")[key].mean()
+    human = pd.Series({x.id: float(x.correct) for x in labels if x.variant == v.name}, dtype=float)
+    return call, human[human.index.isin(call.index)]
+
+
+def _ppi(call: pd.Series, human: pd.Series):
+    unlabelled = call[~call.index.isin(human.index)]
+    return ppi_mean(human.to_numpy(), call[human.index].to_numpy(), unlabelled.to_numpy())
+
+
+def corrected_key(t: dict[str, dict], metric: str) -> str | None:
+    """The call the paired PPI comparison corrects: the primary metric when it is a yes/no
+    call with labels, else the call that agrees best with the labels (Cohen's kappa)."""
+    judged = {k: e["vs_human"] for k, e in t.items() if k in CALLS and e.get("vs_human")}
+    if metric in judged:
+        return metric
+    ranked = sorted(judged, key=lambda k: -(judged[k].get("kappa") or -1.0))
+    return ranked[0] if ranked else None
+
+
+def ppi_table(variants: list[Variant], labels: list[Label] | None, t: dict[str, dict],
+              metric: str) -> Table | None:
+    """Each variant's accuracy by human judgement, estimated from its yes/no calls on every
+    item and the labels on a slice (harness.report.ppi), beside the call's own mean and the
+    labels alone; then the pairs, compared the same way on the call named in the note."""
+    if not labels:
+        return None
+    rows = []
+    for key, label in CALLS.items():
+        for v in variants:
+            got = _labelled(v, labels, key)
+            if got is None or len(got[1]) < 2:
+                continue
+            call, human = got
+            est = _ppi(call, human)
+            alone = ppi_mean(human.to_numpy(), human.to_numpy(), [], tune=False)
+            naive = bootstrap_ci(call.to_numpy())
+            rows.append({"variant": v.name, "metric corrected": label,
+                         "metric alone [95% CI]": f.ci(naive), "labels": len(human),
+                         "labels alone [95% CI]": _interval(alone),
+                         "prediction-powered [95% CI]": _interval(est),
+                         "metric weight λ": f"{est.lam:.2f}", "items": len(call)})
+    if not rows:
+        return None
+    key = corrected_key(t, metric)
+    pairs = _ppi_pairs(variants, labels, key) if key else []
+    df = pd.DataFrame(rows + pairs)
+    return Table("ppi", "Accuracy corrected by human labels (prediction-powered)", df.fillna(""),
+                 "Accuracy as the human labels judge it, for each yes/no metric (the metric "
+                 "corrected): the metric's own mean on every item; the labelled items alone; "
+                 "and prediction-powered inference (Angelopoulos et al. 2023, with PPI++ power "
+                 "tuning), which adds the labels' mean correction (label − metric) to the "
+                 "metric's mean on the unlabelled items. It is unbiased whatever the metric's "
+                 "errors, and its interval valid, when the labelled items are a random sample; "
+                 "λ is the metric's weight (0: the labels alone; 1: plain PPI). "
+                 + (f"Pairs (A − B): the same estimator on per-item differences of "
+                    f"{CALLS[key]}, over items labelled for both; p from its normal interval."
+                    if pairs else "No pair has items labelled for both of its variants."))
+
+
+def _interval(e) -> str:
+    return f.NA if e.mean != e.mean else f"{e.mean:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def _ppi_pairs(variants: list[Variant], labels: list[Label], key: str) -> list[dict]:
+    rows = []
+    got = {v.name: _labelled(v, labels, key) for v in variants}
+    for i, a in enumerate(variants):
+        for b in variants[i + 1:]:
+            if got[a.name] is None or got[b.name] is None:
+                continue
+            (ca, ha), (cb, hb) = got[a.name], got[b.name]
+            items = ca.index.intersection(cb.index)
+            both = ha.index.intersection(hb.index).intersection(items)
+            if len(both) < 2:
+                continue
+            call, human = (ca[items] - cb[items]), (ha[both] - hb[both])
+            est = _ppi(call, human)
+            rows.append({"variant": f"{a.name} − {b.name}", "metric corrected": CALLS[key],
+                         "metric alone [95% CI]": f"{call.mean():+.3f}", "labels": len(both),
+                         "prediction-powered [95% CI]": f"{est.mean:+.3f} [{est.low:+.3f}, "
+                                                        f"{est.high:+.3f}], p={est.p_value:.2g}",
+                         "metric weight λ": f"{est.lam:.2f}", "items": len(items)})
+    return rows

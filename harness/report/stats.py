@@ -7,6 +7,7 @@ choice accuracy, or a score in [0, 1]) on items in a fixed order shared by every
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,6 +56,16 @@ class PairedTest:
     n_items: int
     a_only: int | None = None  # McNemar: items a got right and b wrong
     b_only: int | None = None
+    se: float = math.nan  # the paired bootstrap's standard deviation of the difference
+    mde: float = math.nan  # minimum detectable difference (harness.report.power)
+    equivalent: bool = False  # the CI lies inside +-the equivalence margin (a real tie)
+
+    @property
+    def discordance(self) -> float | None:
+        """McNemar: the share of items exactly one of the two got right."""
+        if self.a_only is None or self.b_only is None or not self.n_items:
+            return None
+        return (self.a_only + self.b_only) / self.n_items
 
 
 def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> tuple[float, int, int]:
@@ -67,9 +78,10 @@ def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> tuple[float, int, i
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = N_BOOT,
-                     seed: int = 0) -> tuple[float, float, float, float]:
+                     seed: int = 0) -> tuple[float, float, float, float, float]:
     """Paired bootstrap over items of the difference of per-item means (each variant's
-    seeds averaged first): (diff, CI low, CI high, two-sided p). The p-value is twice the
+    seeds averaged first): (diff, CI low, CI high, two-sided p, standard deviation of the
+    resampled differences). The p-value is twice the
     smaller share of resampled differences on either side of zero (at least 1/n_boot)."""
     da = np.atleast_2d(np.asarray(a, dtype=float)).mean(axis=0)
     db = np.atleast_2d(np.asarray(b, dtype=float)).mean(axis=0)
@@ -82,19 +94,19 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = N_BOOT,
     else:
         p = min(1.0, 2 * min(np.mean(boots <= 0), np.mean(boots >= 0)))
         p = max(p, 1.0 / n_boot)
-    return float(d.mean()), float(low), float(high), float(p)
+    return float(d.mean()), float(low), float(high), float(p), float(boots.std())
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, *, seed: int = 0) -> PairedTest:
     """McNemar's exact test when both sides are one seed of 0/1 outcomes; otherwise the
     paired bootstrap p-value. The difference's CI is the paired bootstrap's either way."""
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
-    diff, low, high, p_boot = paired_bootstrap(a, b, seed=seed)
+    diff, low, high, p_boot, se = paired_bootstrap(a, b, seed=seed)
     binary = all(np.isin(x, (0.0, 1.0)).all() for x in (a, b))
     if a.shape[0] == 1 and b.shape[0] == 1 and binary:
         p, a_only, b_only = mcnemar_exact(a[0], b[0])
-        return PairedTest(diff, low, high, p, "McNemar (exact)", a.shape[1], a_only, b_only)
-    return PairedTest(diff, low, high, p_boot, "paired bootstrap", a.shape[1])
+        return PairedTest(diff, low, high, p, "McNemar (exact)", a.shape[1], a_only, b_only, se)
+    return PairedTest(diff, low, high, p_boot, "paired bootstrap", a.shape[1], se=se)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -14,6 +14,7 @@ from harness.cost.prices import api_usd_per_1k
 from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
+from harness.report.power import EQUIVALENCE, POWER
 from harness.report.runs import Run
 from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant
@@ -56,20 +57,36 @@ def accuracy_table(variants: list[Variant], metric: str, extra: Sequence[Metric]
                  "generated answer when generation was on.")
 
 
-def pairs_table(pairs: Pairs) -> Table:
+def pair_verdict(t, p_adj: float, margin: float = EQUIVALENCE) -> str:
+    """A better / B better; equivalent (the CI inside +-margin); or no evidence either way,
+    with the smallest difference the set could have detected."""
+    if p_adj < ALPHA:
+        return "A better" if t.diff > 0 else "B better"
+    if t.equivalent:
+        return f"equivalent (within ±{margin:.2f})"
+    return f"no evidence; detects ≥ {t.mde:.3f}" if t.mde == t.mde else "no evidence"
+
+
+def pairs_table(pairs: Pairs, margin: float = EQUIVALENCE) -> Table:
     rows = []
     for a, b, t, p_adj in pairs:
         rows.append({"A": a, "B": b, "A − B": f"{t.diff:+.3f}",
                      "95% CI": f"[{t.low:+.3f}, {t.high:+.3f}]", "test": t.test,
                      "p": f"{t.p_value:.2g}", "p (Holm)": f"{p_adj:.2g}",
                      "A only / B only": f"{t.a_only} / {t.b_only}" if t.a_only is not None else "",
-                     "verdict": ("A better" if t.diff > 0 else "B better") if p_adj < ALPHA
-                     else "not significant", "items": t.n_items})
+                     f"detectable ({POWER:.0%} power)": f.number(t.mde),
+                     "verdict": pair_verdict(t, p_adj, margin), "items": t.n_items})
     return Table("pairs", "Paired comparisons", pd.DataFrame(rows),
                  "Every pair on the items both answered. One seed each: McNemar's exact test "
                  "on the items only one of the two got right (A only / B only). Several seeds: "
                  "a paired bootstrap over items of the seed-averaged scores. p (Holm) corrects "
-                 f"for testing every pair; verdicts use it at α={ALPHA}.")
+                 f"for testing every pair; verdicts use it at α={ALPHA}. Detectable: the "
+                 f"smallest true difference this test finds with {POWER:.0%} power at "
+                 f"α={ALPHA} on these items (McNemar: exact power at the observed share of "
+                 "discordant items; bootstrap: 2.8 × its standard error). A pair that is not "
+                 f"significant is 'equivalent' only when its 95% CI lies inside ±{margin:.2f} "
+                 "(report.equivalence_margin); otherwise the set could not tell: differences "
+                 "smaller than 'detectable' would usually go unseen.")
 
 
 def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Table:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.report.power import EQUIVALENCE, with_power
 from harness.report.runs import Run
 from harness.report.stats import ALPHA, Estimate, PairedTest, bootstrap_ci, holm, paired_test
 
@@ -106,8 +107,10 @@ def make_variants(runs: list[Run], metric: str | None = None) -> list[Variant]:
     return variants
 
 
-def compare_pairs(variants: list[Variant]) -> Pairs:
-    """Every pair of variants on the items both answered, with Holm-adjusted p-values."""
+def compare_pairs(variants: list[Variant], margin: float = EQUIVALENCE) -> Pairs:
+    """Every pair of variants on the items both answered, with Holm-adjusted p-values, the
+    smallest difference each could detect, and whether it shows them equivalent within
+    +-margin (harness.report.power)."""
     tests = []
     for a, b in itertools.combinations(variants, 2):
         shared = sorted(set(a.item_ids) & set(b.item_ids))
@@ -115,7 +118,8 @@ def compare_pairs(variants: list[Variant]) -> Pairs:
             continue
         ia = [a.item_ids.index(i) for i in shared]
         ib = [b.item_ids.index(i) for i in shared]
-        tests.append((a.name, b.name, paired_test(a.outcomes[:, ia], b.outcomes[:, ib])))
+        t = paired_test(a.outcomes[:, ia], b.outcomes[:, ib])
+        tests.append((a.name, b.name, with_power(t, margin)))
     adjusted = holm([t.p_value for _, _, t in tests]) if tests else []
     return [(a, b, t, p) for (a, b, t), p in zip(tests, adjusted)]
 

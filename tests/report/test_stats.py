@@ -60,7 +60,7 @@ def test_bootstrap_over_seeds_widens_the_interval_when_seeds_disagree():
 def test_paired_bootstrap_difference_and_p_value():
     a = np.array([[1.0] * 30 + [0.0] * 10])
     b = np.array([[1.0] * 10 + [0.0] * 30])
-    diff, low, high, p = paired_bootstrap(a, b)
+    diff, low, high, p, _ = paired_bootstrap(a, b)
     assert diff == pytest.approx(0.5)
     assert low > 0 and high <= 1 and p < 0.001
     assert paired_bootstrap(a, a)[3] == 1.0
