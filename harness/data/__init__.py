@@ -7,11 +7,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.data.boilerplate import BoilerplateSettings, strip_boilerplate
 from harness.data.documents import DEFAULT_INCLUDE, load_folder
 from harness.data.errors import TaskDataError
 from harness.data.loaders import load_corpus, load_examples
 from harness.data.splits import assign_splits, check_splits, split_hashes
 from harness.data.synthetic import generate as generate_synthetic
+from harness.errors import ConfigError
 from harness.types import Document, Example, Task
 
 TASK_KINDS = ("synthetic_facts", "files")
@@ -55,10 +57,18 @@ def read_corpus(path: str | Path, cfg: Mapping[str, Any] | None = None, *,
     path = Path(path)
     if path.is_dir():
         folder = cfg.get("folder") or {}
-        return load_folder(path, include=tuple(folder.get("include") or DEFAULT_INCLUDE),
-                           on_bad_file=str(cfg.get("on_bad_file") or "error"), progress=progress)
-    docs = load_corpus(path, columns=dict(cfg.get("columns") or {}))
-    return docs, {"source": path.suffix.lower().lstrip(".") or "file", "documents": len(docs)}
+        docs, info = load_folder(path, include=tuple(folder.get("include") or DEFAULT_INCLUDE),
+                                 on_bad_file=str(cfg.get("on_bad_file") or "error"),
+                                 progress=progress)
+    else:
+        docs = load_corpus(path, columns=dict(cfg.get("columns") or {}))
+        info = {"source": path.suffix.lower().lstrip(".") or "file", "documents": len(docs)}
+    try:
+        settings = BoilerplateSettings(**dict(cfg.get("boilerplate") or {}))
+    except TypeError as e:
+        raise ConfigError(f"task.boilerplate: {e}") from None
+    docs, info["boilerplate"] = strip_boilerplate(docs, settings)
+    return docs, info
 
 
 def load_task_files(

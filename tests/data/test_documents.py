@@ -63,6 +63,8 @@ def test_every_file_type_becomes_a_document(folder):
     by_id = {d.id: d for d in docs}
     assert sorted(by_id) == ["guide/page.html", "guide/setup.md", "notes.txt", "old.txt.gz",
                              "report.pdf"]
+    boilerplate = info.pop("boilerplate")  # five unrelated files: nothing recurs
+    assert boilerplate["lines_dropped"] == boilerplate["sentences_dropped"] == 0
     assert info == {"source": "folder", "files": 5, "documents": 5, "skipped": 0,
                     "skipped_files": []}
     md = by_id["guide/setup.md"]

@@ -69,6 +69,7 @@ class ClozeSettings:
     min_term_repeats: int = 3  # a plain word is a term only if its document uses it this often
     min_term_docs: int = 2  # a term must occur in at least this many documents
     max_term_share: float = 0.2  # and in at most this share of them (else it is common)
+    code: bool = False  # False: sentences that look like code are no question source
     with_title: bool = True  # name the document in the question ('It was built in ____' is
     # otherwise about any document)
     choices_as: str = "sentence"  # sentence: each choice is the whole sentence with one
@@ -112,6 +113,21 @@ def sentences(text: str) -> list[str]:
         if block:
             out.extend(s.strip() for s in seg.segment(block) if s.strip())
     return out
+
+
+_CODE = re.compile(
+    r"[{};]|[+\-*/%|&^]=|==|!=|=>|->|::|</?\w+>|\w\((?!\d\w?\))\S*\)|\w\s=\s\S|\w\[\S*\]|^\s*(?:\$|>>>|#include|"
+    r"import |from \S+ import|def |class |return |var |let |const |function )|`|\w=\S")
+
+
+def looks_like_code(sentence: str) -> bool:
+    """A sentence with code syntax (assignments, calls, brackets, operators, tags, shell or
+    REPL prompts) or mostly symbols: no place for a cloze blank in prose."""
+    if _CODE.search(sentence):
+        return True
+    chars = sentence.replace(" ", "")
+    symbols = sum(not (c.isalnum() or c in ".,;:'\"()-?!") for c in chars)
+    return bool(chars) and symbols / len(chars) > 0.15
 
 
 def shape(text: str, kind: str = "term") -> tuple:
@@ -210,6 +226,9 @@ def scan(docs: Sequence[Document], settings: ClozeSettings, rng: random.Random,
             n_words = len(_WORD_RE.findall(s))
             if not settings.min_words <= n_words <= settings.max_words:
                 counts["dropped_sentence_length"] += 1
+                continue
+            if not settings.code and looks_like_code(s):
+                counts["dropped_code"] += 1
                 continue
             found = spans(s, salient)
             if not found:
