@@ -208,6 +208,7 @@ def retrieval_table(variants: list[Variant]) -> Table | None:
             "variant": v.name, "retriever": str(first.get("retriever", f.NA)),
             "chunks": (f"{first['chunker']} {first['chunk_size']}/{first['chunk_overlap']}"
                        if "chunker" in first else f.NA),
+            "chunks cut by the embedder": _cut(first, v),
             "k": str(k[0]) if k else f.NA,
             "recall@k": f.number(v.mean("recall_at_k")), "hit@k": f.number(v.mean("hit_at_k")),
             "MRR": f.number(v.mean("mrr")), "nDCG@10": f.number(v.mean("ndcg_at_10")),
@@ -224,7 +225,22 @@ def retrieval_table(variants: list[Variant]) -> Table | None:
                  "recall@k and hit@k of the gold source documents among the top k, MRR, nDCG@10 "
                  "(binary relevance, over the first 10 documents it ranks), the search latency per "
                  "query (its batch's wall time, reranking included), the index build seconds "
-                 "(when computed) and its size on disk or in memory.")
+                 "(when computed) and its size on disk or in memory. Chunks cut by the "
+                 "embedder: chunks longer than the embedder's window (max_seq_length tokens), "
+                 "whose tails were never embedded; chunks are split to fit first (how many: "
+                 "in brackets), so this is 0 unless a single word is longer than the window. "
+                 "Questions cut: test questions longer than the window (their tails did not "
+                 "take part in the search).")
+
+
+def _cut(notes: dict, v: Variant) -> str:
+    if "chunks_over_window" not in notes:
+        return f.NA
+    queries = max([int((w or {}).get("queries_over_window", 0)) for w in v.values("predict_work")]
+                  or [0])
+    return (f"{notes['chunks_over_window']} of {notes.get('n_chunks', '?')} "
+            f"(window {notes['embedder_window_tokens']}; {notes['chunks_split_to_fit']} split "
+            f"to fit); {queries} question(s) cut")
 
 
 def forgetting_table(variants: list[Variant]) -> Table:

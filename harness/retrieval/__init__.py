@@ -26,10 +26,13 @@ __all__ = ["BM25Retriever", "Chunk", "Chunker", "ChunkerSettings", "DenseRetriev
 RERANK_KEYS = ("rerank", "rerank_model", "rerank_candidates", "rerank_batch_size")
 
 
-def make_chunker(cfg: Mapping[str, Any], services: Services) -> Chunker:
+def make_chunker(cfg: Mapping[str, Any], services: Services, embeds: bool = False) -> Chunker:
+    """The chunker of a run's config; fitted to the embedder's window when the retriever
+    embeds the chunks (`embeds`)."""
     settings = ChunkerSettings(**{k: v for k, v in cfg.items() if k in ("name", "size", "overlap")})
-    tokenizer = services.get_embedder().tokenizer if settings.name == "tokens" else None
-    return Chunker(settings, tokenizer)
+    embedder = services.get_embedder() if settings.name == "tokens" or embeds else None
+    return Chunker(settings, embedder.tokenizer if settings.name == "tokens" else None,
+                   fit_to=embedder if embeds else None)
 
 
 def make_retriever(retriever_cfg: Mapping[str, Any], chunker_cfg: Mapping[str, Any],
@@ -49,7 +52,8 @@ def make_retriever(retriever_cfg: Mapping[str, Any], chunker_cfg: Mapping[str, A
     except Exception as e:  # hydra wraps import errors
         raise ConfigError(f"retriever._target_ '{target}' cannot be imported: {e}") from None
     try:
-        retriever = cls(services, make_chunker(chunker_cfg, services), **cfg)
+        retriever = cls(services, make_chunker(chunker_cfg, services,
+                                               embeds=getattr(cls, "embeds", False)), **cfg)
     except TypeError as e:
         if "keyword argument" not in str(e):
             raise

@@ -9,6 +9,13 @@
 
 The document's title (if any) leads every chunk so it stays findable. Nothing is dropped:
 a long document becomes several chunks.
+
+Fitted to an embedder (`fit_to`: what the dense and hybrid retrievers pass), a chunk longer
+than the embedder's window (its max_seq_length, in its own tokens) is split in halves by
+words until each part fits, so no text goes unembedded: a 120-word window of code or
+tables can run past MiniLM's 256 word pieces, and the encoder would silently cut its tail.
+`describe()` counts the chunks split and any still over the window (a single overlong
+word), which the run records.
 """
 
 from __future__ import annotations
@@ -90,10 +97,12 @@ def chunk_documents(docs: Sequence[Document], chunk_words: int = 120,
 
 
 class Chunker:
-    """Chunks documents by its settings; `tokenizer` (the embedder's) is needed for tokens."""
+    """Chunks documents by its settings; `tokenizer` (the embedder's) is needed for tokens;
+    `fit_to` (an embedder: its `window` and `token_lengths`) splits chunks to its window."""
 
-    def __init__(self, settings: ChunkerSettings, tokenizer: Any = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: ChunkerSettings, tokenizer: Any = None, fit_to: Any = None) -> None:
+        self.settings, self.fit_to = settings, fit_to
+        self.stats: dict[str, int] = {}
         self._split: Callable[[str], list[str]]
         size, overlap = settings.size, settings.overlap
         if settings.name == "words":
@@ -109,8 +118,38 @@ class Chunker:
             self._split = lambda t: chunk(t, overlap=overlap or None) if t.strip() else []
 
     def __call__(self, docs: Sequence[Document]) -> list[Chunk]:
-        return [c for d in docs for c in _titled(d, self._split(d.text))]
+        chunks = [c for d in docs for c in _titled(d, self._split(d.text))]
+        if self.fit_to is None:
+            return chunks
+        titles = {d.id: d.title for d in docs}
+        window = int(self.fit_to.window)
+        out, split = [], 0
+        for c, n in zip(chunks, self.fit_to.token_lengths([c.text for c in chunks])):
+            if n <= window:
+                out.append(c)
+                continue
+            split += 1
+            out += self._halves(c, titles.get(c.doc_id) or "", window)
+        over = sum(n > window for n in self.fit_to.token_lengths([c.text for c in out])) \
+            if split else 0
+        self.stats = {"embedder_window_tokens": window, "chunks_split_to_fit": split,
+                      "chunks_over_window": over}
+        return out
+
+    def _halves(self, chunk: Chunk, title: str, window: int) -> list[Chunk]:
+        """`chunk` split in halves by words, recursively, until every part fits `window`."""
+        prefix = f"{title}: " if title and chunk.text.startswith(f"{title}: ") else ""
+        parts, out = [chunk.text[len(prefix):].split()], []
+        while parts:
+            words = parts.pop(0)
+            text = prefix + " ".join(words)
+            if len(words) > 1 and self.fit_to.token_lengths([text])[0] > window:
+                mid = len(words) // 2
+                parts[:0] = [words[:mid], words[mid:]]
+            else:
+                out.append(text)
+        return [Chunk(f"{chunk.id}.{i}", chunk.doc_id, t) for i, t in enumerate(out)]
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        return {"chunker": s.name, "chunk_size": s.size, "chunk_overlap": s.overlap}
+        return {"chunker": s.name, "chunk_size": s.size, "chunk_overlap": s.overlap, **self.stats}

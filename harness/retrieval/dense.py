@@ -47,6 +47,7 @@ class DenseRetriever:
     documents only; `search` returns ranked hits per query (score: cosine)."""
 
     name = "dense"
+    embeds = True  # its chunker is fitted to the embedder's window (make_retriever)
 
     def __init__(self, services: Any, chunker: Chunker | None = None, *, index_type: str = "flat",
                  nlist: int = 64, nprobe: int = 8) -> None:
@@ -55,7 +56,7 @@ class DenseRetriever:
         # `services` may be the embedder itself (tests, plain use) or harness Services
         self.embedder: Embedder = (services.get_embedder() if hasattr(services, "get_embedder")
                                    else services)
-        self.chunker = chunker or Chunker(ChunkerSettings())
+        self.chunker = chunker or Chunker(ChunkerSettings(), fit_to=self.embedder)
         self.index_type, self.nlist, self.nprobe = index_type, nlist, nprobe
         self.chunks: list[Chunk] = []
         self.vectors = np.zeros((0, 0), np.float32)  # row i: chunks[i]
@@ -125,5 +126,10 @@ class DenseRetriever:
         qv = self.embedder.embed(queries)
         scores, ids = self.index.search(qv, min(k, len(self.chunks)))
         METER.add(search_work(len(queries), self.index.ntotal, qv.shape[1]))
+        if METER.active:  # questions the embedder cut (counted, not priced: the report says)
+            window = self.embedder.window
+            over = sum(n > window for n in self.embedder.token_lengths(list(queries)))
+            if over:
+                METER.add({"queries_over_window": over})
         return [[Hit(self._by_id[int(j)], float(s)) for s, j in zip(srow, jrow) if j >= 0]
                 for srow, jrow in zip(scores, ids)]

@@ -51,6 +51,17 @@ class Embedder:
         """The embedder's own tokenizer (chunker=tokens counts with it)."""
         return self.model.tokenizer
 
+    @property
+    def window(self) -> int:
+        """The longest input, in the embedder's tokens, that it reads whole."""
+        return int(self.model.max_seq_length)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in the embedder's tokens (with its special tokens)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(list(texts), verbose=False).input_ids]
+
     @functools.cached_property
     def shape(self) -> Shape:
         """The encoder's shape, for the FLOP counts of harness.cost.work."""

