@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,22 @@ def load_task_files(
         examples_path=examples_path,
         lines=lines,
     )
-    return dataclasses.replace(task, corpus_info=info)
+    return dataclasses.replace(task, corpus_info={**info, **question_set(examples_path)})
+
+
+def question_set(examples_path: str | Path) -> dict[str, Any]:
+    """How a generated question set was made and whether it gives answers away: the
+    generator and validity block of the generation.json beside it (harness-make-task)."""
+    path = Path(examples_path).parent / "generation.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or "validity" not in record:
+        return {}
+    return {"question_set": {"generator": record.get("generator"),
+                             "paraphrased": bool(record.get("paraphrase")),
+                             "validity": record["validity"]}}
 
 
 def synthetic_args(cfg: Mapping[str, Any]) -> dict[str, Any]:

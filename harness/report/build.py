@@ -167,8 +167,25 @@ def _overview(runs: list[Run], variants: list[Variant]) -> list[str]:
                                                       if k != "git_commit" and v)
                         + (f"; git commit {versions['git_commit'][:12]}"
                            if versions.get("git_commit") else "") + ".")
+    overview += question_set_lines(first)
     overview.append(f"Report generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")
     return overview
+
+
+def question_set_lines(metrics: dict) -> list[str]:
+    """What the generation.json beside a generated question set says of its validity."""
+    qs = (metrics.get("corpus") or {}).get("question_set")
+    if not qs:
+        return []
+    v = qs["validity"]
+    line = (f"Question set generated ({qs.get('generator')}"
+            + (", paraphrased" if qs.get("paraphrased") else "") + "): questions share "
+            f"{f.number(v.get('overlap_mean'), 2)} of their content words with their source "
+            f"(median longest shared run {v.get('longest_shared_run_median')} words); a "
+            f"lexical shortcut with no model answers {f.number(v.get('shortcut_accuracy'))}; "
+            f"{v.get('near_duplicate_pairs')} near-duplicate pair(s); "
+            f"{f.number(v.get('documents_covered'), 2)} of the documents have a question.")
+    return [line] + [f"**⚠ Question set:** {w}." for w in v.get("warnings", [])]
 
 
 def power_line(pairs: Pairs, diff: float = 0.05) -> str:

@@ -120,6 +120,10 @@ def test_make_task_writes_a_task_that_runs(tmp_path):
     assert len(rows) == how["written"] == how["counts"]["kept"] == 30
     assert how["generator"] == "cloze" and how["seed"] == 1 and how["corpus"]["documents"] == 12
     assert how["split_sizes"] == {"train": 15, "val": 3, "test": 12}
+    v = how["validity"]  # cloze copies its sentence: full overlap, and the shortcut works
+    assert v["questions"] == 30 and v["overlap_mean"] > 0.9 and v["longest_shared_run_median"] >= 5
+    assert v["shortcut_accuracy"] >= 0.5 and any("shortcut" in w for w in v["warnings"])
+    assert v["documents_covered"] == 1.0 and 0 < v["largest_document_share"] <= 0.1
     assert all(r["question"].startswith("Fill in the blank: ") and r["answer"] in r["choices"]
                for r in rows)
     cfg = compose_cfg(["model=tiny-random", "strategy=rag", "task=custom",
@@ -130,6 +134,7 @@ def test_make_task_writes_a_task_that_runs(tmp_path):
     assert m["status"] == "complete" and m["n_examples"] == 12
     assert m["recall_at_k"] >= 0.9  # the masked sentence finds its own document
     assert m["corpus"]["source"] == "folder" and m["corpus"]["documents"] == 12
+    assert m["corpus"]["question_set"]["validity"] == v  # the run carries it to the report
 
 
 def test_make_task_errors_are_one_line(tmp_path):

@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from harness.data import make_task, read_corpus
 from harness.data.generate.cloze import ClozeSettings, generate_cloze
 from harness.data.generate.llm import LLMSettings, generate_llm, prompt_hash
+from harness.data.generate.paraphrase import ParaphraseSettings, paraphrase
+from harness.data.generate.validity import validity
 from harness.errors import ConfigError, UserError, full_errors
 from harness.models import get_lm
 from harness.results import write_json, write_jsonl
@@ -55,6 +57,14 @@ def make_examples(cfg: DictConfig, docs: list[Document]) -> tuple[list[Example],
                    prompt_hash=prompt_hash(prompts), llm_settings=dataclasses.asdict(settings),
                    seconds=round(time.perf_counter() - t0, 2))
         prefix = ""
+    if cfg.get("paraphrase"):
+        items, more = _paraphrased(cfg, items)
+        model = more.pop("model")
+        counts = {**counts, **more}
+        how.update(paraphrase=True, model=how.get("model") or model,
+                   prompt_version=cfg.qgen.get("version"),
+                   prompt_hash=prompt_hash(OmegaConf.to_container(cfg.qgen, resolve=True)))
+        prefix = ""
     width = len(str(len(items)))
     examples = [Example(id=f"{cfg.generator}-{i:0{width}d}", question=prefix + it.question,
                         answers=(it.answer,), choices=it.choices, source_ids=(it.doc_id,))
@@ -62,7 +72,21 @@ def make_examples(cfg: DictConfig, docs: list[Document]) -> tuple[list[Example],
     extra = {e.id: {"kind": it.kind} | ({} if it.answerable_without_context is None else
                                         {"answerable_without_context": it.answerable_without_context})
              for e, it in zip(examples, items)}
-    return examples, {**how, "counts": counts, "extra": extra}
+    return examples, {**how, "counts": counts, "extra": extra,
+                      "sources": [(it.question, it.context) for it in items]}
+
+
+def _paraphrased(cfg: DictConfig, items: list) -> tuple[list, dict[str, Any]]:
+    """The items rewritten by the configured model (paraphrase=true), with the counts."""
+    from harness.retrieval import get_embedder
+
+    lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+    lm.cache = cache_root(cfg.get("cache_dir")) / "predictions"
+    embedder = get_embedder(OmegaConf.to_container(cfg.embedder, resolve=True))
+    settings = ParaphraseSettings(**OmegaConf.to_container(cfg.paraphrase_settings, resolve=True))
+    kept, counts = paraphrase(items, lm, OmegaConf.to_container(cfg.qgen, resolve=True),
+                              embedder.embed, settings, progress=bool(cfg.progress))
+    return kept, {**counts, "model": lm.name}
 
 
 def run(cfg: DictConfig) -> Path:
@@ -76,7 +100,7 @@ def run(cfg: DictConfig) -> Path:
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     docs, corpus_info = read_corpus(corpus_path, task_cfg, progress=bool(cfg.progress))
     examples, how = make_examples(cfg, docs)
-    extra = how.pop("extra")
+    extra, sources = how.pop("extra"), how.pop("sources")
     record = {**how, "seed": int(cfg.seed), "n_questions_asked": int(cfg.n_questions),
               "n_choices": int(cfg.n_choices), "split_ratios": list(cfg.split_ratios),
               "corpus_path": str(corpus_path), "corpus": corpus_info,
@@ -99,9 +123,13 @@ def run(cfg: DictConfig) -> Path:
         {"id": e.id, "question": e.question, "answer": e.answer, "choices": list(e.choices),
          "source_ids": list(e.source_ids), "split": e.split, **extra[e.id]}
         for e in task.examples))
+    check = validity(examples, sources, docs)
     write_json(out_dir / "generation.json", {
         **record, "written": len(task.examples),
-        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")}})
+        "split_sizes": {s: len(task.split(s)) for s in ("train", "val", "test")},
+        "validity": check})
+    for w in check["warnings"]:
+        log.warning("question set: %s", w)
     log.info("%d questions from %d documents -> %s (%s)", len(task.examples), len(docs),
              examples_path, ", ".join(f"{k} {v}" for k, v in how["counts"].items()))
     print(f"Wrote {len(task.examples)} questions to {examples_path}\nNext:  harness-run -m "

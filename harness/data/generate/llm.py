@@ -47,7 +47,8 @@ from harness.retrieval import chunk_documents
 from harness.scoring import contains, words
 from harness.types import Document, Example
 
-PROMPT_KEYS = ("version", "system", "question", "answer", "shots")
+PROMPT_KEYS = ("version", "system", "question", "answer", "shots", "paraphrase_system",
+               "paraphrase_cloze", "paraphrase")
 
 
 @dataclass(frozen=True)
