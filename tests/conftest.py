@@ -31,6 +31,25 @@ def pytest_configure(config) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
+    if config.getoption("dist", "no") == "loadgroup" and not xdist_can_group():
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} and this pytest-xdist cannot group tests (--dist "
+            "loadgroup): xdist would split the tests that share a cluster, a server or a "
+            "sweep over its workers. Install the versions pyproject.toml's dev extra asks for.")
+
+
+def xdist_can_group() -> bool:
+    """Does pytest read the node id that pytest-xdist (3.8) rewrites to group a test?
+    (pytest 9.2 reads another attribute, and xdist's groups fall apart silently.)"""
+    from _pytest.nodes import Node
+
+    class Probe:
+        _nodeid, _id = "test@group", "test"
+
+    try:
+        return Node.nodeid.fget(Probe()) == "test@group"
+    except AttributeError:
+        return False
 
 
 # Fixtures of these scopes, defined here, are what is expensive to build twice.

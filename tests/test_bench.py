@@ -1,5 +1,6 @@
 """The benchmark script runs end to end on the tiny model (its numbers mean nothing there;
-`make bench` runs it on the bundled model)."""
+`make bench` runs it on the bundled model), a few sections per test so that they can run
+side by side."""
 
 from __future__ import annotations
 
@@ -8,44 +9,72 @@ import json
 from bench.perf import main, padding_share
 from harness.tuning.rows import TrainRow
 
+BASE = ["--model", "tiny-random", "--questions", "8", "--batch-size", "4", "--train-steps", "2",
+        "--served-requests", "8", "--sweep-args", "strategy=prompt,rag", "task.n_entities=15"]
 
-def test_bench_writes_every_section_and_check(tmp_path):
-    assert main(["--model", "tiny-random", "--questions", "8", "--batch-size", "4",
-                 "--train-steps", "2", "--out", str(tmp_path), "--served-requests", "8",
-                 "--sweep-args", "strategy=prompt,rag", "task.n_entities=15"]) == 0
+
+def _bench(tmp_path, *sections: str) -> dict:
+    assert main([*BASE, "--out", str(tmp_path), "--only", *sections]) == 0
     out = json.loads((tmp_path / "perf.json").read_text())
+    assert set(out["section_s"]) == set(sections) - {"dtype_sweep"}  # seconds per section
+    return out
+
+
+def _checks(out: dict) -> set[str]:
+    return {c["what"] for c in out["checks"]}
+
+
+def test_in_process_sections(tmp_path):
+    out = _bench(tmp_path, "scoring", "generation", "training", "questions", "free_form")
     s = out["scoring"]
     assert s["max_abs_logprob_diff_vs_naive"] < 1e-3  # same numbers as the naive loop
     assert s["harness_s"] > 0 and s["naive_s"] > 0 and s["floor_s"] > 0
     assert out["generation"]["harness_tokens"] == out["generation"]["raw_tokens"]
     assert 0 <= out["training"]["padding_share_length_grouped"] < 1
+    q = out["questions"]  # 200 cloze questions from a 1 MB corpus; the llm generator ran
+    assert q["cloze_questions"] == 200 and q["cloze_corpus_bytes"] >= 1_000_000
+    assert q["llm_passages"] == 16 and q["llm_s"] > 0 and 0 <= q["llm_kept"] <= 16
+    ff = out["free_form"]  # the scorer ran on 96 answers; the judge graded them
+    assert ff["answers"] == 96 and ff["semantic_s"] > 0 and ff["judge_answers_per_s"] > 0
+    assert ff["semantic_calibration_auc"] > 0.5  # real MiniLM: naming the gold moves the cosine
+    assert _checks(out) >= {"200 cloze questions from 1 MB, seconds",
+                            "scoring vs naive per-choice loop", "training tok/s vs bare loop"}
+
+
+def test_retrieval_and_sweep_sections(tmp_path):
+    out = _bench(tmp_path, "retrieval", "sweep")
+    r = out["retrieval"]  # 3 retrievers x 3 chunk sizes, retrieval only; BM25 build speed
+    assert r["sweep_runs"] == 9 and r["sweep_s"] > 0 and r["bm25_documents_per_s"] > 0
     sw = out["sweep"]
     assert sw["first_complete_runs"] == sw["cached_complete_runs"] == 2
     assert sw["first_prediction_cache_hits"] == 0 < sw["cached_prediction_cache_hits"]
     assert 0 < sw["cached_s"] < sw["first_s"]  # the re-run reads the caches
-    q = out["questions"]  # 200 cloze questions from a 1 MB corpus; the llm generator ran
-    assert q["cloze_questions"] == 200 and q["cloze_corpus_bytes"] >= 1_000_000
-    assert q["llm_passages"] == 16 and q["llm_s"] > 0 and 0 <= q["llm_kept"] <= 16
-    d = out["dtype"]  # float32 vs bfloat16 on the same inputs, and the sweep in each dtype
+    assert "quick sweep: cached re-run / first run" in _checks(out)
+
+
+def test_dtype_section(tmp_path):
+    d = _bench(tmp_path, "dtype", "dtype_sweep")["dtype"]
+    # float32 vs bfloat16 on the same inputs, and the sweep in each dtype
     assert 0 <= d["scoring_same_choice"] <= 1 and d["scoring_max_logprob_diff"] >= 0
     assert len(d["training_loss_float32"]) == len(d["training_loss_bfloat16"]) == 2
     assert set(d["quick_accuracy_float32"]) == set(d["quick_accuracy_bfloat16"]) == {"prompt", "rag"}
     assert isinstance(d["bf16_fit_as_default"], bool)
-    r = out["retrieval"]  # 3 retrievers x 3 chunk sizes, retrieval only; BM25 build speed
-    assert r["sweep_runs"] == 9 and r["sweep_s"] > 0 and r["bm25_documents_per_s"] > 0
-    c = out["cost_model"]  # the same profile prices the idle and the busy runs alike
+
+
+def test_cost_model_section(tmp_path):
+    c = _bench(tmp_path, "cost_model")["cost_model"]
+    # the same profile prices the idle and the busy runs alike
     assert c["calibrate_all_sections_s"] > 0 and c["measured_busy_over_idle"] > 0
     assert 1.0 <= c["modelled_busy_over_idle"] <= 1.1
+
+
+def test_served_and_multiprocess_sections(tmp_path):
+    out = _bench(tmp_path, "served", "multiprocess")
     sv = out["served"]  # llama.cpp's server (skipped, saying why, where it is not built)
     assert "skipped" in sv or (sv["requests"] == 8 and sv["harness_rps_c8"] > 0
                                and sv["bare_asyncio_rps_c8"] > 0 and sv["harness_rps_c1"] > 0)
-    ff = out["free_form"]  # the scorer ran on 96 answers; the judge graded them
-    assert ff["answers"] == 96 and ff["semantic_s"] > 0 and ff["judge_answers_per_s"] > 0
-    assert ff["semantic_calibration_auc"] > 0.5  # real MiniLM: naming the gold moves the cosine
-    assert {c["what"] for c in out["checks"]} >= {"200 cloze questions from 1 MB, seconds",
-                                                  "scoring vs naive per-choice loop",
-                                                  "training tok/s vs bare loop",
-                                                  "quick sweep: cached re-run / first run"}
+    mp = out["multiprocess"]
+    assert mp["one_process_rows_per_s"] > 0 and mp["two_process_rows_per_s"] > 0
 
 
 def test_padding_share_by_hand():

@@ -16,6 +16,8 @@ from tests.conftest import compose_cfg
 
 STRATEGIES = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+# run in full, with the same checks, by tests/models/test_served.py (one run is enough)
+RUN_ELSEWHERE = {"served_vs_tuned"}
 TINY = ["model=tiny-random", "task.n_entities=20", "answer.generate=false", "seen_eval_limit=4"]
 SHORT_TRAINING = ["train.max_steps=2", "train.batch_size=4"]
 
@@ -48,7 +50,20 @@ def _sweep_values(name: str) -> dict[str, str]:
     return params
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+def preset_applied(name: str, run_dir) -> None:
+    """The preset's task values are in the run's config."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    preset = yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text())
+    for key, value in (preset.get("task") or {}).items():
+        if key != "n_entities" and not isinstance(value, dict):
+            assert config["task"][key] == value, key
+
+
+def test_every_experiment_is_run_by_some_test():
+    assert RUN_ELSEWHERE <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", [e for e in EXPERIMENTS if e not in RUN_ELSEWHERE])
 def test_every_experiment_runs_as_a_multirun(tmp_path, name, request):
     """The preset's own sweep (its strategies; one seed to keep it short) on the tiny model,
     tuning cut to two steps; a preset with a served model (`served`) against llama.cpp's
@@ -73,8 +88,4 @@ def test_every_experiment_runs_as_a_multirun(tmp_path, name, request):
     assert all(m["status"] == "complete" for m in metrics), [m.get("error") for m in metrics]
     if name == "freshness":
         assert all(m["freshness"]["supported"] for m in metrics)
-    config = yaml.safe_load((sweep / f"0_{strategies[0]}_seed0" / "config.yaml").read_text())
-    preset = yaml.safe_load((CONF_DIR / "experiment" / f"{name}.yaml").read_text())
-    for key, value in (preset.get("task") or {}).items():  # the preset's values were applied
-        if key != "n_entities" and not isinstance(value, dict):
-            assert config["task"][key] == value, key
+    preset_applied(name, sweep / f"0_{strategies[0]}_seed0")

@@ -12,7 +12,7 @@ from harness.errors import ConfigError
 from harness.retrieval.base import Hit, Retriever, Services
 from harness.retrieval.bm25 import BM25Retriever
 from harness.retrieval.chunking import Chunk, Chunker, ChunkerSettings, chunk_documents
-from harness.retrieval.dense import INDEX_TYPES, DenseRetriever, build_index
+from harness.retrieval.dense import INDEX_TYPES, DenseRetriever, build_index, fits
 from harness.retrieval.embedder import Embedder, get_embedder
 from harness.retrieval.fusion import HybridRetriever
 from harness.retrieval.index import RetrievalIndex, Retrieved, cite, describe
@@ -32,7 +32,7 @@ def make_chunker(cfg: Mapping[str, Any], services: Services, embeds: bool = Fals
     settings = ChunkerSettings(**{k: v for k, v in cfg.items() if k in ("name", "size", "overlap")})
     embedder = services.get_embedder() if settings.name == "tokens" or embeds else None
     return Chunker(settings, embedder.tokenizer if settings.name == "tokens" else None,
-                   fit_to=embedder if embeds else None)
+                   fit_to=fits(embedder) if embeds else None)
 
 
 def make_retriever(retriever_cfg: Mapping[str, Any], chunker_cfg: Mapping[str, Any],

@@ -42,6 +42,12 @@ def build_index(vectors: np.ndarray, index_type: str = "flat", *, nlist: int = 6
     return index
 
 
+def fits(embedder: Any) -> Any:
+    """The embedder, when it tells its window and token lengths (a plugin or test embedder
+    may not; then nothing is fitted or counted)."""
+    return embedder if hasattr(embedder, "window") and hasattr(embedder, "token_lengths") else None
+
+
 class DenseRetriever:
     """The run's embedder over a FAISS index. `fit` builds; `update` re-indexes changed
     documents only; `search` returns ranked hits per query (score: cosine)."""
@@ -56,7 +62,7 @@ class DenseRetriever:
         # `services` may be the embedder itself (tests, plain use) or harness Services
         self.embedder: Embedder = (services.get_embedder() if hasattr(services, "get_embedder")
                                    else services)
-        self.chunker = chunker or Chunker(ChunkerSettings(), fit_to=self.embedder)
+        self.chunker = chunker or Chunker(ChunkerSettings(), fit_to=fits(self.embedder))
         self.index_type, self.nlist, self.nprobe = index_type, nlist, nprobe
         self.chunks: list[Chunk] = []
         self.vectors = np.zeros((0, 0), np.float32)  # row i: chunks[i]
@@ -126,7 +132,7 @@ class DenseRetriever:
         qv = self.embedder.embed(queries)
         scores, ids = self.index.search(qv, min(k, len(self.chunks)))
         METER.add(search_work(len(queries), self.index.ntotal, qv.shape[1]))
-        if METER.active:  # questions the embedder cut (counted, not priced: the report says)
+        if METER.active and fits(self.embedder):  # questions the embedder cut (counted, not priced)
             window = self.embedder.window
             over = sum(n > window for n in self.embedder.token_lengths(list(queries)))
             if over:

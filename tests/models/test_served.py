@@ -24,6 +24,7 @@ from harness.models.endpoint import ServedError
 from harness.report.cli import main as report_main
 from harness.run.runner import run
 from tests.conftest import compose_cfg
+from tests.test_configs import preset_applied
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["task.n_entities=45", "task.n_paraphrases=1", "task.split_ratios=[0.5,0.1,0.4]",
@@ -225,6 +226,7 @@ def test_one_sweep_mixes_served_and_local_variants_in_one_report(tmp_path, llama
     statuses = {p.name: json.loads((p / "metrics.json").read_text())["status"]
                 for p in (tmp_path / "sweep").iterdir() if (p / "metrics.json").is_file()}
     assert len(statuses) == 5 and set(statuses.values()) == {"complete"}, statuses
+    preset_applied("served_vs_tuned", next((tmp_path / "sweep").glob("0_*")))  # test_configs' check
     report_main([str(tmp_path / "sweep")])
     md = (tmp_path / "sweep" / "report.md").read_text()
     cost = md.split("## Cost")[1].split("\n## ")[0]
