@@ -51,6 +51,7 @@ def weights_fingerprint(model: PreTrainedModel) -> str:
 class TextNLL:
     nll: float  # summed negative log-likelihood of the text's tokens (each after the first)
     tokens: int  # tokens scored
+    per_token: tuple[float, ...] = ()  # each scored token's NLL, in order (for bootstraps)
 
 
 class LM:
@@ -185,23 +186,22 @@ class LM:
     # ---- log-likelihood of a text --------------------------------------------------------
     def text_nll(self, text: str, window: int = 512) -> TextNLL:
         """Summed token NLL of `text` over non-overlapping windows of `window` tokens."""
-        return self._cached("nll", {"text": text, "window": window}, TextNLL,
+        return self._cached("nll-per-token", {"text": text, "window": window}, TextNLL,
                             lambda: [self._text_nll(text, window)])[0]
 
     @torch.inference_mode()
     def _text_nll(self, text: str, window: int) -> TextNLL:
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
-        nll, count = 0.0, 0
+        per_token: list[float] = []
         for start in range(0, len(ids) - 1, window):
             chunk = torch.tensor([ids[start:start + window + 1]], device=self.device)
             if chunk.shape[1] < 2:
                 break
             logits = self.model(input_ids=chunk[:, :-1]).logits.float()
             METER.add(self.shape.forward(1, chunk.shape[1] - 1, chunk.shape[1] - 1))
-            nll += torch.nn.functional.cross_entropy(logits[0], chunk[0, 1:],
-                                                     reduction="sum").item()
-            count += chunk.shape[1] - 1
-        return TextNLL(nll, count)
+            per_token += torch.nn.functional.cross_entropy(logits[0], chunk[0, 1:],
+                                                           reduction="none").tolist()
+        return TextNLL(float(sum(per_token)), len(per_token), tuple(per_token))
 
     # ---- log-likelihood of choices -------------------------------------------------------
     def score_choices(self, contexts: Sequence[str], choices: Sequence[Sequence[str]], *,
