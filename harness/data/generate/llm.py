@@ -48,7 +48,7 @@ from harness.scoring import contains, words
 from harness.types import Document, Example
 
 PROMPT_KEYS = ("version", "system", "question", "answer", "shots", "paraphrase_system",
-               "paraphrase_cloze", "paraphrase")
+               "paraphrase_cloze", "paraphrase", "paraphrase_shots")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,12 @@ def paraphrase(items: Sequence[Item], lm: LanguageModel, prompts: Mapping[str, s
                settings: ParaphraseSettings = ParaphraseSettings(), *,
                progress: bool = False) -> tuple[list[Item], dict[str, int]]:
     """The items whose rewrite passes the checks, with the rewrite as their question."""
-    chats = [lm.render([{"role": "system", "content": prompts["paraphrase_system"]},
+    shots = []  # worked examples as earlier turns: a small model needs them to ask at all
+    for shot in prompts.get("paraphrase_shots") or ():
+        key = "paraphrase_cloze" if BLANK in shot["question"] else "paraphrase"
+        shots += [{"role": "user", "content": prompts[key].format(question=shot["question"])},
+                  {"role": "assistant", "content": shot["rewrite"]}]
+    chats = [lm.render([{"role": "system", "content": prompts["paraphrase_system"]}, *shots,
                         {"role": "user", "content": _instruction(prompts, it)}]) for it in items]
     rewrites = [" ".join(g.text.split()).strip().strip('"') for g in lm.generate(
         chats, max_new_tokens=settings.max_tokens, batch_size=settings.batch_size,
