@@ -66,6 +66,10 @@ def test_paraphrase_lowers_overlap_and_the_shortcut():
     print(f"before: {before}\nafter: {after}\ncounts: {counts}")
     assert counts["paraphrase_tried"] == len(items) and counts["paraphrase_kept"] == len(kept) > 20
     assert all(BLANK not in it.question and it.question.endswith("?") for it in kept)
+    assert len({it.question for it in kept}) == len(kept)  # a repeated rewrite is dropped
+    assert counts.get("paraphrase_rejected_duplicate", 0) + len(kept) + sum(
+        v for k, v in counts.items() if k.startswith("paraphrase_rejected_")
+        and k != "paraphrase_rejected_duplicate") == len(items)
     assert all(it.answer in it.choices and len(it.answer.split()) <= 3 for it in kept)  # spans
     assert before["overlap_mean"] > 0.9 and after["overlap_mean"] < before["overlap_mean"] - 0.3
     cut = before["shortcut_accuracy"], after["shortcut_accuracy"]

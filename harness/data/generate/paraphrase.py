@@ -14,6 +14,7 @@ the set, the reason counted:
                    source, or no fewer of its content words than the original did
     meaning        its embedding (the run's embedder, cosine) is further than
                    `min_similarity` from the original question's with the blank named
+    duplicate      the same question (case and punctuation aside) as a rewrite kept before
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.data.generate.cloze import BLANK, Item
+from harness.data.generate.cloze import BLANK, Item, question_key
 from harness.data.generate.validity import longest_shared_run, overlap
 from harness.models import LanguageModel
 from harness.scoring import contains, words
@@ -78,15 +79,18 @@ def paraphrase(items: Sequence[Item], lm: LanguageModel, prompts: Mapping[str, s
     vecs = embed(named + rewrites) if items else np.zeros((0, 1))
     sims = np.sum(vecs[:len(items)] * vecs[len(items):], axis=1)  # normalized embeddings
     counts: Counter = Counter(paraphrase_tried=len(items))
-    kept = []
+    kept, asked = [], set()
     for it, new, sim in zip(items, rewrites, sims):
         choices = span_choices(it.choices) if it.choices else ()
         answer = choices[it.choices.index(it.answer)] if it.answer in it.choices and choices \
             else it.answer
         reason = _reject(it, new, answer, float(sim), settings)
+        if reason is None and question_key(new) in asked:
+            reason = "duplicate"
         if reason:
             counts[f"paraphrase_rejected_{reason}"] += 1
             continue
+        asked.add(question_key(new))
         kept.append(replace(it, question=new, answer=answer, choices=choices))
     counts["paraphrase_kept"] = len(kept)
     return kept, dict(counts)
