@@ -127,8 +127,10 @@ def test_installed_wheel_runs_user_plugins_and_reports_them(tmp_path):
     md = (sweep / "report.md").read_text()
     forgetting = _table(md, "Forgetting")
     assert forgetting.loc["prompt", "change"] == "not tuned"
+    fg = trained["fit"]["forgetting"]  # the change, with its block-bootstrap interval
     assert forgetting.loc["toy_trained", "change"] == (
-        f"{trained['fit']['forgetting']['control_perplexity_delta']:+.2f}")
+        f"{fg['control_perplexity_delta']:+.2f} [{fg['control_perplexity_delta_low']:+.2f}, "
+        f"{fg['control_perplexity_delta_high']:+.2f}]")
     cost = _table(md, "Cost")
     break_even = [c for c in cost.columns if c.startswith("break-even vs")]
     assert break_even == ["break-even vs prompt", "break-even vs toy_citing"]
