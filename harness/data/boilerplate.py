@@ -77,6 +77,13 @@ def _sentences(line: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(line.strip()) if s]
 
 
+def _marked(raw: list[str], edges: set[str], by_line: _Recurring) -> list[tuple[str, bool]]:
+    """Each line with whether it goes: it recurs, and its sentence does not go on below."""
+    return [(x, bool(x.strip()) and by_line.has(x, x in edges)
+             and not _continues(x, raw[i + 1] if i + 1 < len(raw) else ""))
+            for i, x in enumerate(raw)]
+
+
 def _edges(units: list[str]) -> list[str]:
     """Where headers, navigation and footers live: the first and last EDGE lines."""
     return units[:EDGE] + units[-EDGE:]
@@ -130,16 +137,15 @@ def strip_boilerplate(docs: Sequence[Document], settings: BoilerplateSettings = 
         return list(docs), counts
     lines = [_lines(d) for d in docs]
     by_line = _Recurring(lines, settings)
-    sentences = [[s for x in ls if not by_line.has(x, x in _edges(ls)) for s in _sentences(x)]
-                 for ls in lines]
-    by_sentence = _Recurring(sentences, settings, templates=False)
+    # per document, each of its lines (blank ones too) and whether it goes as boilerplate
+    marked = [_marked(d.text.splitlines(), set(_edges(ls)), by_line) for d, ls in zip(docs, lines)]
+    by_sentence = _Recurring([[s for x, gone in m if x.strip() and not gone for s in _sentences(x)]
+                              for m in marked], settings, templates=False)
     out, examples = [], Counter()
-    for doc in docs:
+    for doc, m in zip(docs, marked):
         kept, lines_gone, sentences_gone = [], [], []
-        raw, edges = doc.text.splitlines(), set(_edges(_lines(doc)))
-        for i, x in enumerate(raw):  # blank lines stay: they separate paragraphs
-            if (x.strip() and by_line.has(x, x in edges)
-                    and not _continues(x, raw[i + 1] if i + 1 < len(raw) else "")):
+        for x, gone in m:  # blank lines stay: they separate paragraphs
+            if gone:
                 lines_gone.append(x.strip())
                 continue
             parts = _sentences(x)

@@ -71,8 +71,7 @@ class Embedder:
         """What embedding `texts` computes (harness.cost.work.embed_work)."""
         if not texts:
             return {}
-        lengths = [min(len(ids), self.model.max_seq_length)
-                   for ids in self.tokenizer(list(texts)).input_ids]
+        lengths = [min(n, self.window) for n in self.token_lengths(texts)]
         return embed_work(self.shape, lengths, self.batch_size)
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.models.local import LM
+from harness.models.local import LM, TextNLL
 from harness.scoring import token_f1
 
 CONTROL_DIR = Path(__file__).resolve().parent.parent / "data" / "control"
@@ -51,9 +51,15 @@ def control_prompts() -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-def perplexity(lm: LM, text: str, window: int = 512) -> float:
+WINDOW = 512  # tokens per perplexity window
+
+
+def perplexity(lm: LM, text: str, window: int = WINDOW) -> float:
     """exp(mean token NLL) over non-overlapping windows of `window` tokens."""
-    r = lm.text_nll(text, window)
+    return _perplexity(lm.text_nll(text, window))
+
+
+def _perplexity(r: TextNLL) -> float:
     return math.exp(r.nll / max(r.tokens, 1))
 
 
@@ -61,9 +67,8 @@ def run_control(lm: LM, *, batch_size: int = 8, max_new_tokens: int = 24) -> Con
     text = (CONTROL_DIR / "general_text.txt").read_text(encoding="utf-8")
     prompts = [lm.render([{"role": "user", "content": p}]) for p in control_prompts()]
     gens = lm.generate(prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    r = lm.text_nll(text, 512)
-    return ControlResult(math.exp(r.nll / max(r.tokens, 1)), tuple(g.text for g in gens),
-                         tuple(r.per_token))
+    r = lm.text_nll(text, WINDOW)  # one pass: the perplexity and each token's NLL
+    return ControlResult(_perplexity(r), tuple(g.text for g in gens), tuple(r.per_token))
 
 
 _BASE: dict[str, ControlResult] = {}
