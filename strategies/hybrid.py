@@ -62,7 +62,7 @@ class HybridStrategy:
         self.p_gold, self.n_distractors = p_gold, n_distract
         self.method = Method(AdapterSettings(**adapter))
         self.method.check(ctx.lm.device)  # fail now, not deep inside training
-        self.data, self.train = DataSettings(**data), TrainSettings(**train)
+        self.data, self.train = DataSettings(**data), TrainSettings.from_config(train)
         self.measure_forgetting = measure_forgetting
         self.index = RetrievalIndex(ctx.retriever(), int(retrieval.get("k", 3)))
         self.retrieval_k = self.index.k

@@ -36,7 +36,7 @@ class TunedStrategy:
         self.ctx, self.name, self.method = ctx, name, method
         require_local(ctx.lm, name)  # a served model's weights cannot be tuned: say so now
         method.check(ctx.lm.device)  # e.g. QLoRA without a working 4-bit bitsandbytes: now
-        self.data, self.train = DataSettings(**data), TrainSettings(**train)
+        self.data, self.train = DataSettings(**data), TrainSettings.from_config(train)
         self.measure_forgetting = measure_forgetting
         self.continue_epochs = (update or {}).get("continue_epochs")
         self.predictor: PromptStrategy | None = None

@@ -83,8 +83,8 @@ def test_every_experiment_runs_as_a_multirun(tmp_path, name, request):
     assert res.returncode == 0, res.stderr[-3000:]
     expected = count_runs({**params, "seed": "0"}, [])
     metrics = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
-    assert len(metrics) == expected == len(strategies)
-    assert sorted(m["strategy"] for m in metrics) == sorted(strategies)
+    assert len(metrics) == expected >= len(strategies)  # learn_forget: 3 rates per strategy
+    assert {m["strategy"] for m in metrics} == set(strategies)
     assert all(m["status"] == "complete" for m in metrics), [m.get("error") for m in metrics]
     if name == "freshness":
         assert all(m["freshness"]["supported"] for m in metrics)

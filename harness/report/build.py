@@ -36,6 +36,7 @@ from harness.report.decision import decision_lines
 from harness.report.freshness import Freshness, freshness_data
 from harness.report.freshness import table_frame as freshness_table
 from harness.report.freshness import table_note as freshness_note
+from harness.report.frontier import Frontier, frontier_data, frontier_table
 from harness.report.power import EQUIVALENCE, POWER, items_needed, points
 from harness.report.runs import Run, extra_metrics, item_key, known_metrics
 from harness.report.stats import ALPHA
@@ -58,6 +59,7 @@ class Report:
     methods: list[str]
     plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG file
     freshness: Freshness | None = None  # when runs ran the freshness scenario
+    frontier: Frontier | None = None  # when a tuning method ran at two or more training points
 
 
 def check_metric(metric: str | None, runs: list[Run]) -> None:
@@ -99,18 +101,24 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
     trusted = free_form.trust(variants, human)
     warnings = free_form.warnings_for(trusted)
     fresh = freshness_data(variants, costs)
+    frontier = frontier_data(variants, metric)
     parts = _tables(runs, variants, pairs, costs, metric=metric, queries=queries,
                     trusted=trusted, warnings=warnings, fresh=fresh, hardware=hardware, human=human,
                     contention_factor=contention_factor, margin=equivalence_margin)
+    if frontier is not None:  # after the Forgetting table
+        at = next(i for i, t in enumerate(parts) if t.key == "forgetting") + 1
+        parts.insert(at, frontier_table(frontier))
     return Report(
         title=title or "Adaptation strategy comparison",
         overview=_overview(runs, variants),
         decision=decision_lines(variants, pairs, costs, queries, failures, fresh,
                                 metric=metric, chosen=primary_metric is not None,
                                 warning=warnings.get(item_key(metric)))
+        + (frontier.lines if frontier is not None else [])
         + contention_lines(variants, contention_factor),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
+        frontier=frontier,
     )
 
 

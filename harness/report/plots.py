@@ -21,6 +21,7 @@ TITLES = {
     "latency_distribution": "Latency per query",
     "freshness": "Accuracy on changed facts against the cost of one update",
     "recall_vs_latency": "Retrieval recall@k against p95 search latency per query",
+    "learn_forget": "Accuracy against forgetting, one line per tuning method (Pareto points filled)",
 }
 
 
@@ -176,6 +177,35 @@ def _recall(report: Report, path: Path) -> None:
             "recall@k", 1.05)
 
 
+def _learn_forget(report: Report, path: Path) -> None:
+    """Each method's points, accuracy against the control perplexity change, both with
+    their 95% intervals as bars; a line through its Pareto points, the others hollow."""
+    fr = report.frontier
+    fig, ax = plt.subplots(figsize=(8.0, 5.0), dpi=110)
+    for i, (method, pts) in enumerate(fr.methods.items()):
+        c = PALETTE[i % len(PALETTE)]
+        for p in pts:
+            xerr = None if np.isnan(p.low) else [[p.delta - p.low], [p.high - p.delta]]
+            e = p.accuracy
+            ax.errorbar([p.delta], [e.mean], xerr=xerr, yerr=[[e.mean - e.low], [e.high - e.mean]],
+                        fmt="o", color=c, capsize=3, markersize=7, alpha=0.85,
+                        mfc=c if p.pareto else "white")
+            ax.annotate(p.setting, (p.delta, e.mean), textcoords="offset points",
+                        xytext=(6, 4), fontsize=7)
+        front = sorted((p for p in pts if p.pareto), key=lambda p: p.delta)
+        ax.plot([p.delta for p in front], [p.accuracy.mean for p in front], "-", color=c,
+                linewidth=1.5, label=method)
+    ax.axvline(0, color="gray", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("control-text perplexity change after tuning (lower: forgot less)")
+    ax.set_ylabel(report.frontier.metric)
+    ax.set_ylim(-0.02, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     """Write the plots as PNG files under out_dir; returns name -> path."""
     if not report.variants:
@@ -184,7 +214,8 @@ def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     retrieving = sum(v.retrieves for v in report.variants)
     paths = {name: out_dir / f"{name}.png" for name in TITLES
              if (name != "freshness" or report.freshness is not None)
-             and (name != "recall_vs_latency" or retrieving > 1)}
+             and (name != "recall_vs_latency" or retrieving > 1)
+             and (name != "learn_forget" or report.frontier is not None)}
     _tradeoff(report, "total_usd", "pareto_cost",
               f"total cost, USD (build + {report.queries:,} queries)", paths["accuracy_vs_cost"])
     _tradeoff(report, "p95_s", "pareto_latency", "p95 latency per query, seconds",
@@ -195,4 +226,6 @@ def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
         _freshness(report, paths["freshness"])
     if "recall_vs_latency" in paths:
         _recall(report, paths["recall_vs_latency"])
+    if "learn_forget" in paths:
+        _learn_forget(report, paths["learn_forget"])
     return paths

@@ -179,7 +179,8 @@ BARE_KEYS = ("retriever.name", "retriever.fusion", "retriever.rerank", "chunker.
 RETRIEVAL_KEYS = ("retriever", "chunker", "embedder")
 
 
-def _short(key: str, value: Any) -> str:
+def short_label(key: str, value: Any) -> str:
+    """How a variant label shows one config value ('train.lr_scale=0.3', 'bm25')."""
     name = key.removeprefix("strategy.")
     if key == "model.name_or_path" and isinstance(value, str):
         value = value.rstrip("/").rsplit("/", 1)[-1]
@@ -188,7 +189,8 @@ def _short(key: str, value: Any) -> str:
     return f"{name}={value}"
 
 
-def _varying(group: list[Run]) -> list[str]:
+def varying_keys(group: list[Run]) -> list[str]:
+    """The config keys (flattened) whose values differ between the runs of `group`."""
     # A strategy that does not retrieve is not a different variant because the retriever
     # setting of its sweep changed.
     retrieves = any(r.metrics.get("retrieval_k") is not None for r in group)
@@ -228,12 +230,12 @@ def label_variants(runs: list[Run]) -> None:
         by_strategy[r.strategy].append(r)
     for name, group in by_strategy.items():
         done = [r for r in group if r.complete]
-        keys_done, keys_all = (sorted(_varying(g), key=_label_order) for g in (done, group))
+        keys_done, keys_all = (sorted(varying_keys(g), key=_label_order) for g in (done, group))
         for r in group:
             keys = keys_done if r.complete else keys_all
             if by_model:
                 keys = [k for k in keys if not k.startswith(("model.", "served."))]
-            parts = [_short(k, r.config.get(k)) for k in keys
+            parts = [short_label(k, r.config.get(k)) for k in keys
                      if not (k in BARE_KEYS and r.config.get(k) is None)]
             if by_model:
                 parts.append(model_where(r))

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -51,6 +52,20 @@ class TrainSettings:
     # final weights are served; `best` + patience serves the lowest-validation-loss checkpoint.
     early_stopping_patience: int = 0  # validations without improvement before stopping; 0: off
     checkpoint: str = "last"  # last: the final weights; best: the lowest validation loss
+
+    @classmethod
+    def from_config(cls, train: Mapping[str, Any]) -> TrainSettings:
+        """The settings of a strategy's `train` block. Its `lr_scale` multiplies `lr`, so one
+        sweep can move every method's rate by the same factor although their own rates
+        differ (experiment=learn_forget); the product is the rate trained with and the one
+        the artifact's cache key holds."""
+        train = dict(train)
+        scale = float(train.pop("lr_scale", 1.0))
+        if not scale > 0:
+            raise ConfigError(f"train.lr_scale must be > 0, got {scale}")
+        if "lr" in train and train["lr"] is not None:
+            train["lr"] = float(train["lr"]) * scale
+        return cls(**train)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in SCHEDULES:

@@ -159,3 +159,14 @@ def test_bad_settings_fail_clearly():
     with pytest.raises(ValueError, match="nothing to train on"):
         DataSettings(qa_pairs=False, documents=False)
     assert isinstance(TrainRow((1,), (1,), "x"), TrainRow)
+
+
+def test_lr_scale_multiplies_each_methods_own_rate():
+    """experiment=learn_forget sweeps one factor over lora's and full's different rates; the
+    product is what trains (and what the artifact's cache key holds)."""
+    assert TrainSettings.from_config({"lr": 1e-3, "lr_scale": 3.0}).lr == pytest.approx(3e-3)
+    assert TrainSettings.from_config({"lr": 1e-4, "lr_scale": 0.3}).lr == pytest.approx(3e-5)
+    # scale 1 gives the very settings the strategy had without the knob
+    assert TrainSettings.from_config({"lr": 1e-3, "lr_scale": 1.0}) == TrainSettings(lr=1e-3)
+    with pytest.raises(ValueError, match="lr_scale must be > 0"):
+        TrainSettings.from_config({"lr": 1e-3, "lr_scale": 0})
