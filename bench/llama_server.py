@@ -4,7 +4,6 @@ serving the bundled GGUF on a free loopback port: a real served model for the te
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from bench.server_process import launch, stop, wait_ready
 
 ALIAS = "smollm2"  # the model id the server lists
 START_TIMEOUT_S = 90
@@ -61,24 +62,11 @@ class LlamaServer:
                "--n_ctx", str(self.n_ctx), "--n_threads", "2", "--n_threads_batch", "2"]
         if self.api_key:
             cmd += ["--api_key", self.api_key]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        self.proc = launch(cmd, self.log)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited ({self.proc.returncode}): "
-                                   + self.log.read_text(errors="replace")[-2000:])
-            try:
-                if httpx.get(f"{self.base_url}/models", headers=headers, timeout=2).status_code == 200:
-                    return self._smoke(headers)
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"llama.cpp server did not answer within {START_TIMEOUT_S} s: "
-                           + self.log.read_text(errors="replace")[-2000:])
+        wait_ready(self.proc, f"{self.base_url}/models", self.log, "llama.cpp server",
+                   START_TIMEOUT_S, interval=0.3, headers=headers)
+        return self._smoke(headers)
 
     def _smoke(self, headers: dict[str, str]) -> LlamaServer:
         """One real completion: a build that lists its model can still die on the first
@@ -97,9 +85,7 @@ class LlamaServer:
 
     def stop(self) -> None:
         """SIGKILL, as a crash would (no graceful shutdown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        stop(self.proc, signal.SIGKILL)
         self.proc = None
 
     def model_overrides(self, prefix: str = "model") -> list[str]:

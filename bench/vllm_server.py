@@ -7,14 +7,11 @@ that has vLLM. Without one, what needs it is skipped with the reason."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
-
 from bench.llama_server import free_port
+from bench.server_process import launch, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 ALIAS = "smollm2-vllm"  # not the llama.cpp server's id: responses are cached by model id
@@ -51,29 +48,11 @@ class VLLMServer:
                "--model", str(self.model_dir), "--served-model-name", ALIAS,
                "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32",
                "--max-model-len", "2048", "--enforce-eager"]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited ({self.proc.returncode}): "
-                                   + self.log.read_text(errors="replace")[-3000:])
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"vLLM did not answer within {START_TIMEOUT_S} s: "
-                           + self.log.read_text(errors="replace")[-3000:])
+        self.proc = launch(cmd, self.log, env)
+        wait_ready(self.proc, f"{self.base_url}/models", self.log, "vLLM", START_TIMEOUT_S,
+                   interval=1)
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        stop(self.proc)
         self.proc = None

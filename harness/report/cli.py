@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from harness.errors import UserError
 from harness.report.build import build_report
 from harness.report.cost import BASES
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or dirs[0]
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "summary.csv", summary_frame(runs).to_csv(index=False))
+    write_summary(summary_frame(runs), out)
     try:
         report = build_report(runs, queries=args.queries, title=args.title,
                               primary_metric=args.primary_metric, labels=args.labels,
@@ -144,8 +146,63 @@ def main(argv: list[str] | None = None) -> int:
         for r in report.failures:
             error = str(r.metrics.get("error") or "killed or still running").splitlines()[0]
             print(f"   {r.path}: {r.status}: {error[:200]}")
-    print(f"\nReport: {html}\n        {md}\n        {out / 'summary.csv'}")
+    print(f"\nReport: {html}\n        {md}\n        {out / 'summary.csv'} (and .parquet)")
+    track_report(runs, [md, html, out / "summary.csv", out / "plots"])
     return 0
+
+
+TEXT_COLUMNS = ("run", "variant", "strategy", "status", "split_hash", "model", "task", "error")
+FLAG_COLUMNS = ("trains", "can_cite")
+
+
+def write_summary(frame: pd.DataFrame, out: Path) -> None:
+    """summary.csv, and summary.parquet with typed columns: text as strings, flags as
+    booleans, every other column a number, an integer when every value is one (all
+    nullable: a run without the value holds null)."""
+    atomic_write_text(out / "summary.csv", frame.to_csv(index=False))
+    typed = frame.copy()
+    for col in typed.columns:
+        if col in TEXT_COLUMNS:
+            typed[col] = typed[col].astype("string")
+        elif col in FLAG_COLUMNS:
+            typed[col] = typed[col].astype("boolean")
+        else:
+            known = typed[col].dropna()
+            whole = len(known) and all(isinstance(v, int) and not isinstance(v, bool)
+                                       for v in known)  # seeds, counts: integers
+            typed[col] = pd.to_numeric(typed[col], errors="coerce").astype(
+                "Int64" if whole else "Float64")
+    tmp = out / ".summary.parquet.tmp"
+    typed.to_parquet(tmp, index=False)
+    tmp.replace(out / "summary.parquet")
+
+
+def track_report(runs: list, files: list[Path]) -> None:
+    """When the runs were tracked (tracking=mlflow), the report goes on each sweep's MLflow
+    run and every run's variant tag gets the report's label. A tracker that is down: said
+    once, nothing fails."""
+    from harness.tracking import sweep_dir_of
+    from harness.tracking.settings import read_tracking
+
+    sweeps: dict[Path, list] = {}
+    for r in runs:
+        sweep = sweep_dir_of(r.path)
+        if sweep is not None and (read_tracking(r.path) or r.config.get("tracking.backend")
+                                  not in (None, "none")):
+            sweeps.setdefault(sweep, []).append(r)
+    for sweep, tracked in sweeps.items():
+        try:
+            from harness.tracking.cli import settings_for
+            from harness.tracking.mlflow_log import MlflowLog
+
+            settings = settings_for(tracked[0].path, None, None)
+            parent = MlflowLog(settings).log_report(sweep, files, tracked)
+            print(f"        logged to MLflow ({settings.experiment}), sweep run {parent}")
+        except Exception as e:  # the tracker's problem is never the report's
+            from harness.tracking import redact
+            print(f"harness-report: the report was not logged to MLflow ({type(e).__name__}: "
+                  f"{redact(str(e).strip().splitlines()[0] if str(e).strip() else '')})",
+                  file=sys.stderr)
 
 
 if __name__ == "__main__":

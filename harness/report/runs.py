@@ -140,12 +140,13 @@ def _get(m: dict, path: tuple[str, ...]):
     return m
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested config as 'a.b.c' -> value; lists and empty mappings as JSON text."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v
     return out
@@ -164,7 +165,7 @@ def read_runs(paths: list[Path]) -> list[Run]:
             m["status"], m["error"] = "incomplete", "predictions.jsonl is missing"
         config = {}
         try:
-            config = _flatten(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+            config = flatten(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
                               or {})
         except (OSError, yaml.YAMLError):
             pass

@@ -115,5 +115,18 @@ def config_text(cfg: DictConfig) -> str:
 
 
 def same_config(run_dir: Path, cfg: DictConfig) -> bool:
+    """The run folder holds this config's run. Tracking settings do not count: turning a
+    tracker on does not make a complete run run again."""
     path = run_dir / "config.yaml"
-    return path.is_file() and path.read_text(encoding="utf-8") == config_text(cfg)
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    if text == config_text(cfg):
+        return True
+    return _untracked(OmegaConf.create(text)) == _untracked(cfg)
+
+
+def _untracked(cfg: DictConfig) -> str:
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("tracking", None)
+    return OmegaConf.to_yaml(OmegaConf.create(data))

@@ -63,6 +63,7 @@ from harness.system import (
     reset_peak_memory,
     versions,
 )
+from harness.tracking import TrackingSettings, track_run
 from harness.types import FitReport, Strategy, Task
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     run_dir = Path(run_dir) if run_dir else Path(HydraConfig.get().runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = effective_config(cfg)
+    tracking = tracking_settings(cfg)
     base = {
         "status": STATUS_RUNNING,
         "strategy": cfg.strategy.name,
@@ -105,8 +107,20 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
             "traceback": traceback.format_exc(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
+        track_run(tracking, run_dir)  # a failed run is tracked as failed
         raise
+    track_run(tracking, run_dir)
     return metrics
+
+
+def tracking_settings(cfg: DictConfig) -> TrackingSettings:
+    """tracking.* (conf/tracking/), checked before any work: a missing client fails now."""
+    block = cfg.get("tracking")
+    settings = TrackingSettings.from_config(
+        OmegaConf.to_container(block, resolve=True) if block is not None else None,
+        str(cfg.get("results_dir") or "results"))
+    settings.check()
+    return settings
 
 
 def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy, float]:
@@ -283,6 +297,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         cfg = effective_config(cfg)  # run() would do it too; once here serves the skip check
         if agree(is_complete(run_dir) and same_config(run_dir, cfg)):  # rank 0's run dir
             log.info("skipping %s: already complete with this config", run_dir)
+            if is_main():  # tracked if it was not (a tracker that was down): no duplicate
+                track_run(tracking_settings(cfg), run_dir)
             metrics = read_json(run_dir / "metrics.json")
             return metrics.get(metrics.get("primary_metric", ""))
         metrics = run(cfg, run_dir)

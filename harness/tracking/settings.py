@@ -1,0 +1,125 @@
+"""The tracking settings (conf/tracking/), a run's config hash, and logging one run folder
+without ever failing the run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.results import read_json, write_json
+
+log = logging.getLogger("harness.tracking")
+
+BACKENDS = ("none", "mlflow")
+TRACKING_FILE = "tracking.json"  # in the run folder: where it was logged, or why not
+# Where and how a run was executed, not what it is: left out of the config hash, so the
+# same run from another folder, with other progress bars or with tracking on, is one run.
+NOT_HASHED = ("results_dir", "cache_dir", "progress", "torch_threads", "hydra", "tracking",
+              "prediction_cache")
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    backend: str = "none"  # none | mlflow
+    uri: str | None = None  # null: sqlite:///<results_dir>/mlflow/mlflow.db (no server)
+    experiment: str = "adaptbench"  # the MLflow experiment the runs go to
+    artifacts: bool = True  # predictions.jsonl, metrics.json, config.yaml (and the report)
+    retries: int = 2  # HTTP retries per request before a write counts as failed
+    timeout_s: int = 10  # seconds per HTTP request
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"tracking.backend: unknown '{self.backend}'; choose one of: "
+                              f"{', '.join(BACKENDS)}")
+        if self.uri and re.match(r"\w+://[^/@\s]+@", str(self.uri)):
+            raise ConfigError("tracking.uri: no credentials in the URI (it is written to the "
+                              "run's config.yaml); export MLFLOW_TRACKING_USERNAME and "
+                              "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN")
+        if self.retries < 0 or self.timeout_s < 1:
+            raise ConfigError("tracking.retries must be >= 0 and tracking.timeout_s >= 1")
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None, results_dir: str | Path = "results"
+                    ) -> TrackingSettings:
+        """The `tracking` block of a run's config; the default local store is made an
+        absolute sqlite URI under results_dir."""
+        block = dict(block or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(block) - known)
+        if unknown:
+            raise ConfigError(f"tracking: unknown key(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(sorted(known))}")
+        settings = cls(**block)
+        if settings.backend != "none" and not settings.uri:
+            db = Path(results_dir).resolve() / "mlflow" / "mlflow.db"
+            settings = cls(**{**block, "uri": f"sqlite:///{db}"})
+        return settings
+
+    @property
+    def local(self) -> bool:
+        return bool(self.uri) and str(self.uri).startswith(("sqlite:", "file:", "/"))
+
+    def check(self) -> None:
+        """Fail at once when the backend's package is missing (not after the run)."""
+        if self.backend == "mlflow":
+            try:
+                import mlflow  # noqa: F401
+            except ImportError:
+                raise ConfigError("tracking=mlflow needs the mlflow package: "
+                                  "pip install 'adaptbench[tracking]'") from None
+
+
+def redact(text: str) -> str:
+    """A URI or message with any user:password@ part of a URI masked."""
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", str(text))
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """The identity of a run in a tracker: its resolved config without NOT_HASHED keys."""
+    kept = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def sweep_dir_of(run_dir: Path) -> Path | None:
+    """The sweep folder a run folder belongs to (Hydra's multirun), or None."""
+    parent = run_dir.parent
+    return parent if (parent / "multirun.yaml").is_file() or (parent / "sweep.json").is_file() \
+        else None
+
+
+def track_run(settings: TrackingSettings, run_dir: Path) -> dict[str, Any] | None:
+    """Log one finished run folder (complete or failed) to the tracker. Never raises: a
+    failure is said once, in one line, and written to the run's tracking.json."""
+    if settings.backend == "none":
+        return None
+    where = redact(settings.uri)
+    try:
+        from harness.tracking.mlflow_log import MlflowLog
+        result = MlflowLog(settings).log_run(run_dir)
+    except Exception as e:  # the tracker's problem is never the run's
+        reason = redact(str(e).strip().splitlines()[0] if str(e).strip() else "")
+        result = {"logged": False, "error": f"{type(e).__name__}: {reason}"[:500]}
+        log.warning("tracking: %s was not logged to MLflow at %s (%s). The run folder is "
+                    "unaffected; log it later with: harness-track %s", run_dir.name, where,
+                    result["error"], sweep_dir_of(run_dir) or run_dir)
+    record = {"backend": settings.backend, "uri": where, "experiment": settings.experiment,
+              **result}
+    try:
+        write_json(run_dir / TRACKING_FILE, record)
+    except OSError as e:
+        log.warning("tracking: cannot write %s (%s)", run_dir / TRACKING_FILE, e)
+    return record
+
+
+def read_tracking(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / TRACKING_FILE
+    try:
+        return read_json(path) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
