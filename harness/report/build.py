@@ -60,6 +60,7 @@ class Report:
     plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG file
     freshness: Freshness | None = None  # when runs ran the freshness scenario
     frontier: Frontier | None = None  # when a tuning method ran at two or more training points
+    summary_title: str = "Decision summary"  # the first section's heading
 
 
 def check_metric(metric: str | None, runs: list[Run]) -> None:

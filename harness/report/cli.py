@@ -4,6 +4,9 @@
 Reads run files only. Writes into the first DIR (or --out): summary.csv (one row per run),
 report.md with plots/ beside it, and a self-contained report.html; prints the decision
 summary and where the report is.
+
+`harness-report --compare OLD NEW`: what changed between two sweeps (compare.md and
+compare.html, harness.report.compare).
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
                          "inside +-D (also report.equivalence_margin=; default "
                          f"{EQUIVALENCE:g}, i.e. 5 points); otherwise a non-significant pair "
                          "is 'no evidence', with the difference the test set could detect")
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"), default=None,
+                    help="what changed between two sweeps: matched variants' paired changes, "
+                         "flipped items, whether the decision changed; writes compare.md and "
+                         "compare.html (into --out, default NEW)")
     return ap
 
 
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
     project_to = _apply_settings(ap, args)
+    if args.compare:
+        return _compare(args)
     dirs = args.dirs or [d for d in [newest_sweep(args.results_dir)] if d]
     if not dirs:
         print(f"harness-report: no sweep under {args.results_dir}/multirun; pass a directory",
@@ -148,6 +157,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {r.path}: {r.status}: {error[:200]}")
     print(f"\nReport: {html}\n        {md}\n        {out / 'summary.csv'} (and .parquet)")
     track_report(runs, [md, html, out / "summary.csv", out / "plots"])
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness.report.compare import compare_sweeps
+
+    missing = [d for d in args.compare if not d.is_dir()]
+    if missing:
+        print(f"harness-report: not a directory: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    old, new = args.compare
+    try:
+        report = compare_sweeps([old], [new], primary_metric=args.primary_metric,
+                                queries=args.queries, cost_basis=args.cost_basis)
+    except UserError as e:
+        print(f"harness-report: error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or new
+    md, html = write_report(report, out, stem="compare")
+    print("What changed")
+    for line in report.overview[1:] + report.decision:
+        print(" - " + line.replace("**", ""))
+    print(f"\nComparison: {html}\n            {md}")
     return 0
 
 

@@ -17,7 +17,8 @@ the labels alone, lam = 1 plain PPI. For n labelled and N unlabelled items:
     se^2  = lam^2 Var_U(f) / N + Var_L(y - lam * f) / n
 
 The paired difference of two variants is the same estimator on per-item differences
-(y_A - y_B, f_A - f_B) over items labelled for both.
+(y_A - y_B, f_A - f_B) over items labelled for both. When lam is 0 and the labels are
+yes/no, the estimate is the labelled share with its exact binomial interval.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import binomtest, norm
 from scipy.stats import t as t_dist
 
 
@@ -64,6 +65,8 @@ def ppi_mean(y, f_labelled, f_unlabelled, *, level: float = 0.95,
         var_f = f_all.var(ddof=1)
         cov = np.cov(y, fl, ddof=1)[0, 1] if fl.std() > 0 and y.std() > 0 else 0.0
         lam = float(np.clip(cov / ((1 + n / big_n) * var_f), 0, 1)) if var_f > 0 else 0.0
+    if lam == 0 and np.isin(y, (0.0, 1.0)).all():
+        return _labels_alone(y, level, big_n)
     theta = (lam * fu.mean() if big_n else 0.0) + (y - lam * fl).mean()
     var = (y - lam * fl).var(ddof=1) / n
     if lam and big_n > 1:
@@ -72,3 +75,14 @@ def ppi_mean(y, f_labelled, f_unlabelled, *, level: float = 0.95,
     z = t_dist.ppf(0.5 + level / 2, n - 1)  # Student t: the labelled slice is small
     return PPIEstimate(float(theta), float(theta - z * se), float(theta + z * se), se, lam, n,
                        big_n)
+
+
+def _labels_alone(y: np.ndarray, level: float, big_n: int) -> PPIEstimate:
+    """The metric weighs nothing: the labelled share with its exact (Clopper-Pearson)
+    interval, which stays honest where a normal one collapses (20 labels all wrong give
+    [0, 0.168], not [0, 0])."""
+    k, n = int(y.sum()), len(y)
+    ci = binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    share = k / n
+    return PPIEstimate(share, float(ci.low), float(ci.high), math.sqrt(share * (1 - share) / n),
+                       0.0, n, big_n)

@@ -47,7 +47,8 @@ def _env() -> Environment:
     return env
 
 
-def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
+def write_report(report: Report, out_dir: Path, stem: str = "report") -> tuple[Path, Path]:
+    """<stem>.md (plots beside it) and a self-contained <stem>.html under out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _env()
     rel = {name: str(path.relative_to(out_dir)) for name, path in report.plots.items()}
@@ -56,7 +57,7 @@ def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
               for name, path in report.plots.items()}
     html = env.get_template("report.html.j2").render(
         r=report, images=images, plot_titles=TITLES, muted=MUTED)
-    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     atomic_write_text(md_path, md)
     atomic_write_text(html_path, html)
     return md_path, html_path

@@ -53,6 +53,14 @@ def test_plain_ppi_and_labels_alone_by_hand():
     assert alone.lam == 0.0 and abs(alone.mean - 0.75) < 1e-12
 
 
+def test_labels_all_alike_keep_an_honest_interval():
+    # a real free-form sweep: 20 labels of the zero-shot model, all wrong, and a metric that
+    # never called one right. A normal interval collapses to [0, 0]; the exact one does not.
+    e = ppi_mean([0] * 20, [0] * 20, [0] * 52)
+    assert e.mean == 0 and e.low == 0 and abs(e.high - (1 - 0.025 ** (1 / 20))) < 1e-9
+    assert 0.16 < e.high < 0.17
+
+
 def test_the_report_shows_prediction_powered_accuracy_beside_the_metric(sweep):  # noqa: F811
     # 40 labels: 20 items of each variant; humans agree with the choice score there
     choice = {"rag": [1] * 30 + [0] * 10, "prompt": [1, 0] * 5 + [0] * 30}
