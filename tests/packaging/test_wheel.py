@@ -115,6 +115,10 @@ def test_installed_wheel_runs_user_plugins_and_reports_them(tmp_path):
          "model=tiny-random", "progress=false", f"hydra.sweep.dir={sweep}"], cwd=home, env=env)
     out = _sh([bin_dir / "harness-report", sweep], cwd=home, env=env)
     assert "Decision summary" in out
+    # harness-track from the wheel: the sweep into the local MLflow store beside the results
+    out = _sh([bin_dir / "harness-track", sweep], cwd=home, env=env)
+    assert "3 logged, 0 already there" in out
+    assert (home / "results" / "mlflow" / "mlflow.db").is_file()
 
     metrics = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
     assert sorted(metrics) == ["0_prompt_seed0", "1_toy_trained_seed0", "2_toy_citing_seed0"]
