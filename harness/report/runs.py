@@ -67,6 +67,7 @@ def extra_metrics(runs: list[Run]) -> list[Metric]:
 # Config keys that never make two runs different variants: the seed is pooled, the rest
 # are where and how a run was executed, not what it measured.
 IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra", "metrics",
+                "tracking",
                 "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
                 "strategy._target_", "seen_eval_limit", "prediction_cache", "retriever._target_")
 

@@ -20,12 +20,13 @@ N = 40
 
 
 def _run(root: Path, strategy: str, scale: float, accuracy: float, delta: float,
-         half_width: float = 1.0, **extra) -> None:
+         half_width: float = 1.0, top: dict | None = None, **extra) -> None:
     d = root / f"{strategy}-{scale}-{extra.get('r', '')}"
     d.mkdir(parents=True)
     strat = {"name": strategy, "train": {"lr": 1e-3, "lr_scale": scale}, **extra}
     (d / "config.yaml").write_text(yaml.safe_dump(
-        {"seed": 0, "strategy": strat, "model": {"name_or_path": "m"}, "results_dir": str(root)}))
+        {"seed": 0, "strategy": strat, "model": {"name_or_path": "m"}, "results_dir": str(root),
+         **(top or {})}))
     right = round(accuracy * N)
     forgetting = {"control_perplexity_before": 10.0, "control_perplexity_after": 10.0 + delta,
                   "control_perplexity_delta": delta,
@@ -110,3 +111,13 @@ def test_no_section_with_one_point_per_method_and_methods_split_by_their_other_k
     assert sorted(fr.methods) == ["lora (r=16)", "lora (r=8)"]
     assert all(len(p) == 2 for p in fr.methods.values())
     assert len(fr.lines) == 1
+
+
+def test_where_a_run_was_logged_does_not_make_it_another_method(tmp_path):
+    # one sweep, tracking turned on halfway (or a run composed before tracking existed)
+    _run(tmp_path, "lora", 0.3, 0.3, 5.0)
+    _run(tmp_path, "lora", 1.0, 0.5, 9.0, top={"tracking": {"backend": "mlflow"}})
+    runs = read_runs([tmp_path])
+    assert sorted(r.variant for r in runs) == ["lora (train.lr_scale=0.3)",
+                                               "lora (train.lr_scale=1.0)"]
+    assert list(frontier_data(make_variants(runs), "choice_accuracy").methods) == ["lora"]
