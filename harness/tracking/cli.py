@@ -1,6 +1,8 @@
-"""`harness-track DIR [DIR ...]`: log finished run folders to MLflow afterwards: runs made
-without tracking, or whose tracker was down. A run already logged with the same status and
-finish time is left alone (the key is its config hash), so running it twice adds nothing.
+"""`harness-track DIR [DIR ...]`: log finished run folders to MLflow afterwards.
+
+Runs made without tracking, or whose tracker was down. A run already logged with the same
+status and finish time is left alone (the key is its config hash), so running it twice
+adds nothing.
 
 Where to: --uri / --experiment, else what the run's tracking.json says it was meant for,
 else its config's tracking block, else the local store under its results_dir
@@ -42,7 +44,7 @@ def settings_for(run_dir: Path, uri: str | None, experiment: str | None) -> Trac
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="harness-track", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("dirs", nargs="+", type=Path, help="sweep or run folders")
     ap.add_argument("--uri", default=None, help="MLflow tracking URI (http://host:5000, "
                     "sqlite:///path/mlflow.db); credentials: MLFLOW_TRACKING_USERNAME/PASSWORD "
