@@ -2,8 +2,10 @@
 
 - params: the flattened resolved config (config.yaml);
 - metrics: every number of metrics.json by its path ('fit.forgetting.control_perplexity_
-  delta', 'modelled.total_s', ...), each per-item metric's 95% bootstrap interval
-  ('<metric>.ci_low/high', as the report computes it) and latency p50/p95 per query;
+  delta', 'modelled_build_s', ...), each per-item metric's 95% bootstrap interval
+  ('<metric>.ci_low/high', as the report computes it), latency p50/p95 per query, and the
+  costs in USD at the run's price, measured and modelled ('usd.build.modelled',
+  'usd.per_1k_queries.measured', ...);
 - tags: strategy, variant label, status, task, model, config hash, the run folder;
 - artifacts: predictions*.jsonl, metrics.json, config.yaml.
 
@@ -27,6 +29,7 @@ import numpy as np
 import yaml
 from filelock import FileLock
 
+from harness.cost.prices import usd
 from harness.report.runs import Run, flatten, known_metrics, read_runs
 from harness.report.stats import bootstrap_ci
 from harness.results import STATUS_COMPLETE, STATUS_FAILED, read_json
@@ -59,6 +62,23 @@ def _numbers(d: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def _usd(metrics: dict[str, Any]) -> dict[str, float]:
+    """The run's costs in USD at its recorded price per hour, measured and modelled: the
+    build, and 1,000 queries (a served model: its requests' own price per query)."""
+    price = (metrics.get("cost") or {}).get("usd_per_hour")
+    out = {}
+    for basis, prefix in (("measured", ""), ("modelled", "modelled_")):
+        build = usd(metrics.get(f"{prefix}build_s"), price)
+        per_query = usd(metrics.get(f"{prefix}seconds_per_query"), price)
+        if basis == "measured" and isinstance(metrics.get("usd_per_query"), int | float):
+            per_query = float(metrics["usd_per_query"])
+        for name, value in ((f"usd.build.{basis}", build),
+                            (f"usd.per_1k_queries.{basis}", per_query * 1000)):
+            if math.isfinite(value):
+                out[name] = value
+    return out
+
+
 def run_content(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any]
                 ) -> tuple[dict[str, str], dict[str, float], dict[str, str]]:
     """(params, metrics, tags) of one run folder."""
@@ -66,6 +86,7 @@ def run_content(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any]
     params = {_key(k): str(v)[:MAX_PARAM] for k, v in flat.items()
               if v is not None and not k.startswith("tracking.")}  # where it went, not what it is
     numbers = {_key(k): v for k, v in _numbers(metrics).items()}
+    numbers.update(_usd(metrics))
     run = Run(run_dir, metrics, flat)
     variant = metrics.get("strategy") or "?"
     sweep = sweep_dir_of(run_dir)

@@ -117,6 +117,7 @@ def test_a_sweep_logs_to_a_server_that_stops_midway_and_harness_track_fills_the_
         m = r.data.metrics
         assert 0 <= m["choice_accuracy.ci_low"] <= m["choice_accuracy"] <= m["choice_accuracy.ci_high"]
         assert m["latency_p95_s"] > 0 and m["modelled_seconds_per_query"] > 0
+        assert m["usd.per_1k_queries.modelled"] > 0 and m["usd.build.measured"] >= 0
         arts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"predictions.jsonl", "metrics.json", "config.yaml"} <= arts
         seeds = {c.data.tags["adaptbench.seed"] for c in children}
