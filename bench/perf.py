@@ -284,6 +284,8 @@ def bench_sweep(model_overrides: list[str], extra: list[str], work: Path) -> dic
         out[f"{name}_complete_runs"] = sum(m.get("status") == "complete" for m in metrics)
         out[f"{name}_prediction_cache_hits"] = sum(m.get("prediction_cache_hits", 0)
                                                    for m in metrics)
+        out[f"{name}_fit_cache_hits"] = sum(bool((m.get("fit") or {}).get("cache_hit"))
+                                            for m in metrics)  # builds read from the cache
     out["cached_over_first"] = out["cached_s"] / out["first_s"]
     return out
 

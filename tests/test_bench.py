@@ -48,7 +48,10 @@ def test_retrieval_and_sweep_sections(tmp_path):
     sw = out["sweep"]
     assert sw["first_complete_runs"] == sw["cached_complete_runs"] == 2
     assert sw["first_prediction_cache_hits"] == 0 < sw["cached_prediction_cache_hits"]
-    assert 0 < sw["cached_s"] < sw["first_s"]  # the re-run reads the caches
+    # the re-run reads the caches: counted, not timed (seconds belong to the bench's ratio,
+    # and a busy machine can make a cached tiny-model sweep no faster than its first run)
+    assert sw["first_fit_cache_hits"] == 0 < sw["cached_fit_cache_hits"]
+    assert sw["cached_s"] > 0 and sw["first_s"] > 0
     assert "quick sweep: cached re-run / first run" in _checks(out)
 
 
