@@ -231,9 +231,8 @@ def track_report(runs: list, files: list[Path]) -> None:
             parent = MlflowLog(settings).log_report(sweep, files, tracked)
             print(f"        logged to MLflow ({settings.experiment}), sweep run {parent}")
         except Exception as e:  # the tracker's problem is never the report's
-            from harness.tracking import redact
-            print(f"harness-report: the report was not logged to MLflow ({type(e).__name__}: "
-                  f"{redact(str(e).strip().splitlines()[0] if str(e).strip() else '')})",
+            from harness.tracking.settings import failure
+            print(f"harness-report: the report was not logged to MLflow ({failure(e)})",
                   file=sys.stderr)
 
 

@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from harness.report import fmt as f
@@ -53,11 +52,6 @@ class Matched:
     p_adjusted: float = math.nan
 
 
-def _outcomes(v: Variant, ids: list[str]) -> np.ndarray:
-    index = {i: k for k, i in enumerate(v.item_ids)}
-    return v.outcomes[:, [index[i] for i in ids]]
-
-
 def match(old: Report, new: Report) -> list[Matched]:
     by_name = {v.name: v for v in old.variants}
     out = []
@@ -66,7 +60,7 @@ def match(old: Report, new: Report) -> list[Matched]:
             continue
         o = by_name[v.name]
         shared = sorted(set(o.item_ids) & set(v.item_ids))
-        test = (with_power(paired_test(_outcomes(v, shared), _outcomes(o, shared)), EQUIVALENCE)
+        test = (with_power(paired_test(v.outcomes_on(shared), o.outcomes_on(shared)), EQUIVALENCE)
                 if shared else None)
         out.append(Matched(v.name, o, v, shared, test))
     tested = [m for m in out if m.test is not None]
@@ -127,8 +121,7 @@ def changes_table(old: Report, new: Report, matched: list[Matched], metric: str)
                                   f.usd),
             "p95 latency": _change(_cost(old, m.name, "p95_s"), _cost(new, m.name, "p95_s"),
                                    f.seconds),
-            "forgetting (Δppl)": _change(*dppl, lambda x: f"{x:+.2f}")
-            if not any(map(math.isnan, dppl)) else f.NA})
+            "forgetting (Δppl)": _change(*dppl, lambda x: f"{x:+.2f}")})
     return Table("changes", "Changes per variant", pd.DataFrame(rows),
                  f"New minus old on the items both sweeps answered: the change in {metric} with "
                  "the paired bootstrap's 95% interval; p from McNemar's exact test (one seed of "
@@ -153,8 +146,8 @@ def flips_table(matched: list[Matched]) -> Table | None:
     for m in matched:
         if not m.shared:
             continue
-        a = _outcomes(m.old, m.shared).mean(axis=0) >= 0.5  # the majority over seeds
-        b = _outcomes(m.new, m.shared).mean(axis=0) >= 0.5
+        a = m.old.outcomes_on(m.shared).mean(axis=0) >= 0.5  # the majority over seeds
+        b = m.new.outcomes_on(m.shared).mean(axis=0) >= 0.5
         before, after = _rows(m.old), _rows(m.new)
         for direction, picked in (("right → wrong", a & ~b), ("wrong → right", ~a & b)):
             ids = [i for i, x in zip(m.shared, picked) if x]

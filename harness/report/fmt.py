@@ -32,6 +32,11 @@ def signed(x: float, digits: int = 3) -> str:
     return NA if math.isnan(x) else f"{x:+.{digits}f}"
 
 
+def signed_ci(x: float, low: float, high: float, digits: int = 2) -> str:
+    """'+7.13 [+4.32, +8.85]'; the bare change where no interval was recorded."""
+    return signed(x, digits) + ("" if math.isnan(low) else f" [{low:+.{digits}f}, {high:+.{digits}f}]")
+
+
 def usd(x: float) -> str:
     if math.isnan(x):
         return NA

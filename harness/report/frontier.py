@@ -99,10 +99,6 @@ def _at(front: list[Point], acc: float) -> tuple[float, float, float]:
                  for a in ("delta", "low", "high"))
 
 
-def _interval(d: float, lo: float, hi: float) -> str:
-    return f"{d:+.2f}" + ("" if math.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
-
-
 def compare(a: str, pa: list[Point], b: str, pb: list[Point], metric: str) -> str:
     """One sentence: which of two methods forgets less at matched accuracy, and whether the
     difference lies outside both intervals."""
@@ -138,7 +134,7 @@ def compare(a: str, pa: list[Point], b: str, pb: list[Point], metric: str) -> st
         across = (f"; which forgets less depends on the accuracy (the order changes near "
                   f"{flips:.3f})")
     return (head + f"{where}, {less[0]} forgets less: control perplexity change "
-            f"{_interval(*less[1])} against {more[0]}'s {_interval(*more[1])}; {verdict}"
+            f"{f.signed_ci(*less[1])} against {more[0]}'s {f.signed_ci(*more[1])}; {verdict}"
             + across + ".")
 
 
@@ -156,7 +152,7 @@ def frontier_data(variants: list[Variant], metric: str) -> Frontier | None:
 
 def frontier_table(fr: Frontier) -> Table:
     rows = [{"method": p.method, "training": p.setting, f"{fr.metric} [95% CI]": f.ci(p.accuracy),
-             "control perplexity change [95% CI]": _interval(p.delta, p.low, p.high),
+             "control perplexity change [95% CI]": f.signed_ci(p.delta, p.low, p.high),
              "Pareto": "yes" if p.pareto else "no", "variant": p.variant}
             for pts in fr.methods.values() for p in pts]
     return Table("frontier", "Learning against forgetting", pd.DataFrame(rows),

@@ -256,9 +256,9 @@ def forgetting_table(variants: list[Variant]) -> Table:
             continue
         before, after, delta, agree, f1 = (v.forgetting(k) for k in keys)
         low, high = (v.forgetting(f"control_perplexity_delta_{e}") for e in ("low", "high"))
-        change = f.signed(delta, 2) + ("" if low != low else f" [{low:+.2f}, {high:+.2f}]")
         rows.append({"variant": v.name, cols[0]: f.number(before, 2), cols[1]: f.number(after, 2),
-                     cols[2]: change, cols[3]: f.number(agree, 2), cols[4]: f.number(f1, 2)})
+                     cols[2]: f.signed_ci(delta, low, high), cols[3]: f.number(agree, 2),
+                     cols[4]: f.number(f1, 2)})
     return Table("forgetting", "Forgetting", pd.DataFrame(rows),
                  "On a shipped control set of general text and prompts unrelated to the task: "
                  "perplexity before and after tuning (the change with a 95% interval: a paired "

@@ -45,6 +45,11 @@ class Variant:
                 if isinstance(v, int | float) and not isinstance(v, bool)]
         return float(np.mean(vals)) if vals else math.nan
 
+    def outcomes_on(self, ids: list[str]) -> np.ndarray:
+        """seeds x `ids`: the outcomes on those items (all of them among item_ids)."""
+        index = {i: k for k, i in enumerate(self.item_ids)}
+        return self.outcomes[:, [index[i] for i in ids]]
+
     @property
     def seeds(self) -> list[int]:
         return [int(r.metrics.get("seed", 0)) for r in self.runs]
@@ -116,9 +121,7 @@ def compare_pairs(variants: list[Variant], margin: float = EQUIVALENCE) -> Pairs
         shared = sorted(set(a.item_ids) & set(b.item_ids))
         if not shared:
             continue
-        ia = [a.item_ids.index(i) for i in shared]
-        ib = [b.item_ids.index(i) for i in shared]
-        t = paired_test(a.outcomes[:, ia], b.outcomes[:, ib])
+        t = paired_test(a.outcomes_on(shared), b.outcomes_on(shared))
         tests.append((a.name, b.name, with_power(t, margin)))
     adjusted = holm([t.p_value for _, _, t in tests]) if tests else []
     return [(a, b, t, p) for (a, b, t), p in zip(tests, adjusted)]

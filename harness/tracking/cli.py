@@ -19,7 +19,13 @@ import yaml
 
 from harness.errors import UserError
 from harness.results import find_runs
-from harness.tracking.settings import TrackingSettings, read_tracking, redact, sweep_dir_of
+from harness.tracking.settings import (
+    TrackingSettings,
+    failure,
+    read_tracking,
+    redact,
+    sweep_dir_of,
+)
 
 
 def settings_for(run_dir: Path, uri: str | None, experiment: str | None) -> TrackingSettings:
@@ -55,23 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"harness-track: not a directory: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    from harness.tracking.mlflow_log import MlflowLog
+    from harness.tracking.mlflow_log import MlflowLog, sweep_labels
 
     clients: dict[TrackingSettings, MlflowLog] = {}
+    labels: dict[Path, dict[Path, str]] = {}  # sweep -> its runs' labels, read once
     counts = {"logged": 0, "already": 0, "skipped": 0, "failed": 0}
     for run_dir in find_runs(args.dirs):
+        sweep = sweep_dir_of(run_dir)
+        if sweep is not None and sweep not in labels:
+            labels[sweep] = sweep_labels(sweep)
         try:
             settings = settings_for(run_dir, args.uri, args.experiment)
             settings.check()
             client = clients.get(settings) or clients.setdefault(settings, MlflowLog(settings))
-            result = client.log_run(run_dir)
+            result = client.log_run(run_dir, (labels.get(sweep) or {}).get(run_dir.resolve()))
         except UserError as e:
             print(f"harness-track: error: {e}", file=sys.stderr)
             return 2
         except Exception as e:  # the tracker refused: say which run, go on
             counts["failed"] += 1
-            print(f"  {run_dir}: not logged ({type(e).__name__}: "
-                  f"{redact(str(e).strip().splitlines()[0] if str(e).strip() else '')})")
+            print(f"  {run_dir}: not logged ({failure(e)})")
             continue
         if result.get("skipped"):
             counts["skipped"] += 1
@@ -81,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             counts["logged"] += 1
             print(f"  {run_dir}: logged as MLflow run {result['run_id']}"
-                  + (f" (sweep {sweep_dir_of(run_dir).name})" if sweep_dir_of(run_dir) else ""))
+                  + (f" (sweep {sweep.name})" if sweep else ""))
     where = ", ".join(sorted({redact(s.uri) for s in clients})) or "-"
     print(f"harness-track: {counts['logged']} logged, {counts['already']} already there, "
           f"{counts['skipped']} not finished (skipped), {counts['failed']} failed; {where}")

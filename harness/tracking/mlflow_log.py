@@ -79,20 +79,26 @@ def _usd(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def run_content(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any]
+def sweep_labels(sweep_dir: Path) -> dict[Path, str]:
+    """Run folder (resolved) -> the variant label the report gives it among its sweep's runs."""
+    return {r.path.resolve(): r.variant for r in read_runs([sweep_dir])}
+
+
+def run_content(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any],
+                variant: str | None = None
                 ) -> tuple[dict[str, str], dict[str, float], dict[str, str]]:
-    """(params, metrics, tags) of one run folder."""
+    """(params, metrics, tags) of one run folder; `variant`: its label when the caller has
+    its sweep's labels already (else they are read here)."""
     flat = flatten(config)
     params = {_key(k): str(v)[:MAX_PARAM] for k, v in flat.items()
               if v is not None and not k.startswith("tracking.")}  # where it went, not what it is
     numbers = {_key(k): v for k, v in _numbers(metrics).items()}
     numbers.update(_usd(metrics))
     run = Run(run_dir, metrics, flat)
-    variant = metrics.get("strategy") or "?"
     sweep = sweep_dir_of(run_dir)
-    if sweep is not None:  # the label the report gives it, among its sweep's runs
-        same = [r for r in read_runs([sweep]) if r.path.resolve() == run_dir.resolve()]
-        variant = same[0].variant if same else variant
+    if variant is None and sweep is not None:
+        variant = sweep_labels(sweep).get(run_dir.resolve())
+    variant = variant or metrics.get("strategy") or "?"
     if metrics.get("status") == STATUS_COMPLETE and (run_dir / "predictions.jsonl").is_file():
         for name in known_metrics([run]):
             if not isinstance(metrics.get(name), int | float):
@@ -177,7 +183,8 @@ class MlflowLog:
             self.client.set_terminated(run.info.run_id, "FINISHED")
             return run.info.run_id
 
-    def log_run(self, run_dir: Path) -> dict[str, Any]:
+    def log_run(self, run_dir: Path, variant: str | None = None) -> dict[str, Any]:
+        """Log one finished run folder (`variant`: its label, when the caller knows it)."""
         from mlflow.entities import Metric, Param, RunTag
 
         metrics = read_json(run_dir / "metrics.json")
@@ -193,7 +200,7 @@ class MlflowLog:
         if existing is not None and existing.data.tags.get(TAG + "logged") == marker:
             return {"logged": True, "run_id": existing.info.run_id, "config_hash": key,
                     "already": True, "parent_run_id": parent}
-        params, numbers, tags = run_content(run_dir, metrics, config)
+        params, numbers, tags = run_content(run_dir, metrics, config, variant)
         if existing is None:
             first = {TAG + "config_hash": key, **({"mlflow.parentRunId": parent} if parent else {})}
             run_id = self.client.create_run(self.experiment_id(), run_name=tags[TAG + "variant"],

@@ -61,10 +61,6 @@ class TrackingSettings:
             settings = cls(**{**block, "uri": f"sqlite:///{db}"})
         return settings
 
-    @property
-    def local(self) -> bool:
-        return bool(self.uri) and str(self.uri).startswith(("sqlite:", "file:", "/"))
-
     def check(self) -> None:
         """Fail at once when the backend's package is missing (not after the run)."""
         if self.backend == "mlflow":
@@ -78,6 +74,13 @@ class TrackingSettings:
 def redact(text: str) -> str:
     """A URI or message with any user:password@ part of a URI masked."""
     return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", str(text))
+
+
+def failure(e: BaseException) -> str:
+    """'ErrorType: its first line', with credentials in any URI masked: how a tracker's
+    refusal is said, in one line."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {redact(text.splitlines()[0] if text else '')}"
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -103,8 +106,7 @@ def track_run(settings: TrackingSettings, run_dir: Path) -> dict[str, Any] | Non
         from harness.tracking.mlflow_log import MlflowLog
         result = MlflowLog(settings).log_run(run_dir)
     except Exception as e:  # the tracker's problem is never the run's
-        reason = redact(str(e).strip().splitlines()[0] if str(e).strip() else "")
-        result = {"logged": False, "error": f"{type(e).__name__}: {reason}"[:500]}
+        result = {"logged": False, "error": failure(e)[:500]}
         log.warning("tracking: %s was not logged to MLflow at %s (%s). The run folder is "
                     "unaffected; log it later with: harness-track %s", run_dir.name, where,
                     result["error"], sweep_dir_of(run_dir) or run_dir)
