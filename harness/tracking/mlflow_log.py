@@ -135,10 +135,8 @@ class MlflowLog:
 
         self.settings = settings
         self.db_dir: Path | None = None
-        if str(settings.uri).startswith("sqlite:///"):
-            self.db_dir = Path(str(settings.uri).removeprefix("sqlite:///")).parent
-            if not str(self.db_dir).startswith("/"):
-                self.db_dir = Path("/" + str(self.db_dir))
+        if str(settings.uri).startswith("sqlite:///"):  # sqlite:////abs.db or sqlite:///rel.db
+            self.db_dir = Path(str(settings.uri).removeprefix("sqlite:///")).resolve().parent
             self.db_dir.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=settings.uri)
         self._experiment: str | None = None

@@ -179,3 +179,13 @@ def test_settings_are_checked_and_secrets_stay_out():
     s = TrackingSettings.from_config({"backend": "mlflow"}, "/data/results")
     assert s.uri == "sqlite:////data/results/mlflow/mlflow.db"
     assert redact("failed at https://bob:s3cret@host:5000/api") == "failed at https://***@host:5000/api"
+
+
+def test_a_relative_sqlite_uri_is_relative_to_where_it_runs(tmp_path, monkeypatch):
+    from harness.tracking.mlflow_log import MlflowLog
+
+    monkeypatch.chdir(tmp_path)
+    log = MlflowLog(TrackingSettings(backend="mlflow", uri="sqlite:///store/mlflow.db"))
+    assert log.db_dir == tmp_path / "store" and log.db_dir.is_dir()
+    assert log.experiment_id()  # the store and the experiment are created there
+    assert (tmp_path / "store" / "mlflow.db").is_file()
