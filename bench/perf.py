@@ -30,6 +30,9 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               processes of one thread each, the same global batch: rows/s and their ratio
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
               again into a new directory (caches warm): both wall times and their ratio
+  search      an N-trial lora search (experiment=fair) with and without pruning and sharing,
+              against the same N configs as independent runs: trainings, training steps,
+              modelled cost and the pick of each (bench/search.py; --search-trials N)
 Prints a table and writes <out>/perf.json. Ratios are measured in one run on one machine.
 """
 
@@ -54,6 +57,7 @@ from bench.free_form import bench_free_form
 from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
+from bench.search import bench_search
 from bench.served import bench_served
 from harness.data.synthetic import generate as synthetic
 from harness.models import get_lm
@@ -341,9 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
                              "retrieval", "dtype", "cost_model", "served", "multiprocess",
-                             "sweep"])
+                             "sweep", "search"])
     ap.add_argument("--served-requests", type=int, default=48,
                     help="served section: requests per batch (3 rounds)")
+    ap.add_argument("--search-trials", type=int, default=8, help="search section: lora trials")
+    ap.add_argument("--search-args", nargs="*", default=[],
+                    help="extra harness-run overrides for the search section")
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep section")
     args = ap.parse_args(argv)
@@ -399,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
         clock.start("sweep")
         results["sweep"] = bench_sweep([*model, f"model.device={args.device}"], args.sweep_args,
                                        args.out / "sweep")
+    if "search" in args.only:
+        clock.start("search")
+        results["search"] = bench_search([*model, f"model.device={args.device}"],
+                                         args.out / "search", args.search_trials,
+                                         tuple(args.search_args))
     results["section_s"] = clock.stop()
     checks = []
     for section, key, op, bound, what in TARGETS:
@@ -414,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         "python -m bench.perf " + " ".join(argv if argv is not None else sys.argv[1:])), **results}
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "dtype", "cost_model", "served", "multiprocess", "sweep", "section_s"):
+                    "dtype", "cost_model", "served", "multiprocess", "sweep", "search",
+                    "section_s"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

@@ -34,6 +34,10 @@ class StrategyContext:
     # over word chunks with their defaults
     retriever_cfg: Mapping[str, Any] = field(default_factory=dict)
     chunker_cfg: Mapping[str, Any] = field(default_factory=dict)
+    # a search trial's pruner (experiment=fair with search.pruner): a strategy that trains
+    # calls it after each validation with (epoch, validation loss, last validation?); True:
+    # stop training (harness.tuning.fit_tuned takes it as `pruning`). None outside a search.
+    pruning: Callable[[float, float, bool], bool] | None = None
 
     def with_lm(self, lm: LanguageModel) -> StrategyContext:
         """The same context around another model (a tuned copy, say)."""

@@ -35,7 +35,8 @@ RUN_KEYS: dict[str, str] = {
     "task": "the task's name", "model": "the model's name or path, or a served model's id",
     "seed": "the run seed", "started_at": "UTC", "finished_at": "UTC",
     "versions": "library versions and the git commit",
-    "split": "the split predictions were scored on", "n_examples": "items scored",
+    "split": "the split predictions were scored on (eval_split: test, or val for a run that "
+             "chooses settings)", "n_examples": "items scored",
     "split_hash": "sha256 over the sorted example ids of each split",
     "primary_metric": "the metric the report ranks by unless told otherwise (primary_metric())",
     "metric_info": "every per-item metric the run recorded: item key, label, kind, direction",
@@ -58,6 +59,9 @@ RUN_KEYS: dict[str, str] = {
     "cost_usd": "served: what its requests cost", "usd_per_query": "served: per query",
     "seen": "tuned strategies: the same metrics on train-split questions",
     "freshness": "the update scenario (freshness.enabled=true)",
+    "search": "a search's run (experiment=fair): phase (trial on the validation split, or "
+              "final: the chosen trial on the test split), study, trial, pruned, "
+              "pruned_at_epoch; null outside a search",
 }
 
 

@@ -10,6 +10,6 @@ from harness.tuning import FullSettings, Method
 from strategies.tuned import TunedStrategy
 
 
-def FullStrategy(ctx: StrategyContext, *, freeze_layers: int = 0, name: str = "full",
+def FullStrategy(ctx: StrategyContext, *, freeze_layers: int | float = 0, name: str = "full",
                  **kw: Any) -> TunedStrategy:
     return TunedStrategy(ctx, Method(FullSettings(freeze_layers)), name=name, **kw)

@@ -108,7 +108,7 @@ class HybridStrategy:
         tuned = fit_tuned(ctx.lm, self.method, rows, val_rows, self.train,
                           split_hash=task.split_hash, seed=ctx.seed, cache_dir=ctx.cache_dir,
                           forgetting=self.measure_forgetting, progress=ctx.progress,
-                          notes=notes)
+                          notes=notes, pruning=ctx.pruning)
         self.lm = tuned.lm
         self.tuned_report = tuned.report
         return _combined(tuned.report, index_report)

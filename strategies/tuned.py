@@ -48,7 +48,7 @@ class TunedStrategy:
         tuned = fit_tuned(ctx.lm, self.method, rows, val_rows, self.train,
                           split_hash=task.split_hash, seed=ctx.seed, cache_dir=ctx.cache_dir,
                           forgetting=self.measure_forgetting, progress=ctx.progress,
-                          notes={"data": counts})
+                          notes={"data": counts}, pruning=ctx.pruning)
         self.predictor = PromptStrategy(ctx.with_lm(tuned.lm))
         self.fitted = tuned.report
         return tuned.report

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,20 @@ def quick_sweep(tmp_path_factory) -> Path:
     assert bad.returncode != 0
     assert report_main([str(sweep)]) == 0
     return sweep
+
+
+def kill_while_running(proc: subprocess.Popen, metrics: Path, timeout_s: float = 300) -> None:
+    """SIGKILL `proc` (started in a session of its own) a second after the run whose
+    metrics.json is `metrics` says it is running; fails if it never does."""
+    deadline = time.time() + timeout_s
+    try:
+        while time.time() < deadline:
+            if metrics.is_file() and json.loads(metrics.read_text() or "{}").get("status") == "running":
+                time.sleep(1.0)  # well into its work
+                return
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.05)
+        pytest.fail(f"{metrics.parent.name} never started")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

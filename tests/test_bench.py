@@ -84,3 +84,17 @@ def test_padding_share_by_hand():
     rows = [TrainRow(tuple(range(n)), tuple(range(n)), f"r{n}") for n in (2, 4, 4, 8)]
     # batches [2, 4] -> 6 real of 8; [4, 8] -> 12 real of 16: 1 - 18/24
     assert padding_share(rows, [[0, 1], [2, 3]]) == 1 - 18 / 24
+
+
+def test_search_section(tmp_path):
+    """A 3-trial lora search three ways (tiny model: the counts are real, the scores noise)."""
+    assert main([*BASE, "--out", str(tmp_path), "--only", "search", "--search-trials", "3",
+                 "--search-args", "++per_strategy.lora.train.max_steps=3"]) == 0
+    s = json.loads((tmp_path / "perf.json").read_text())["search"]
+    assert s["independent_trainings"] == 3  # each run trains; picked on the test split
+    assert s["search_trainings"] == 4  # 3 trials + the test run training its pick again
+    assert s["search_plus_trainings"] == 3  # the test run reused its trial's adapter
+    assert s["search_train_steps"] == 4 * 3 and s["search_plus_train_steps"] <= 3 * 3
+    assert s["search_chose_trial"] == s["search_plus_chose_trial"] or s["search_plus_pruned"]
+    assert 0 <= s["search_chosen_validation"] <= 1
+    assert s["search_plus_modelled_usd"] < s["search_modelled_usd"]

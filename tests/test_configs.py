@@ -16,8 +16,8 @@ from tests.conftest import compose_cfg
 
 STRATEGIES = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-# run in full, with the same checks, by tests/models/test_served.py (one run is enough)
-RUN_ELSEWHERE = {"served_vs_tuned"}
+# run in full by tests/models/test_served.py (one run is enough) and tests/search
+RUN_ELSEWHERE = {"served_vs_tuned", "fair"}  # fair: tests/search/test_search.py
 TINY = ["model=tiny-random", "task.n_entities=20", "answer.generate=false", "seen_eval_limit=4"]
 SHORT_TRAINING = ["train.max_steps=2", "train.batch_size=4"]
 

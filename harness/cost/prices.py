@@ -122,3 +122,20 @@ class Price:
         return ((input_tokens - cached_input_tokens) * (self.input_per_mtok or 0.0)
                 + cached_input_tokens * cached_price
                 + output_tokens * (self.output_per_mtok or 0.0)) / 1e6
+
+
+def run_usd(metrics: Mapping[str, Any]) -> float:
+    """What one run cost to produce its score, from its metrics.json: its build and its
+    predictions, in modelled seconds where it has them (else measured ones) at its price per
+    hour; a served model's predictions at its own price per query. NaN: no price."""
+    price = (metrics.get("cost") or {}).get("usd_per_hour")
+    modelled = metrics.get("modelled_build_s") is not None \
+        and metrics.get("modelled_predict_s") is not None
+    build = metrics.get("modelled_build_s") if modelled else metrics.get("build_s")
+    predict = metrics.get("modelled_predict_s") if modelled else metrics.get("predict_s")
+    if metrics.get("usd_per_query") is not None:  # served: priced per request
+        return usd(build or 0.0, price or 0.0) + float(metrics["usd_per_query"]) * int(
+            metrics.get("n_examples") or 0)
+    if build is None and predict is None:
+        return math.nan
+    return usd(float(build or 0.0) + float(predict or 0.0), price)

@@ -39,8 +39,18 @@ from harness.report.freshness import table_note as freshness_note
 from harness.report.frontier import Frontier, frontier_data, frontier_table
 from harness.report.power import EQUIVALENCE, POWER, items_needed, points
 from harness.report.runs import Run, extra_metrics, item_key, known_metrics
+from harness.report.selection import Pick, pick_representatives
 from harness.report.stats import ALPHA
 from harness.report.tables import Table
+from harness.report.tuning import (
+    StudyResult,
+    contest_line,
+    cost_lines,
+    summary_table,
+    trials_table,
+    tuning_data,
+    tuning_usd,
+)
 from harness.report.variants import Pairs, Variant, compare_pairs, make_variants
 from harness.system import config_dir
 
@@ -60,6 +70,8 @@ class Report:
     plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG file
     freshness: Freshness | None = None  # when runs ran the freshness scenario
     frontier: Frontier | None = None  # when a tuning method ran at two or more training points
+    studies: list[StudyResult] = field(default_factory=list)  # a search's (experiment=fair)
+    picks: list[Pick] = field(default_factory=list)  # each strategy's representative
     summary_title: str = "Decision summary"  # the first section's heading
 
 
@@ -81,7 +93,7 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                  primary_metric: str | None = None, labels: Path | None = None,
                  cost_basis: str = "modelled", project_to: Sequence[str] = (),
                  contention_factor: float = CONTENTION_FACTOR,
-                 equivalence_margin: float = EQUIVALENCE) -> Report:
+                 equivalence_margin: float = EQUIVALENCE, select_on: str = "auto") -> Report:
     check_metric(primary_metric, runs)
     if cost_basis not in BASES:
         raise UserError(f"report.cost_basis: '{cost_basis}' is not one of {', '.join(BASES)}")
@@ -97,7 +109,10 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
     metric = primary_metric or (variants[0].runs[0].primary_metric if variants else "")
     failures = [r for r in runs if not r.complete]
     pairs = compare_pairs(variants, equivalence_margin)
-    costs = cost_frame(variants, queries, cost_basis)
+    studies = tuning_data(runs, variants)
+    costs = cost_frame(variants, queries, cost_basis, tuning_usd(studies))
+    picks = pick_representatives(variants, runs, select_on,
+                                 frozenset(s.variant for s in studies if s.variant))
     human = free_form.read_labels(labels, variants) if labels else None
     trusted = free_form.trust(variants, human)
     warnings = free_form.warnings_for(trusted)
@@ -109,18 +124,36 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
     if frontier is not None:  # after the Forgetting table
         at = next(i for i, t in enumerate(parts) if t.key == "forgetting") + 1
         parts.insert(at, frontier_table(frontier))
+    if studies:  # after the accuracy table
+        parts[1:1] = [summary_table(studies, variants), trials_table(studies)]
+    summary = _summary(variants, pairs, costs, picks, queries=queries, basis=cost_basis,
+                       margin=equivalence_margin, tuning=tuning_usd(studies))
     return Report(
         title=title or "Adaptation strategy comparison",
         overview=_overview(runs, variants),
-        decision=decision_lines(variants, pairs, costs, queries, failures, fresh,
-                                metric=metric, chosen=primary_metric is not None,
-                                warning=warnings.get(item_key(metric)))
+        decision=contest_line(studies) + [p.line() for p in picks if p.line()]
+        + decision_lines(*summary, queries, failures, fresh,
+                         metric=metric, chosen=primary_metric is not None,
+                         warning=warnings.get(item_key(metric)))
+        + cost_lines(studies, costs)
         + (frontier.lines if frontier is not None else [])
         + contention_lines(variants, contention_factor),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
-        frontier=frontier,
+        frontier=frontier, studies=studies, picks=picks,
     )
+
+
+def _summary(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, picks: list[Pick], *,
+             queries: int, basis: str, margin: float, tuning: dict[str, float]
+             ) -> tuple[list[Variant], Pairs, pd.DataFrame]:
+    """What the decision summary ranks: one variant per strategy (its representative) when
+    a strategy has several, every variant otherwise."""
+    chosen = {p.chosen for p in picks}
+    if len(chosen) == len(variants):
+        return variants, pairs, costs
+    kept = [v for v in variants if v.name in chosen]
+    return kept, compare_pairs(kept, margin), cost_frame(kept, queries, basis, tuning)
 
 
 def _tables(runs: list[Run], variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, *,
@@ -156,14 +189,18 @@ def _tables(runs: list[Run], variants: list[Variant], pairs: Pairs, costs: pd.Da
 def _overview(runs: list[Run], variants: list[Variant]) -> list[str]:
     done = [r for r in runs if r.complete]
     failures = len(runs) - len(done)
-    first = done[0].metrics if done else (runs[0].metrics if runs else {})
+    tested = [r for r in done if not r.on_val] or done
+    first = tested[0].metrics if tested else (runs[0].metrics if runs else {})
     tasks = sorted({str(r.metrics.get("task")) for r in done})
     models = sorted({str(r.metrics.get("model")) for r in done})
     split_hashes = sorted({str(r.metrics.get("split_hash")) for r in done})
     versions = first.get("versions") or {}
+    on_val = sum(r.on_val for r in done)
     overview = [
         f"{len(runs)} run(s): {len(done)} complete, {failures} not complete; "
-        f"{len(variants)} variant(s).",
+        f"{len(variants)} variant(s)"
+        + (f"; {on_val} of the complete runs scored the validation split (to choose "
+           "settings), the rest the test split." if on_val else "."),
         f"Task: {', '.join(tasks) or f.NA}; model: {', '.join(models) or f.NA}; "
         f"evaluated on the {first.get('split', 'test')} split "
         f"({', '.join(str(n) for n in sorted({len(v.item_ids) for v in variants})) or 0} items).",

@@ -25,6 +25,7 @@ from harness.report.plots import make_plots
 from harness.report.power import EQUIVALENCE
 from harness.report.render import write_report
 from harness.report.runs import read_runs, summary_frame
+from harness.report.selection import SELECT_ON
 from harness.results import atomic_write_text
 
 
@@ -74,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
                          "inside +-D (also report.equivalence_margin=; default "
                          f"{EQUIVALENCE:g}, i.e. 5 points); otherwise a non-significant pair "
                          "is 'no evidence', with the difference the test set could detect")
+    ap.add_argument("--select-on", choices=SELECT_ON, default="auto",
+                    help="when a sweep holds several variants of one strategy, the decision "
+                         "summary ranks one per strategy, picked on: val = their validation "
+                         "runs (the same config with eval_split=val, or a search's trials); "
+                         "test = the test split (optimistic: the summary says by how much); "
+                         "auto (default) = val where every variant has one, else test; none = "
+                         "rank every variant (also report.select_on=)")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"), default=None,
                     help="what changed between two sweeps: matched variants' paired changes, "
                          "flipped items, whether the decision changed; writes compare.md and "
@@ -88,7 +96,8 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
     settings = {"report.primary_metric": "primary_metric", "report.labels": "labels",
                 "report.cost_basis": "cost_basis", "report.project_to": "project_to",
                 "report.contention_factor": "contention_factor",
-                "report.equivalence_margin": "equivalence_margin"}
+                "report.equivalence_margin": "equivalence_margin",
+                "report.select_on": "select_on"}
     for d in args.dirs:  # report.<key>=<value> is the same as the option
         key, eq, value = str(d).partition("=")
         if eq and key in settings:
@@ -99,6 +108,8 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
             dirs.append(d)
     if args.labels is not None:
         args.labels = Path(args.labels)
+    if args.select_on not in SELECT_ON:
+        ap.error(f"report.select_on must be one of {', '.join(SELECT_ON)}, got '{args.select_on}'")
     if args.cost_basis not in BASES:
         ap.error(f"report.cost_basis must be modelled or measured, got '{args.cost_basis}'")
     for key in ("contention_factor", "equivalence_margin"):
@@ -141,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                               primary_metric=args.primary_metric, labels=args.labels,
                               cost_basis=args.cost_basis, project_to=project_to,
                               contention_factor=args.contention_factor,
-                              equivalence_margin=args.equivalence_margin)
+                              equivalence_margin=args.equivalence_margin,
+                              select_on=args.select_on)
     except UserError as e:
         print(f"harness-report: error: {e}", file=sys.stderr)
         return 2

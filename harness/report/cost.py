@@ -55,10 +55,13 @@ def served_pricing(v: Variant) -> str:
     return "served, no price (model.price)"
 
 
-def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -> pd.DataFrame:
+def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled",
+               tuning: dict[str, float] | None = None) -> pd.DataFrame:
     """Numbers, one row per variant: build_s, seconds_per_query and p95_s on the basis
     used (df.attrs: basis, why when it differs from the one asked for, same_within), and
-    both measured_* and modelled_* beside them."""
+    both measured_* and modelled_* beside them. `tuning`: variant -> what the search that
+    chose it cost (harness.report.tuning); its build cost is then that search (its own
+    training included), and retrain_usd what one more build of it costs."""
     if basis not in BASES:
         raise ValueError(f"report.cost_basis must be one of {', '.join(BASES)}, got '{basis}'")
     used, why = basis, ""
@@ -72,40 +75,7 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
                + ("; ".join(reasons) if reasons else
                   "cost.model_time=false, or written by an older version")
                + "): every cost below is measured")
-    rows = []
-    for v in variants:
-        price = v.mean("usd_per_hour", ("cost",))
-        hardware = next((r.metrics.get("cost", {}).get("hardware") for r in v.runs
-                         if r.metrics.get("cost")), None)
-        known = [r.build_s for r in v.runs if not math.isnan(r.build_s)]
-        measured_build = float(np.mean(known)) if known else math.nan
-        modelled = has_model(v)
-        row = {"variant": v.name, "strategy": v.strategy, "tuned": v.tuned,
-               "hardware": hardware or "unpriced", "usd_per_hour": price,
-               "measured_build_s": measured_build,
-               "modelled_build_s": v.mean("modelled_build_s") if modelled else math.nan,
-               "measured_seconds_per_query": v.mean("seconds_per_query"),
-               "modelled_seconds_per_query": v.mean("modelled_seconds_per_query")
-               if modelled else math.nan,
-               "measured_p95_s": percentile(v.latency, 95),
-               "modelled_p95_s": v.mean("modelled_latency_p95_s") if modelled else math.nan,
-               "uncertainty": max(v.mean("build_uncertainty", ("modelled",)),
-                                  v.mean("predict_uncertainty", ("modelled",)))
-               if modelled else math.nan,
-               "artifact_bytes": v.mean("artifact_bytes", ("fit",)),
-               "accuracy": v.estimate.mean}
-        served = is_served(v)
-        row["served"] = served
-        for key in ("build_s", "seconds_per_query", "p95_s"):
-            # a served variant has no modelled seconds: measured ones (its local build, the
-            # endpoint's latency) whatever the basis
-            row[key] = row[f"{'measured' if served else used}_{key}"]
-        build, per_query = usd(row["build_s"], price), usd(row["seconds_per_query"], price)
-        if served:  # its queries are priced by its requests (tokens, or the endpoint's hours)
-            per_query = v.mean("usd_per_query")
-        row.update({"build_usd": build, "usd_per_1k": per_query * 1000, "usd_per_query": per_query,
-                    "total_usd": build + per_query * queries})
-        rows.append(row)
+    rows = [_row(v, used, queries, (tuning or {}).get(v.name, math.nan)) for v in variants]
     df = pd.DataFrame(rows)
     if not df.empty:
         df["pareto_cost"] = pareto_front(df.accuracy.tolist(), df.total_usd.tolist())
@@ -114,6 +84,44 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled") -
     df.attrs.update(basis=used, why=why, same_within=(
         max([MIN_SAME, *known_u]) if used == "modelled" else SAME_COST))
     return df
+
+
+def _row(v: Variant, used: str, queries: int, tune: float) -> dict:
+    """One variant's cost numbers on the basis `used`; `tune`: its search's cost (NaN: none)."""
+    price = v.mean("usd_per_hour", ("cost",))
+    hardware = next((r.metrics.get("cost", {}).get("hardware") for r in v.runs
+                     if r.metrics.get("cost")), None)
+    known = [r.build_s for r in v.runs if not math.isnan(r.build_s)]
+    measured_build = float(np.mean(known)) if known else math.nan
+    modelled = has_model(v)
+    row = {"variant": v.name, "strategy": v.strategy, "tuned": v.tuned,
+           "hardware": hardware or "unpriced", "usd_per_hour": price,
+           "measured_build_s": measured_build,
+           "modelled_build_s": v.mean("modelled_build_s") if modelled else math.nan,
+           "measured_seconds_per_query": v.mean("seconds_per_query"),
+           "modelled_seconds_per_query": v.mean("modelled_seconds_per_query")
+           if modelled else math.nan,
+           "measured_p95_s": percentile(v.latency, 95),
+           "modelled_p95_s": v.mean("modelled_latency_p95_s") if modelled else math.nan,
+           "uncertainty": max(v.mean("build_uncertainty", ("modelled",)),
+                              v.mean("predict_uncertainty", ("modelled",)))
+           if modelled else math.nan,
+           "artifact_bytes": v.mean("artifact_bytes", ("fit",)),
+           "accuracy": v.estimate.mean}
+    served = is_served(v)
+    row["served"] = served
+    for key in ("build_s", "seconds_per_query", "p95_s"):
+        # a served variant has no modelled seconds: measured ones (its local build, the
+        # endpoint's latency) whatever the basis
+        row[key] = row[f"{'measured' if served else used}_{key}"]
+    build, per_query = usd(row["build_s"], price), usd(row["seconds_per_query"], price)
+    if served:  # its queries are priced by its requests (tokens, or the endpoint's hours)
+        per_query = v.mean("usd_per_query")
+    row.update({"retrain_usd": build, "tune_usd": tune,
+                "build_usd": build if math.isnan(tune) else tune,
+                "usd_per_1k": per_query * 1000, "usd_per_query": per_query})
+    row["total_usd"] = row["build_usd"] + per_query * queries
+    return row
 
 
 def same_within(costs: pd.DataFrame) -> float:

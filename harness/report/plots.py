@@ -22,6 +22,8 @@ TITLES = {
     "freshness": "Accuracy on changed facts against the cost of one update",
     "recall_vs_latency": "Retrieval recall@k against p95 search latency per query",
     "learn_forget": "Accuracy against forgetting, one line per tuning method (Pareto points filled)",
+    "tuning": "Expected best validation score against trials and their modelled cost "
+              "(95% bootstrap band)",
 }
 
 
@@ -206,6 +208,33 @@ def _learn_forget(report: Report, path: Path) -> None:
     plt.close(fig)
 
 
+def _tuning(report: Report, path: Path) -> None:
+    """Each searched strategy's expected best validation score of n random trials, against
+    n and against n trials' expected modelled cost, with its bootstrap band."""
+    fig, (by_n, by_cost) = plt.subplots(1, 2, figsize=(10.0, 4.4), dpi=110, sharey=True)
+    costs = []
+    for i, s in enumerate(st for st in report.studies if st.curve is not None):
+        c, curve = PALETTE[i % len(PALETTE)], s.curve
+        by_n.plot(curve.ns, curve.mean, "o-", color=c, label=s.study, markersize=4)
+        by_n.fill_between(curve.ns, curve.low, curve.high, color=c, alpha=0.15)
+        if not np.isnan(curve.cost_per_trial_usd) and curve.cost_per_trial_usd > 0:
+            x = curve.ns * curve.cost_per_trial_usd
+            costs += list(x)
+            by_cost.plot(x, curve.mean, "o-", color=c, markersize=4)
+            by_cost.fill_between(x, curve.low, curve.high, color=c, alpha=0.15)
+    by_n.set_xlabel("trials (random draws from the strategy's space)")
+    by_n.set_ylabel(f"expected best validation {report.studies[0].metric}")
+    by_n.legend(loc="lower right", fontsize=8)
+    by_cost.set_xlabel("expected modelled cost of those trials, USD")
+    if costs and max(costs) / min(costs) > 50:
+        by_cost.set_xscale("log")
+    for ax in (by_n, by_cost):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     """Write the plots as PNG files under out_dir; returns name -> path."""
     if not report.variants:
@@ -215,7 +244,8 @@ def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     paths = {name: out_dir / f"{name}.png" for name in TITLES
              if (name != "freshness" or report.freshness is not None)
              and (name != "recall_vs_latency" or retrieving > 1)
-             and (name != "learn_forget" or report.frontier is not None)}
+             and (name != "learn_forget" or report.frontier is not None)
+             and (name != "tuning" or any(st.curve is not None for st in report.studies))}
     _tradeoff(report, "total_usd", "pareto_cost",
               f"total cost, USD (build + {report.queries:,} queries)", paths["accuracy_vs_cost"])
     _tradeoff(report, "p95_s", "pareto_latency", "p95 latency per query, seconds",
@@ -228,4 +258,6 @@ def make_plots(report: Report, out_dir: Path) -> dict[str, Path]:
         _recall(report, paths["recall_vs_latency"])
     if "learn_forget" in paths:
         _learn_forget(report, paths["learn_forget"])
+    if "tuning" in paths:
+        _tuning(report, paths["tuning"])
     return paths

@@ -67,7 +67,7 @@ def extra_metrics(runs: list[Run]) -> list[Metric]:
 # Config keys that never make two runs different variants: the seed is pooled, the rest
 # are where and how a run was executed, not what it measured.
 IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra", "metrics",
-                "tracking",
+                "tracking", "search", "eval_split",
                 "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
                 "strategy._target_", "seen_eval_limit", "prediction_cache", "retriever._target_")
 
@@ -101,6 +101,28 @@ class Run:
     @property
     def complete(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def split(self) -> str:
+        """The split it predicted on (eval_split): test, or val for a run that chose something
+        (a search's trial, a sweep's validation run)."""
+        return str(self.metrics.get("split") or self.config.get("eval_split") or "test")
+
+    @property
+    def on_val(self) -> bool:
+        return self.split == "val"
+
+    @property
+    def signature(self) -> str:
+        """Its config without the seed, the split and where it ran: a test run and the
+        validation run of the same settings share it."""
+        keys = {k: v for k, v in self.config.items()
+                if not any(k == i or k.startswith(i + ".") for i in IGNORED_KEYS)}
+        return json.dumps(keys, sort_keys=True, default=str)
+
+    def search(self, key: str) -> Any:
+        """search.<key> of a search's run (phase, study, trial), from its config."""
+        return self.config.get(f"search.{key}")
 
     @property
     def primary_metric(self) -> str:
@@ -171,7 +193,8 @@ def read_runs(paths: list[Path]) -> list[Run]:
         except (OSError, yaml.YAMLError):
             pass
         runs.append(Run(path, m, config))
-    label_variants(runs)
+    label_variants([r for r in runs if not r.on_val])  # each split labelled among its own
+    label_variants([r for r in runs if r.on_val])
     return runs
 
 
@@ -188,6 +211,8 @@ def short_label(key: str, value: Any) -> str:
         value = value.rstrip("/").rsplit("/", 1)[-1]
     if key in BARE_KEYS:
         return "reranked by " + str(value) if key == "retriever.rerank" else str(value)
+    if isinstance(value, float) and len(repr(value)) > 8:  # a sampled rate: 0.000246
+        value = f"{value:.3g}"
     return f"{name}={value}"
 
 

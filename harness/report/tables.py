@@ -95,16 +95,18 @@ def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Ta
     basis = costs.attrs.get("basis", "measured")
     same = same_within(costs)
     by_name = {v.name: v for v in variants}
+    searched = "tune_usd" in costs and costs.tune_usd.notna().any()
     for _, c in costs.iterrows():
         local = f"{c.hardware} @ ${c.usd_per_hour:.2f}/h" if not math.isnan(c.usd_per_hour) \
             else "no price"
         row = {"variant": c.variant,
                "priced as": f"{served_pricing(by_name[c.variant])}; build on {local}"
                if c.served else local,
-               f"build ({basis})": f.seconds(c.build_s), "build cost": f.usd(c.build_usd),
-               "artifact": f.nbytes(c.artifact_bytes),
-               "per 1k queries": f.usd(c.usd_per_1k),
-               f"total, {queries:,} queries": f.usd(c.total_usd)}
+               f"build ({basis})": f.seconds(c.build_s), "build cost": f.usd(c.retrain_usd)}
+        if searched:
+            row["search (tuning) cost"] = f.DASH if math.isnan(c.tune_usd) else f.usd(c.tune_usd)
+        row |= {"artifact": f.nbytes(c.artifact_bytes), "per 1k queries": f.usd(c.usd_per_1k),
+                f"total, {queries:,} queries": f.usd(c.total_usd)}
         for bname, b in bases.items():
             if bname == c.variant or not c.tuned:
                 row[f"break-even vs {bname}"] = f.DASH
@@ -133,7 +135,11 @@ def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Ta
               "are measured whatever report.cost_basis says.")
     return Table("cost", "Cost", pd.DataFrame(rows),
                  "Build = training or indexing (a cache hit is charged what the original build "
-                 "took). Per-query cost = predict seconds per query × price." + served
+                 "took). Per-query cost = predict seconds per query × price."
+                 + (" A searched variant's build in the total and the break-even is its whole "
+                    "search (every trial's build and validation predictions, its own training "
+                    "among them); its build cost is one more build, what a retrain costs when "
+                    "the data changes." if searched else "") + served
                  + " Break-even: the "
                  "query volume after which a tuned variant's extra build cost is repaid by "
                  "cheaper queries ('never' when it is not cheaper per query). " + how

@@ -89,10 +89,11 @@ def kind_order(v: Variant) -> tuple[int, int]:
 
 
 def make_variants(runs: list[Run], metric: str | None = None) -> list[Variant]:
-    """Variants of the complete runs, scored by `metric` (None: each run's primary metric)."""
+    """Variants of the complete runs on the test split, scored by `metric` (None: each run's
+    primary metric). Validation runs chose something (harness.report.selection, .tuning)."""
     by_name: dict[str, list[Run]] = {}
     for r in runs:
-        if r.complete:
+        if r.complete and not r.on_val:
             by_name.setdefault(r.variant, []).append(r)
     variants = []
     for name, group in by_name.items():

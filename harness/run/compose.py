@@ -25,9 +25,11 @@ from harness.system import config_dir, group_config
 from harness.types import Strategy, missing_members
 
 
-def strategy_factory(cfg: DictConfig) -> Callable[[LanguageModel], Strategy]:
+def strategy_factory(cfg: DictConfig, pruning: Callable[[float, float, bool], bool] | None = None
+                     ) -> Callable[[LanguageModel], Strategy]:
     """Check the strategy's config and the run's prompt/answer settings before the model is
-    loaded; returns lm -> the strategy, built from one StrategyContext and its knobs."""
+    loaded; returns lm -> the strategy, built from one StrategyContext and its knobs
+    (`pruning`: a search trial's pruner, StrategyContext.pruning)."""
     prompt = PromptSettings(**OmegaConf.to_container(cfg.prompt, resolve=True))
     answer = AnswerSettings(**OmegaConf.to_container(cfg.answer, resolve=True))
     embedder_cfg = OmegaConf.to_container(cfg.embedder, resolve=True)
@@ -45,7 +47,7 @@ def strategy_factory(cfg: DictConfig) -> Callable[[LanguageModel], Strategy]:
         ctx = StrategyContext(lm=lm, prompt=prompt, answer=answer,
                               get_embedder=partial(get_embedder, embedder_cfg),
                               seed=int(cfg.seed), cache_dir=cfg.get("cache_dir"),
-                              progress=bool(cfg.progress), **retrieval_cfgs)
+                              progress=bool(cfg.progress), pruning=pruning, **retrieval_cfgs)
         try:
             strategy = partial_strategy(ctx)
         except TypeError as e:

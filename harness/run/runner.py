@@ -55,6 +55,7 @@ from harness.run.freshness import run_freshness
 from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
 from harness.run.slurm import explain, slurm_job
 from harness.scoring.free_form import scorer_from_config
+from harness.search.study import SearchSettings, TrialReporter
 from harness.system import (
     OtherLoad,
     cache_root,
@@ -123,7 +124,7 @@ def tracking_settings(cfg: DictConfig) -> TrackingSettings:
     return settings
 
 
-def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy, float]:
+def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Strategy, float]:
     """Threads, seed, the task (and its update), the model, the strategy, and the seconds
     loading the model took (0 when this process had it already; the first load of the
     bundled model includes its one-time conversion). Under several processes rank 0 loads
@@ -134,7 +135,7 @@ def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy, float]:
     seed_everything(int(cfg.seed))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     fresh_cfg = cfg.get("freshness") or {}
-    make_strategy = strategy_factory(cfg)
+    make_strategy = strategy_factory(cfg, pruning=pruning)
     import_metric_modules(cfg.get("metrics") or [])
     with main_first():
         t0 = time.perf_counter()
@@ -150,6 +151,38 @@ def _setup(cfg: DictConfig) -> tuple[Task, Any, LanguageModel, Strategy, float]:
         change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
                   if fresh_cfg.get("enabled") else None)
     return task, change, lm, strategy, load_s
+
+
+def trial_reporter(cfg: DictConfig, run_dir: Path) -> TrialReporter | None:
+    """A search trial's line to its study (harness.search.study), or None outside a trial."""
+    search = cfg.get("search") or {}
+    if search.get("phase") != "trial":
+        return None
+    settings = SearchSettings.from_config(OmegaConf.to_container(search, resolve=True))
+    return TrialReporter(run_dir.parent, str(search.study), int(search.trial), settings)
+
+
+def _pruning(reporter: TrialReporter | None):
+    """The trial's pruner (search.pruner), unless several processes train it (they would
+    have to stop together)."""
+    if reporter is None or reporter.pruning is None:
+        return None
+    if world()[1] > 1:
+        log.warning("search.pruner is off for a trial trained by several processes")
+        return None
+    return reporter.pruning
+
+
+def search_fields(cfg: DictConfig, fit: FitReport) -> dict[str, Any] | None:
+    """What a run of a search records (metrics.json -> search): its phase (trial: scored on
+    the validation split; final: the chosen trial on the test split), study and trial
+    number, and whether the trial was pruned. None outside a search."""
+    search = cfg.get("search") or {}
+    if not search.get("phase"):
+        return None
+    pruned = (fit.notes or {}).get("pruned_at_epoch")
+    return {"phase": str(search.phase), "study": search.get("study"), "trial": search.get("trial"),
+            "pruned": pruned is not None, "pruned_at_epoch": pruned}
 
 
 def import_metric_modules(modules: list[str]) -> None:
@@ -178,7 +211,8 @@ def _follow(cfg: DictConfig) -> dict[str, Any]:
 def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
-    task, change, lm, strategy, load_s = _setup(cfg)
+    reporter = trial_reporter(cfg, run_dir)
+    task, change, lm, strategy, load_s = _setup(cfg, _pruning(reporter))
     base["model_load_s"] = load_s
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
@@ -203,6 +237,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     metrics.update(_cost_fields(cfg, lm, run, build_work=build_work, fit_share=fit_load.share,
                                 prices=prices))
     metrics["primary_metric"] = primary_metric(metrics, any(e.choices for e in run.examples))
+    metrics["search"] = search_fields(cfg, fit)
     metrics["freshness"] = None  # the update scenario (freshness.enabled=true)
     if change is not None:  # last, and outside wall_s and peak memory: updates change the strategy
         t0 = time.perf_counter()
@@ -214,6 +249,8 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         metrics["freshness_s"] = time.perf_counter() - t0
         metrics["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(run_dir / "metrics.json", metrics)
+    if reporter is not None:
+        reporter.finish(metrics[metrics["primary_metric"]], metrics["search"]["pruned"])
     log.info("%s: %s=%.3f  (%d examples, predict %.1f s) -> %s", strategy.name,
              metrics["primary_metric"], _or_nan(metrics[metrics["primary_metric"]]),
              len(run.examples), run.predict_s, run_dir)

@@ -18,7 +18,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,13 +89,25 @@ class Tuned:
     report: FitReport
 
 
+class Pruned(Exception):
+    """A search's pruner stopped training: the model is not what its settings describe, so
+    it is not cached under their key; it serves its trial's predictions only."""
+
+    def __init__(self, info: dict) -> None:
+        super().__init__(f"pruned at epoch {info.get('pruned_at_epoch')}")
+        self.info = info
+
+
 def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequence[TrainRow],
               train_settings: TrainSettings, *, split_hash: str, seed: int,
               cache_dir: str | None = None, forgetting: bool = True,
               progress: bool = True, notes: dict | None = None,
-              parent: FitReport | None = None) -> Tuned:
+              parent: FitReport | None = None,
+              pruning: Callable[[float, float, bool], bool] | None = None) -> Tuned:
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
-    (the report of an earlier fit_tuned), train on from that artifact instead of the base."""
+    (the report of an earlier fit_tuned), train on from that artifact instead of the base.
+    `pruning`: a search trial's pruner (harness.tuning.loop.train); a pruned model is not
+    cached."""
     parent_key = str(parent.notes["artifact_key"]) if parent else ""
     key = artifact_key(model_name=lm.name, fingerprint=lm.fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
@@ -105,15 +117,18 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     t0 = time.perf_counter()
     trained: dict[str, PreTrainedModel] = {}
     build = _artifact_builder(lm, method, rows, val_rows, train_settings, seed=seed,
-                              progress=progress, parent=parent, trained=trained)
-    if distributed():  # every rank trains, or none: rank 0's look at the cache decides
-        whole = agree(is_whole(target) if is_main() else None)
-        target = cached_dir(target, build, rebuild=not whole)
-    else:
-        target = cached_dir(target, build)
+                              progress=progress, parent=parent, trained=trained, pruning=pruning)
+    try:
+        if distributed():  # every rank trains, or none: rank 0's look at the cache decides
+            whole = agree(is_whole(target) if is_main() else None)
+            target = cached_dir(target, build, rebuild=not whole)
+        else:
+            target = cached_dir(target, build)
+        info = read_json(target / "train.json")
+    except Pruned as stop:  # nothing was cached
+        target, info = None, stop.info
     hit = "model" not in trained
     model = method.load(lm.model, target) if hit else trained["model"]
-    info = read_json(target / "train.json")
     METER.add(info["work"])  # what training computed, also when the artifact was cached
     served, merged = method.for_inference(model)
     tuned_lm = LM(served, lm.tokenizer, lm.name, use_chat_template=lm.chat,
@@ -131,9 +146,11 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
 def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
                       val_rows: Sequence[TrainRow], settings: TrainSettings, *, seed: int,
                       progress: bool, parent: FitReport | None,
-                      trained: dict[str, PreTrainedModel]):
+                      trained: dict[str, PreTrainedModel],
+                      pruning: Callable[[float, float, bool], bool] | None = None):
     """build(tmp): train from the master weights (or on from `parent`'s artifact), save the
-    artifact and what training took into tmp; the model to serve goes into `trained`."""
+    artifact and what training took into tmp; the model to serve goes into `trained`. A
+    pruned training raises Pruned (with what it took) after the model is in `trained`."""
     base, half = lm.model, compute_dtype(lm) is not None
 
     def build(tmp: Path) -> None:
@@ -142,7 +159,7 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
                  else method.prepare(source))  # float32 when the source is
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, settings,
                        tmp / "work", seed=seed, progress=progress,
-                       compute_dtype=compute_dtype(lm))
+                       compute_dtype=compute_dtype(lm), pruning=pruning)
         method.save(model, tmp)  # the float32 master weights: continuing keeps precision
         shutil.rmtree(tmp / "work", ignore_errors=True)
         total = param_count(model.parameters())
@@ -150,19 +167,21 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
         work = training_work(Shape.of(model), result, trainable=trainable, total=total,
                              backward=method.backward_params(total, trainable),
                              mode="4bit" if method.quant else None)
-        write_json(tmp / "train.json", {**dataclasses.asdict(result), "total_params": total,
-                                        "trainable_params": trainable, "work": work,
-                                        "peak_mem_mb": peak_memory_mb(),
-                                        "train_weights_mb": round(weights_mb(model), 6)})
+        info = {**dataclasses.asdict(result), "total_params": total,
+                "trainable_params": trainable, "work": work, "peak_mem_mb": peak_memory_mb(),
+                "train_weights_mb": round(weights_mb(model), 6)}
+        write_json(tmp / "train.json", info)
         if method.quant:  # served on the LM's own (full-precision) base, as deployed
             trained["model"] = method.load(base, tmp)
         else:  # served in the LM's dtype
             trained["model"] = model.to(base.dtype) if half else model
+        if result.pruned_at_epoch is not None:
+            raise Pruned(info)
 
     return build
 
 
-def _fit_report(method: Method, info: dict, *, wall_s: float, hit: bool, target: Path,
+def _fit_report(method: Method, info: dict, *, wall_s: float, hit: bool, target: Path | None,
                 notes: dict, forgetting: dict | None, rows: Sequence[TrainRow]) -> FitReport:
     total, trainable = info["total_params"], info["trainable_params"]
     tokens = int(info["train_tokens"])
@@ -171,12 +190,12 @@ def _fit_report(method: Method, info: dict, *, wall_s: float, hit: bool, target:
         wall_s=wall_s, trainable_params=trainable, total_params=total, train_tokens=tokens,
         flops_est=float(2 * total * tokens + 2 * n_bwd * tokens + 2 * trainable * tokens),
         peak_mem_mb=info["peak_mem_mb"] if not hit else peak_memory_mb(),
-        artifact_bytes=_dir_bytes(target), cache_hit=hit, build_s=float(info["wall_s"]),
+        artifact_bytes=_dir_bytes(target) if target else 0, cache_hit=hit, build_s=float(info["wall_s"]),
         notes=notes, forgetting=forgetting, examples_seen=frozenset(train_example_ids(rows)))
 
 
 def _artifact_notes(lm: LM, method: Method, info: dict, *, merged: bool, key: str,
-                    parent_key: str, target: Path) -> dict:
+                    parent_key: str, target: Path | None) -> dict:
     """What fit.notes says about the artifact and its training."""
     base = lm.model
     dtype = str(base.dtype).removeprefix("torch.")
@@ -185,7 +204,8 @@ def _artifact_notes(lm: LM, method: Method, info: dict, *, merged: bool, key: st
         "merged_for_predict": merged,
         "artifact_key": key,
         "parent_artifact_key": parent_key or None,
-        "artifact_dir": str(target),
+        "artifact_dir": str(target) if target else None,  # None: pruned, not kept
+        "pruned_at_epoch": info.get("pruned_at_epoch"),
         "train_wall_s": info["wall_s"],  # of the run that trained it (also on a cache hit)
         "train_precision": _precision(method, base.dtype, compute_dtype(lm) is not None),
         # what the trained model's weights held in memory (a 4-bit base: its packed size)

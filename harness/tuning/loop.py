@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ class TrainResult:
     processes: int = 1  # data-parallel processes (harness.ranks)
     global_batch: int = 0  # rows per optimizer step: batch_size x grad_accum x processes
     lr_logged_max: float | None = None  # the highest learning rate the Trainer logged
+    pruned_at_epoch: float | None = None  # a search's pruner stopped training here
 
 
 class _RowDataset(torch.utils.data.Dataset):
@@ -161,6 +162,26 @@ class _Watch(TrainerCallback):
                         f"set train.max_grad_norm, or use dtype float32"
                     )
                 store.append(value)
+
+
+class _Prune(TrainerCallback):
+    """After each validation, asks `pruning(epoch, validation loss, last)` (a search's trial
+    reporter) whether to stop; records the epoch it stopped at."""
+
+    def __init__(self, pruning: Callable[[float, float, bool], bool], steps_per_epoch: int) -> None:
+        self.pruning, self.steps_per_epoch = pruning, steps_per_epoch
+        self.at: float | None = None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        # the Trainer sees all epochs as one long epoch of the planned order: count real ones
+        epoch = round(state.global_step / self.steps_per_epoch, 4)
+        loss = (metrics or {}).get("eval_loss")
+        last = state.global_step >= state.max_steps  # done anyway: reported, never pruned
+        if loss is not None and self.at is None and self.pruning(epoch, float(loss), last) \
+                and not last:
+            self.at = epoch
+            control.should_training_stop = True
+        return control
 
 
 def epoch_orders(rows: Sequence[TrainRow], settings: TrainSettings, seed: int,
@@ -245,12 +266,15 @@ def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan,
 
 def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
           val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
-          seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None) -> TrainResult:
+          seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None,
+          pruning: Callable[[float, float, bool], bool] | None = None) -> TrainResult:
     """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
     loss is loaded back at the end. Batch order is planned here (length-grouped, one
     document's phrasings never in one batch) and fed to the Trainer sequentially.
     `compute_dtype` bfloat16 / float16: mixed precision — the model's float32 weights are the
-    master copy and the forward and backward passes run under autocast in that dtype."""
+    master copy and the forward and backward passes run under autocast in that dtype.
+    `pruning(epoch, validation loss, last) -> stop?`: a search's pruner, asked after each
+    validation (`last`: the final one, which it records but never stops)."""
     if not rows:
         raise ConfigError("no training rows: the task's train split and corpus are empty")
     plan = _Plan.of(rows, settings, seed)
@@ -261,6 +285,9 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     callbacks: list[TrainerCallback] = [watch]
     if args.load_best_model_at_end and settings.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
+    prune = _Prune(pruning, plan.steps_per_epoch) if pruning is not None and has_val else None
+    if prune is not None:
+        callbacks.append(prune)
     trainer = Trainer(model=model, args=args,
                       train_dataset=_RowDataset([rows[i] for i in plan.order]),
                       eval_dataset=_RowDataset(val_rows) if has_val else None,
@@ -275,7 +302,9 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     if args.world_size != plan.processes:
         raise RuntimeError(f"the Trainer runs {args.world_size} processes, the environment "
                            f"says {plan.processes}")
-    return _result(rows, val_rows, settings, plan, trainer, watch, wall)
+    result = _result(rows, val_rows, settings, plan, trainer, watch, wall)
+    result.pruned_at_epoch = prune.at if prune is not None else None
+    return result
 
 
 def _result(rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], settings: TrainSettings,

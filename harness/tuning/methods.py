@@ -30,7 +30,9 @@ class AdapterSettings:
     r: int = 16  # LoRA rank; higher: more capacity, bigger adapter
     alpha: int = 32  # LoRA scale; alpha = 2r works well (Biderman et al. 2024)
     dropout: float = 0.05
-    target_modules: str | tuple[str, ...] = "all-linear"  # or a list such as [q_proj, v_proj]
+    # all-linear | attention (the linear layers inside the attention blocks, whatever the
+    # architecture calls them) | a list such as [q_proj, v_proj]
+    target_modules: str | tuple[str, ...] = "all-linear"
     use_dora: bool = False  # DoRA: weight-decomposed LoRA (slower steps)
     num_virtual_tokens: int = 20  # prompt tuning: learned tokens prepended to every input
     merge: bool = True  # merge LoRA/IA3 into the weights for predict (no added latency)
@@ -58,18 +60,51 @@ class AdapterSettings:
 
 @dataclass(frozen=True)
 class FullSettings:
-    freeze_layers: int = 0  # freeze embeddings and the bottom N blocks (tune only the top)
+    # freeze embeddings and the bottom N blocks (tune only the top); a number below 1 is a
+    # share of the model's blocks (0.5: the bottom half), so one setting fits any depth
+    freeze_layers: int | float = 0
 
     def __post_init__(self) -> None:
-        if self.freeze_layers < 0:
-            raise ConfigError(f"freeze_layers must be >= 0, got {self.freeze_layers}")
+        n = self.freeze_layers
+        if n < 0 or (n >= 1 and n != int(n)):
+            raise ConfigError(f"freeze_layers must be a whole number of blocks >= 0 or a share "
+                              f"below 1, got {n}")
+        if n >= 1:
+            object.__setattr__(self, "freeze_layers", int(n))
+
+    def frozen_blocks(self, blocks: int) -> int:
+        n = self.freeze_layers
+        return int(n * blocks) if 0 < n < 1 else int(n)
 
 
-def _peft_config(s: AdapterSettings):
+ATTENTION_PARTS = ("attn", "attention")
+
+
+def attention_targets(model: torch.nn.Module) -> list[str]:
+    """The names (last component) of the linear layers inside attention blocks: q_proj,
+    k_proj, v_proj, o_proj in a llama; c_attn, c_proj in GPT-2; query_key_value in GPT-NeoX."""
+    from transformers.pytorch_utils import Conv1D
+
+    names = set()
+    for name, module in model.named_modules():
+        parts = name.lower().split(".")
+        if isinstance(module, torch.nn.Linear | Conv1D) and any(
+                a in part for part in parts[:-1] for a in ATTENTION_PARTS):
+            names.add(name.rsplit(".", 1)[-1])
+    if not names:
+        raise ConfigError(f"adapter.target_modules=attention: {type(model).__name__} has no "
+                          "linear layer inside a module named *attn* or *attention*; list the "
+                          "modules instead (adapter.target_modules=[...])")
+    return sorted(names)
+
+
+def _peft_config(s: AdapterSettings, model: torch.nn.Module):
     from peft import IA3Config, LoraConfig, PromptTuningConfig, TaskType
 
     if s.method == "lora":
-        targets = s.target_modules if s.target_modules == "all-linear" else list(s.target_modules)
+        targets = (s.target_modules if s.target_modules == "all-linear"
+                   else attention_targets(model) if s.target_modules == "attention"
+                   else list(s.target_modules))
         return LoraConfig(task_type=TaskType.CAUSAL_LM, r=s.r, lora_alpha=s.alpha,
                           lora_dropout=s.dropout, target_modules=targets, use_dora=s.use_dora)
     if s.method == "ia3":
@@ -123,7 +158,7 @@ class Method:
         if self.peft:
             from peft import get_peft_model
 
-            return get_peft_model(model, _peft_config(self.settings))
+            return get_peft_model(model, _peft_config(self.settings, model))
         return self._freeze(model)
 
     def resume(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
@@ -136,9 +171,9 @@ class Method:
         return self._freeze(model)
 
     def _freeze(self, model: PreTrainedModel) -> PreTrainedModel:
-        n = self.settings.freeze_layers
-        if n:
+        if self.settings.freeze_layers:
             blocks = _blocks(model)
+            n = self.settings.frozen_blocks(len(blocks))
             if n > len(blocks):
                 raise ConfigError(f"freeze_layers={n} but the model has {len(blocks)} blocks")
             model.get_input_embeddings().requires_grad_(False)

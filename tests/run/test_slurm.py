@@ -203,3 +203,19 @@ def test_a_slurm_job_of_two_tasks_trains_data_parallel(slurm, tmp_path):
     acct = slurm.sacct(m["slurm_job"])
     assert "COMPLETED" in acct and " 2 " in acct, acct  # two CPUs: one per task
     print(f"\n{acct}")
+
+
+def test_a_fair_search_runs_its_trials_as_slurm_jobs(slurm, tmp_path):
+    """experiment=fair through launcher=slurm: each batch of trials is a job array, then the
+    test runs; every run in a real job, trials on the validation split only."""
+    sweep = tmp_path / "sweep"
+    _sweep(sweep, "experiment=fair", "strategy=prompt,rag", "search.trials=2", "launcher=slurm",
+           *SLURM_CPU)
+    m = _metrics(sweep)
+    assert sorted(m) == ["prompt_final", "prompt_trial00", "prompt_trial01", "rag_final",
+                         "rag_trial00", "rag_trial01"]
+    assert all(x["status"] == "complete" and x["slurm_job"] for x in m.values())
+    assert {x["split"] for n, x in m.items() if "_trial" in n} == {"val"}
+    assert {x["split"] for n, x in m.items() if n.endswith("_final")} == {"test"}
+    acct = slurm.sacct(*(x["slurm_job"] for x in m.values()))
+    assert acct.count("COMPLETED") == 6, acct

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.run.progress import count_runs, describe
+from tests.conftest import kill_while_running
 
 SWEEP = ["strategy=prompt,rag", "model=tiny-random", "task.n_entities=30", "limit=20",
          "progress=false"]
@@ -60,19 +59,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     lora = sweep / "1_lora_seed0" / "metrics.json"
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline:
-            if lora.is_file() and json.loads(lora.read_text() or "{}").get("status") == "running":
-                time.sleep(1.0)  # well into training
-                break
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("the lora run never started")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_while_running(proc, lora)
     first = json.loads((sweep / "0_prompt_seed0" / "metrics.json").read_text())
     assert first["status"] == "complete"
     assert json.loads(lora.read_text())["status"] == "running"  # never looks complete
