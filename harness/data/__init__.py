@@ -69,6 +69,9 @@ def read_corpus(path: str | Path, cfg: Mapping[str, Any] | None = None, *,
     except TypeError as e:
         raise ConfigError(f"task.boilerplate: {e}") from None
     docs, info["boilerplate"] = strip_boilerplate(docs, settings)
+    for key in ("page_chrome_elements", "pages_with_chrome"):  # HTML pages' own chrome
+        if key in info:
+            info["boilerplate"][key] = info.pop(key)
     return docs, info
 
 

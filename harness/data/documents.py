@@ -2,7 +2,9 @@
 
     .txt (and any suffix you add to task.folder.include)  the text as is; title: file name
     .md / .markdown  parsed with markdown-it-py: plain text of its blocks; title: first heading
-    .html / .htm     trafilatura's main-text extraction; title: the page's <title>
+    .html / .htm     the page without its chrome (nav, header, footer, aside, menu, form,
+                     script, style; ARIA navigation/banner/contentinfo), then trafilatura's
+                     main-text extraction; title: the page's <title>
     .pdf             pypdf's text of every page; title: the PDF's metadata title, else the name
     <any of these>.gz   decompressed first (Debian ships its docs gzipped)
 
@@ -69,14 +71,52 @@ def _markdown(raw: bytes, name: str) -> tuple[str, str]:
     return title, "\n".join(b for b in blocks if b.strip())
 
 
-def _html(raw: bytes, name: str) -> tuple[str, str]:
+# A page's own chrome, removed before its text is extracted: site headers, menus,
+# footers, sidebars, forms, scripts and styles, by element or ARIA role. The cross-document
+# boilerplate pass (harness.data.boilerplate) cannot see chrome that appears on one page only.
+CHROME = ("//nav | //header | //footer | //aside | //menu | //form | //script | //style"
+          " | //noscript | //*[@role='navigation' or @role='banner' or @role='contentinfo'"
+          " or @role='search' or @role='complementary']")
+
+
+class Chrome:
+    """What removing page chrome took out of the pages read so far."""
+
+    def __init__(self) -> None:
+        self.elements = self.pages = 0
+
+    def strip(self, raw: bytes) -> bytes:
+        """The page without its chrome (as it was when it does not parse)."""
+        import lxml.etree
+        import lxml.html
+
+        try:
+            root = lxml.html.document_fromstring(raw)
+        except (lxml.etree.ParserError, ValueError):
+            return raw
+        found = [e for e in root.xpath(CHROME) if e.getparent() is not None]
+        gone = 0
+        for e in found:
+            if e.getparent() is not None and not any(a in found for a in e.iterancestors()):
+                e.drop_tree()
+                gone += 1
+        self.elements += gone
+        self.pages += gone > 0
+        return lxml.html.tostring(root, encoding="utf-8")
+
+    def info(self) -> dict:
+        return {"page_chrome_elements": self.elements, "pages_with_chrome": self.pages}
+
+
+def _html(raw: bytes, name: str, chrome: Chrome | None = None) -> tuple[str, str]:
     import trafilatura
 
     if b"\x00" in raw[:8192]:
         raise BadFile("binary content (NUL bytes), not HTML")
+    meta = trafilatura.extract_metadata(raw)  # before the <header> that may hold the title goes
+    body = (chrome or Chrome()).strip(raw)
     # bytes: trafilatura detects the page's encoding itself
-    text = trafilatura.extract(raw, favor_recall=True, include_comments=False) or ""
-    meta = trafilatura.extract_metadata(raw)
+    text = trafilatura.extract(body, favor_recall=True, include_comments=False) or ""
     return (meta.title or "") if meta else "", text
 
 
@@ -102,8 +142,9 @@ EXTRACTORS: dict[str, Callable[[bytes, str], tuple[str, str]]] = {
 }
 
 
-def extract(path: Path) -> tuple[str, str]:
-    """(title, text) of one file; raises BadFile."""
+def extract(path: Path, chrome: Chrome | None = None) -> tuple[str, str]:
+    """(title, text) of one file; raises BadFile. `chrome` counts what an HTML page's chrome
+    removal took out."""
     raw = path.read_bytes()
     name = path.name
     if name.lower().endswith(".gz"):
@@ -114,7 +155,8 @@ def extract(path: Path) -> tuple[str, str]:
         name = name[:-3]
     if not raw.strip():
         raise BadFile("empty file")
-    title, text = EXTRACTORS.get(Path(name).suffix.lower(), _plain)(raw, name)
+    extractor = EXTRACTORS.get(Path(name).suffix.lower(), _plain)
+    title, text = (_html(raw, name, chrome) if extractor is _html else extractor(raw, name))
     if not text.strip():
         raise BadFile("no text found in it")
     return title.strip() or Path(name).stem, text.strip()
@@ -142,11 +184,11 @@ def load_folder(root: str | Path, *, include: Sequence[str] = DEFAULT_INCLUDE,
         raise TaskDataError(f"no file under this folder matches {', '.join(include)}", path=root,
                             hint="point task.corpus_path at your documents, or widen "
                                  "task.folder.include (e.g. [\"*.txt\", \"*.rst\"])")
-    docs, skipped = [], []
+    docs, skipped, chrome = [], [], Chrome()
     for path in tqdm(files, desc="reading documents", unit="file", disable=not progress):
         rel = path.relative_to(root).as_posix()
         try:
-            title, text = extract(path)
+            title, text = extract(path, chrome)
         except BadFile as e:
             if on_bad_file == "error":
                 raise TaskDataError(str(e), path=path, hint="fix or remove the file, or set "
@@ -161,4 +203,4 @@ def load_folder(root: str | Path, *, include: Sequence[str] = DEFAULT_INCLUDE,
         raise TaskDataError(f"none of the {len(files)} matching files holds usable text",
                             path=root, hint=f"e.g. {skipped[0]['file']}: {skipped[0]['reason']}")
     return docs, {"source": "folder", "files": len(files), "documents": len(docs),
-                  "skipped": len(skipped), "skipped_files": skipped}
+                  "skipped": len(skipped), "skipped_files": skipped, **chrome.info()}

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.sentences import split_sentences
 from harness.types import Document
 
 CHUNKERS = ("words", "sentences", "tokens")
@@ -66,16 +66,9 @@ def word_windows(text: str, size: int, overlap: int) -> list[str]:
     return [" ".join(words[s:s + size]) for s in range(0, max(len(words) - overlap, 1), step)]
 
 
-@lru_cache(maxsize=1)
-def _segmenter():
-    import pysbd
-
-    return pysbd.Segmenter(language="en", clean=False)
-
-
 def sentence_packs(text: str, size: int, overlap: int) -> list[str]:
     """Sentences packed up to `size` words; the next pack starts `overlap` sentences back."""
-    sents = [s.strip() for s in _segmenter().segment(text) if s.strip()]
+    sents = split_sentences(text)
     packs, start = [], 0
     while start < len(sents):
         end, words = start, 0

@@ -25,6 +25,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.scoring.lexical import words
+from harness.sentences import split_sentences
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -41,15 +42,8 @@ class SupportSettings:
             raise ConfigError(f"scoring.support_cosine must be in [-1, 1], got {self.support_cosine}")
 
 
-@lru_cache(maxsize=1)
-def _segmenter():
-    import pysbd
-
-    return pysbd.Segmenter(language="en", clean=False)
-
-
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _segmenter().segment(text) if s.strip()]
+    return split_sentences(text)
 
 
 @lru_cache(maxsize=1)

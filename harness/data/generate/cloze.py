@@ -1,6 +1,7 @@
 """Cloze questions from a corpus, with no model: the deterministic offline baseline.
 
-Each document is split into sentences (pysbd). In a sentence of usable length, salient
+Each document is split into sentences (pysbd, through harness.sentences: in linear time). In a
+sentence of usable length, salient
 spans are found and typed:
 
     date    "14 May 2020", "May 14, 2020", "2020-05-14"
@@ -37,6 +38,7 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from harness.errors import ConfigError
+from harness.sentences import Splitter
 from harness.types import Document
 
 T = TypeVar("T")
@@ -103,15 +105,15 @@ class Item:
     answerable_without_context: bool | None = None  # llm: the model knew it anyway
 
 
-def sentences(text: str) -> list[str]:
-    import pysbd
-
-    seg = pysbd.Segmenter(language="en", clean=False)
+def sentences(text: str, splitter: Splitter | None = None) -> list[str]:
+    """Paragraphs and list items, then sentences (harness.sentences: linear in the text;
+    `splitter.cut` counts the paragraphs too long for the segmenter that it cut first)."""
+    splitter = splitter or Splitter()
     out = []
     for block in re.split(r"\n\s*\n|\n(?=\s*(?:[-*+•]|\d+[.)])\s)", text):  # paragraphs, items
         block = " ".join(_BULLET.sub("", block).split())
         if block:
-            out.extend(s.strip() for s in seg.segment(block) if s.strip())
+            out.extend(splitter.block(block))
     return out
 
 
@@ -217,11 +219,12 @@ def scan(docs: Sequence[Document], settings: ClozeSettings, rng: random.Random,
     counts: Counter = Counter()
     per_doc: dict[str, list[tuple[str, Span]]] = {}
     pool: dict[str, list[tuple[str, str]]] = {k: [] for k in KINDS}
+    splitter = Splitter()
     for d in tqdm(docs, desc="finding spans", unit="doc", disable=not progress):
         uses = Counter(m.group(0) for m in _TERM.finditer(d.text))
         salient = frozenset(t for t in specific if is_identifier(t)
                             or uses[t] >= settings.min_term_repeats)
-        for s in sentences(d.text):
+        for s in sentences(d.text, splitter):
             counts["sentences"] += 1
             n_words = len(_WORD_RE.findall(s))
             if not settings.min_words <= n_words <= settings.max_words:
@@ -239,6 +242,8 @@ def scan(docs: Sequence[Document], settings: ClozeSettings, rng: random.Random,
             best = min(KINDS.index(sp.kind) for sp in found)  # the most specific kind
             per_doc.setdefault(d.id, []).append(
                 (s, rng.choice([sp for sp in found if KINDS.index(sp.kind) == best])))
+    if splitter.cut:  # paragraphs too long for the sentence segmenter: cut, not dropped
+        counts["paragraphs_cut"] = splitter.cut
     return Scan(per_doc, pool, counts)
 
 
