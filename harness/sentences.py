@@ -28,6 +28,15 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False)
 
 
+_MARK = re.compile(r"[.!?]")
+
+
+def _sentences_of(piece: str) -> list[str]:
+    """One piece through the segmenter; a piece without a sentence mark is one sentence
+    (the segmenter would say so, slowly)."""
+    return _segmenter().segment(piece) if _MARK.search(piece) else [piece]
+
+
 def pieces(block: str, max_chars: int = MAX_CHARS) -> list[str]:
     """`block` cut into pieces of at most `max_chars` characters, each cut at a sentence end
     or a space where one falls in the second half of the window."""
@@ -54,7 +63,7 @@ class Splitter:
         """The sentences of one paragraph (cut first when it is long)."""
         parts = pieces(block, self.max_chars)
         self.cut += len(parts) > 1
-        return [s.strip() for part in parts for s in _segmenter().segment(part) if s.strip()]
+        return [s.strip() for part in parts for s in _sentences_of(part) if s.strip()]
 
     def split(self, text: str) -> list[str]:
         """The sentences of every paragraph of `text` (a sentence never spans two)."""

@@ -151,7 +151,8 @@ def strip_boilerplate(docs: Sequence[Document], settings: BoilerplateSettings = 
             parts = _sentences(x)
             cut = [p for p in parts if by_sentence.has(p, False)] if len(parts) > 1 else []
             sentences_gone += cut
-            kept.append(" ".join(p for p in parts if p not in cut) if cut else x)
+            gone = set(cut)  # a long line has many sentences: look them up, not scan a list
+            kept.append(" ".join(p for p in parts if p not in gone) if cut else x)
         text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
         if not text:  # nothing but boilerplate: left whole
             counts["documents_all_boilerplate"] += 1

@@ -22,6 +22,7 @@ import io
 import logging
 import zlib
 from collections.abc import Callable, Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -41,12 +42,30 @@ class BadFile(Exception):
 
 
 def _decode(raw: bytes) -> str:
+    """UTF-8, else the legacy encoding (Latin-1, Windows-1252, ...) charset_normalizer
+    finds the text in; bytes that are no text in any encoding are refused."""
     if b"\x00" in raw[:8192]:
         raise BadFile("binary content (NUL bytes), not text")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise BadFile(f"not UTF-8 text (byte offset {e.start}); re-save it as UTF-8") from None
+        offset = e.start
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw[:1_000_000]).best()  # a sample: the guess is as good, and bounded
+    if best is None or best.chaos > 0.2:
+        raise BadFile(f"not text in UTF-8 or a legacy encoding (byte offset {offset}); "
+                      "re-save it as UTF-8") from None
+    if best.coherence == 0:  # too little text to recognise a language: Windows-1252 (the
+        try:                 # usual legacy Western text) where it decodes, else the guess
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise BadFile(f"not UTF-8 text (byte offset {offset}), nor {best.encoding} throughout; "
+                      "re-save it as UTF-8") from None
 
 
 def _plain(raw: bytes, name: str) -> tuple[str, str]:
@@ -87,12 +106,10 @@ class Chrome:
 
     def strip(self, raw: bytes) -> bytes:
         """The page without its chrome (as it was when it does not parse)."""
-        import lxml.etree
         import lxml.html
 
-        try:
-            root = lxml.html.document_fromstring(raw)
-        except (lxml.etree.ParserError, ValueError):
+        root = _parse(raw)
+        if root is None:
             return raw
         found = [e for e in root.xpath(CHROME) if e.getparent() is not None]
         gone = 0
@@ -108,6 +125,18 @@ class Chrome:
         return {"page_chrome_elements": self.elements, "pages_with_chrome": self.pages}
 
 
+def _parse(raw: bytes):
+    """The page's element tree (huge_tree: a page nested thousands deep parses whole), or
+    None when it does not parse."""
+    import lxml.etree
+    import lxml.html
+
+    try:
+        return lxml.html.document_fromstring(raw, parser=lxml.html.HTMLParser(huge_tree=True))
+    except (lxml.etree.LxmlError, ValueError):
+        return None
+
+
 def _html(raw: bytes, name: str, chrome: Chrome | None = None) -> tuple[str, str]:
     import trafilatura
 
@@ -117,7 +146,45 @@ def _html(raw: bytes, name: str, chrome: Chrome | None = None) -> tuple[str, str
     body = (chrome or Chrome()).strip(raw)
     # bytes: trafilatura detects the page's encoding itself
     text = trafilatura.extract(body, favor_recall=True, include_comments=False) or ""
+    if not text.strip():  # a page libxml2 cannot read (nested too deep): the stdlib's parser
+        text = _PlainText.of(raw)
     return (meta.title or "") if meta else "", text
+
+
+class _PlainText(HTMLParser):
+    """A page's text outside its chrome, by Python's streaming HTML parser, which has no
+    depth limit: the fallback for a page nested deeper than libxml2 reads."""
+
+    SKIP = {"nav", "header", "footer", "aside", "menu", "form", "script", "style", "noscript",
+            "head"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth, self.parts = 0, []
+
+    def handle_starttag(self, tag, attrs):
+        role = dict(attrs).get("role")
+        if self.depth or tag in self.SKIP or role in ("navigation", "banner", "contentinfo"):
+            self.depth += tag not in VOID
+
+    def handle_endtag(self, tag):
+        if self.depth and tag not in VOID:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+    @classmethod
+    def of(cls, raw: bytes) -> str:
+        parser = cls()
+        parser.feed(raw.decode("utf-8", errors="replace"))
+        parser.close()
+        return " ".join(" ".join(parser.parts).split())
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
 
 
 def _pdf(raw: bytes, name: str) -> tuple[str, str]:

@@ -92,7 +92,7 @@ def test_include_patterns_choose_the_files(folder):
 BAD_FILES = {
     "empty.txt": (b"   \n", "empty file"),
     "junk.txt": (b"\x00\x01\x02binary\xff", "binary content"),
-    "latin1.md": ("caf\xe9 au lait".encode("latin-1"), "not UTF-8"),
+    "noise.md": (bytes(range(128, 256)) * 50, "not text in UTF-8 or a legacy encoding"),
     "corrupt.pdf": (b"%PDF-1.4 this is not really a pdf", "unreadable PDF"),
     "locked.pdf": (None, "encrypted PDF"),
     "blank.html": (b"<html><head><title>x</title></head><body></body></html>", "no text found"),
@@ -161,3 +161,15 @@ def test_parquet_and_json_exports_with_other_column_names(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 nonsense")
     with pytest.raises(TaskDataError, match="bad.parquet: cannot read Parquet"):
         read_corpus(tmp_path / "bad.parquet")
+
+
+@pytest.mark.parametrize("text, encoding", [
+    ("caf\xe9 au lait", "latin-1"), ("M\xfcller stra\xdfe", "cp1252"),
+    ("Le caf\xe9 du port a \xe9t\xe9 construit pr\xe8s de la jet\xe9e. " * 20, "latin-1"),
+    ("\u3053\u308c\u306f\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3067\u3059\u3002"
+     "\u6771\u4eac\u306e\u6e2f\u306b\u3064\u3044\u3066\u3002", "shift_jis"),
+])
+def test_text_in_a_legacy_encoding_is_read(tmp_path, text, encoding):
+    (tmp_path / "old.txt").write_bytes(text.encode(encoding))
+    docs, _ = load_folder(tmp_path)
+    assert docs[0].text == text.strip()
