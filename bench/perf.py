@@ -30,6 +30,8 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               processes of one thread each, the same global batch: rows/s and their ratio
   sweep       `harness-run -m experiment=quick` from an empty cache, then the same sweep
               again into a new directory (caches warm): both wall times and their ratio
+  scaling     harness-make-task and the dense + BM25 index build on one kind of corpus at 1x,
+              4x and 16x: seconds, peak memory, the 16x / 1x ratio (target <= 20; bench/scaling.py)
   search      an N-trial lora search (experiment=fair) with and without pruning and sharing,
               against the same N configs as independent runs: trainings, training steps,
               modelled cost and the pick of each (bench/search.py; --search-trials N)
@@ -57,6 +59,7 @@ from bench.free_form import bench_free_form
 from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
+from bench.scaling import bench_scaling
 from bench.search import bench_search
 from bench.served import bench_served
 from harness.data.synthetic import generate as synthetic
@@ -310,6 +313,8 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("cost_model", "measured_over_modelled_idle", "<=", 1.5, "measured / modelled, idle"),
     ("dtype", "training_speedup", ">=", 1.6, "training bf16 / fp32 tokens/s"),
     ("served", "harness_over_bare", ">=", 0.8, "served rps: harness / bare asyncio loop"),
+    ("scaling", "make_task_x16_over_x1", "<=", 20.0, "make-task: 16x corpus / 1x, seconds"),
+    ("scaling", "index_x16_over_x1", "<=", 20.0, "index build: 16x corpus / 1x, seconds"),
 ]
 
 
@@ -345,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
                              "retrieval", "dtype", "cost_model", "served", "multiprocess",
-                             "sweep", "search"])
+                             "sweep", "scaling", "search"])
     ap.add_argument("--served-requests", type=int, default=48,
                     help="served section: requests per batch (3 rounds)")
     ap.add_argument("--search-trials", type=int, default=8, help="search section: lora trials")
+    ap.add_argument("--scaling-docs", type=int, default=20,
+                    help="scaling section: documents at 1x (~1,000 words each)")
     ap.add_argument("--search-args", nargs="*", default=[],
                     help="extra harness-run overrides for the search section")
     ap.add_argument("--sweep-args", nargs="*", default=[],
@@ -406,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         clock.start("sweep")
         results["sweep"] = bench_sweep([*model, f"model.device={args.device}"], args.sweep_args,
                                        args.out / "sweep")
+    if "scaling" in args.only:
+        clock.start("scaling")
+        results["scaling"] = bench_scaling(args.out / "scaling", base_docs=args.scaling_docs)
     if "search" in args.only:
         clock.start("search")
         results["search"] = bench_search([*model, f"model.device={args.device}"],
@@ -426,8 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         "python -m bench.perf " + " ".join(argv if argv is not None else sys.argv[1:])), **results}
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
-                    "dtype", "cost_model", "served", "multiprocess", "sweep", "search",
-                    "section_s"):
+                    "dtype", "cost_model", "served", "multiprocess", "sweep", "scaling",
+                    "search", "section_s"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

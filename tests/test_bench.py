@@ -98,3 +98,16 @@ def test_search_section(tmp_path):
     assert s["search_chose_trial"] == s["search_plus_chose_trial"] or s["search_plus_pruned"]
     assert 0 <= s["search_chosen_validation"] <= 1
     assert s["search_plus_modelled_usd"] < s["search_modelled_usd"]
+
+
+def test_scaling_section(tmp_path):
+    """make-task and the index build at 1x, 4x, 16x of a small corpus (3 documents at 1x)."""
+    assert main([*BASE, "--out", str(tmp_path), "--only", "scaling", "--scaling-docs", "3"]) == 0
+    out = json.loads((tmp_path / "perf.json").read_text())
+    s = out["scaling"]
+    assert s["x16_mb"] > 15 * s["x1_mb"]
+    for what in ("make_task", "index"):
+        assert all(s[f"{what}_x{k}_s"] > 0 and s[f"{what}_x{k}_peak_mb"] > 0 for k in (1, 4, 16))
+        assert s[f"{what}_x16_over_x1"] == s[f"{what}_x16_s"] / s[f"{what}_x1_s"]
+    assert {"make-task: 16x corpus / 1x, seconds", "index build: 16x corpus / 1x, seconds"} \
+        <= _checks(out)
