@@ -9,7 +9,9 @@ where the time went:
                  (process start-up, reading the task, Hydra)
 
 Writes bench/out/demo.json (the phases, the decision summary and the accuracy table, with
-the machine, date and commit); `python -m bench.publish` copies it to docs/measured/.
+the machine, date, commit, the dtype it computed in and the CPU class), or demo-float32.json
+for a float32 demo (an AVX2-only CPU, or ADAPTBENCH_CPU_BF16=0); `python -m bench.publish`
+copies them to docs/measured/.
 
     python -m bench.demo [extra harness-run overrides]
 """
@@ -41,6 +43,30 @@ def measured(command: str) -> dict[str, str]:
             "commit": commit, "command": command}
 
 
+def compute_class(sweep: Path) -> dict[str, str]:
+    """What the demo computed in (the runs' recorded dtype) and what the CPU offers: the two
+    CPU classes a user meets (AVX-512 with bf16 runs the demo in bfloat16; AVX2-only ones, or
+    ADAPTBENCH_CPU_BF16=0, in float32) take very different times."""
+    import os
+
+    import torch
+
+    dtypes = {json.loads(p.read_text()).get("dtype") for p in sweep.glob("*/metrics.json")}
+    dtypes.discard(None)
+    native = any(bool(getattr(torch.cpu, c, lambda: False)())
+                 for c in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    forced = os.environ.get("ADAPTBENCH_CPU_BF16", "").strip() == "0"
+    cpu = ("AVX-512 with bf16" if native else "no native bf16 (AVX2-class)") + (
+        ", float32 forced by ADAPTBENCH_CPU_BF16=0" if forced and native else "")
+    return {"compute": "/".join(sorted(dtypes)) or "unknown", "cpu_class": cpu}
+
+
+def demo_file(compute: str) -> str:
+    """bench/out/demo.json for a bfloat16 demo, demo-float32.json for a float32 one: the
+    results page and the README keep one of each CPU class."""
+    return "demo.json" if compute == "bfloat16" else f"demo-{compute.replace('/', '-')}.json"
+
+
 def phases(sweep: Path, wall_s: float, report_s: float) -> dict[str, float]:
     """Seconds per phase over the sweep's runs, from their metrics.json."""
     runs = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
@@ -58,7 +84,8 @@ def phases(sweep: Path, wall_s: float, report_s: float) -> dict[str, float]:
 
 def breakdown(ph: dict[str, float], wall_s: float) -> list[str]:
     model = ph["model load and conversion"] + ph["fit (training, indexing)"] + ph["predict"]
-    lines = [f"make demo took {wall_s / 60:.0f} min {wall_s % 60:.0f} s; where the time went:"]
+    minutes, seconds = divmod(round(wall_s), 60)
+    lines = [f"make demo took {minutes} min {seconds} s; where the time went:"]
     lines += [f"  {name:<28} {sec:8.1f} s  {sec / wall_s:6.1%}" for name, sec in ph.items()]
     lines += [f"  model work {model / wall_s:.0%}; calibration {ph['calibration'] / wall_s:.0%}; "
               f"everything else {(wall_s - model) / wall_s:.0%}"]
@@ -85,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     decision = md.split("## Decision summary")[1].split("\n## ")[0].strip()
     accuracy = md.split("## Accuracy")[1].split("\n## ")[0].strip().split("\n\n")[-1]
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "demo.json").write_text(json.dumps({
-        "title": "make demo", "measured": measured("make demo" + (" " + " ".join(extra) if extra else "")),
+    where = measured("make demo" + (" " + " ".join(extra) if extra else "")) | compute_class(sweep)
+    (OUT / demo_file(where["compute"])).write_text(json.dumps({
+        "title": f"make demo ({where['compute']})", "measured": where,
         "wall_s": {"total": round(t2 - t0, 1)}, "phases_s": ph,
         "shares": {k: round(v / (t2 - t0), 4) for k, v in ph.items()},
         "sample": {"decision": decision, "accuracy": accuracy}}, indent=2))

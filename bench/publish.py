@@ -1,6 +1,7 @@
-"""Publish the benchmark's output: copy bench/out/demo.json and bench/out/perf.json (each
-with its machine, date and commit) into docs/measured/, where the results page reads them,
-and put the demo's decision summary and accuracy table into the README's sample.
+"""Publish the benchmark's output: copy bench/out/demo*.json (one per CPU class: demo.json in
+bfloat16, demo-float32.json) and bench/out/perf.json (each with its machine, date and commit)
+into docs/measured/, where the results page reads them, and put the demo's time on each CPU
+class, its decision summary and its accuracy table into the README's sample.
 
     python -m bench.publish        (after make demo and/or make bench)
 """
@@ -17,18 +18,37 @@ OUT, MEASURED = ROOT / "bench" / "out", ROOT / "docs" / "measured"
 START, END = "<!-- sample:start -->", "<!-- sample:end -->"
 
 
-def readme_sample(demo: dict) -> str:
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def demo_times(demos: list[dict]) -> str:
+    """One line per CPU class: how long `make demo` took, on which machine, in which dtype."""
+    lines = []
+    for d in demos:
+        m = d["measured"]
+        cpu = m.get("cpu_class", "CPU class not recorded")
+        lines.append(f"- {m.get('compute', 'unknown dtype')} compute ({cpu}): "
+                     f"**{_minutes(d['wall_s']['total'])}** on {m['machine']}, {m['date']}, "
+                     f"commit `{m['commit']}`")
+    return "`make demo` took, per CPU class:\n\n" + "\n".join(lines)
+
+
+def readme_sample(demo: dict, demos: list[dict] | None = None) -> str:
+    """The README's sample: the demo's decision summary and accuracy table (from `demo`),
+    and the demo's time on each CPU class measured (`demos`, by default `demo` alone)."""
     m = demo["measured"]
-    return (f"{START}\nMeasured on {m['machine']}, {m['date']}, commit `{m['commit']}` "
-            f"(`{m['command']}`, {demo['wall_s']['total'] / 60:.0f} min):\n\n"
+    return (f"{START}\n{demo_times(demos or [demo])}\n\n"
+            f"The sample below: {m['machine']}, {m['date']}, commit `{m['commit']}` "
+            f"(`{m['command']}`, {m.get('compute', 'unknown dtype')}):\n\n"
             f"{demo['sample']['decision']}\n\n{demo['sample']['accuracy']}\n{END}")
 
 
 def main() -> int:
     MEASURED.mkdir(parents=True, exist_ok=True)
     published = []
-    for name in ("demo.json", "perf.json"):
-        src = OUT / name
+    for src in sorted(OUT.glob("demo*.json")) + [OUT / "perf.json"]:
         if not src.is_file():
             continue
         data = json.loads(src.read_text(encoding="utf-8"))
@@ -36,14 +56,17 @@ def main() -> int:
             print(f"bench.publish: {src} does not say where and when it was measured; skipped",
                   file=sys.stderr)
             continue
-        shutil.copyfile(src, MEASURED / name)
-        published.append(name)
-        if name == "demo.json":
-            readme = ROOT / "README.md"
-            text = readme.read_text(encoding="utf-8")
-            i, j = text.index(START), text.index(END) + len(END)
-            text = text[:i] + readme_sample(data) + text[j:]
-            readme.write_text(text, encoding="utf-8")
+        shutil.copyfile(src, MEASURED / src.name)
+        published.append(src.name)
+    # demo.json (bfloat16) first: its sample goes into the README; then the other classes
+    paths = sorted(MEASURED.glob("demo*.json"), key=lambda p: (p.name != "demo.json", p.name))
+    demos = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    if any(n.startswith("demo") for n in published) and demos:
+        readme = ROOT / "README.md"
+        text = readme.read_text(encoding="utf-8")
+        i, j = text.index(START), text.index(END) + len(END)
+        text = text[:i] + readme_sample(demos[0], demos) + text[j:]
+        readme.write_text(text, encoding="utf-8")
     print(f"published {', '.join(published) or 'nothing'} to {MEASURED}")
     return 0 if published else 1
 

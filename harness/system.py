@@ -107,6 +107,13 @@ def peak_memory_mb() -> float:
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated() / 2**20
+    return process_peak_mb()
+
+
+def process_peak_mb() -> float:
+    """This process's peak resident set in MB, without importing anything heavy: VmHWM on
+    Linux (its own address space: a fresh one after exec), else getrusage's maximum (which on
+    Linux would include the forking parent's peak, hence VmHWM first)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):

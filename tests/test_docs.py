@@ -43,3 +43,22 @@ def test_every_published_figure_names_its_machine_date_and_commit(tmp_path):
     assert "## A bench" in page and "2-core Xeon" in page and "2026-12-02" in page
     assert "`abc1234`" in page and "| ratio | 4.2 |" in page
     assert "No measurements" in results_markdown(tmp_path / "none")
+
+
+def test_the_readme_gives_the_demo_time_for_each_cpu_class():
+    from bench.demo import demo_file
+    from bench.publish import readme_sample
+
+    def demo(compute: str, cpu: str, seconds: float) -> dict:
+        return {"measured": {"machine": "2-core EPYC", "date": "2026-12-04", "commit": "abc1234",
+                             "command": "make demo", "compute": compute, "cpu_class": cpu},
+                "wall_s": {"total": seconds}, "sample": {"decision": "- rag wins", "accuracy": "| t |"}}
+
+    fast, slow = demo("bfloat16", "AVX-512 with bf16", 499.5), demo("float32", "AVX2-class", 719.6)
+    assert (demo_file("bfloat16"), demo_file("float32")) == ("demo.json", "demo-float32.json")
+    text = readme_sample(fast, [fast, slow])
+    assert "bfloat16 compute (AVX-512 with bf16): **8 min 20 s**" in text
+    assert "float32 compute (AVX2-class): **12 min 0 s**" in text  # not "11 min 60 s"
+    assert text.count("- rag wins") == 1 and text.startswith("<!-- sample:start -->")
+    published = sorted((ROOT / "docs" / "measured").glob("demo*.json"))
+    assert published and all("compute" in json.loads(p.read_text())["measured"] for p in published)

@@ -87,7 +87,14 @@ def _markdown(raw: bytes, name: str) -> tuple[str, str]:
                 title = text.strip()
         elif tok.type in ("code_block", "fence"):
             blocks.append(tok.content.rstrip())
-    return title, "\n".join(b for b in blocks if b.strip())
+    return title, _blocks(blocks)
+
+
+def _blocks(blocks) -> str:
+    """Blocks (headings, paragraphs, list items) as paragraphs, a blank line apart: a
+    heading without a full stop is then a paragraph of its own, not glued by the sentence
+    splitter onto the sentence after it ("The pier The pier Kalvo was opened in 1894")."""
+    return "\n\n".join(b.strip() for b in blocks if b.strip())
 
 
 # A page's own chrome, removed before its text is extracted: site headers, menus,
@@ -148,7 +155,8 @@ def _html(raw: bytes, name: str, chrome: Chrome | None = None) -> tuple[str, str
     text = trafilatura.extract(body, favor_recall=True, include_comments=False) or ""
     if not text.strip():  # a page libxml2 cannot read (nested too deep): the stdlib's parser
         text = _PlainText.of(raw)
-    return (meta.title or "") if meta else "", text
+    # trafilatura puts each block (heading, paragraph, list item) on a line of its own
+    return (meta.title or "") if meta else "", _blocks(text.splitlines())
 
 
 class _PlainText(HTMLParser):

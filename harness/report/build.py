@@ -73,6 +73,7 @@ class Report:
     studies: list[StudyResult] = field(default_factory=list)  # a search's (experiment=fair)
     picks: list[Pick] = field(default_factory=list)  # each strategy's representative
     summary_title: str = "Decision summary"  # the first section's heading
+    headline: str = ""  # the decision's first verdict (after any notes on how variants were chosen)
 
 
 def check_metric(metric: str | None, runs: list[Run]) -> None:
@@ -128,13 +129,14 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         parts[1:1] = [summary_table(studies, variants), trials_table(studies)]
     summary = _summary(variants, pairs, costs, picks, queries=queries, basis=cost_basis,
                        margin=equivalence_margin, tuning=tuning_usd(studies))
+    verdicts = decision_lines(*summary, queries, failures, fresh, metric=metric,
+                              chosen=primary_metric is not None,
+                              warning=warnings.get(item_key(metric)))
     return Report(
         title=title or "Adaptation strategy comparison",
         overview=_overview(runs, variants),
-        decision=contest_line(studies) + [p.line() for p in picks if p.line()]
-        + decision_lines(*summary, queries, failures, fresh,
-                         metric=metric, chosen=primary_metric is not None,
-                         warning=warnings.get(item_key(metric)))
+        headline=verdicts[0] if verdicts else "",
+        decision=contest_line(studies) + [p.line() for p in picks if p.line()] + verdicts
         + cost_lines(studies, costs)
         + (frontier.lines if frontier is not None else [])
         + contention_lines(variants, contention_factor),

@@ -234,8 +234,8 @@ def summary_lines(old: Report, new: Report, matched: list[Matched], metric: str)
         lines.append(f"**Decision changed**: before, {ob or f.NA}"
                      + (f" (tied with {', '.join(ot)})" if ot else "") + f"; now, {nb or f.NA}"
                      + (f" (tied with {', '.join(nt)})" if nt else "") + ".")
-    lines += [f"Old sweep's decision: {old.decision[0]}" if old.decision else "",
-              f"New sweep's decision: {new.decision[0]}" if new.decision else ""]
+    lines += [f"Old sweep's decision: {old.headline}" if old.headline else "",
+              f"New sweep's decision: {new.headline}" if new.headline else ""]
     return [x for x in lines if x]
 
 

@@ -79,3 +79,6 @@ def test_a_page_keeps_none_of_its_chrome_and_counts_it(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "mytask" / "examples.jsonl").read_text().splitlines()]
     assert rows  # questions were made, and none carries the page's chrome
     assert not [w for r in rows for w in CHROME_WORDS if w in r["question"]]
+    # the page's heading is a paragraph of its own, not glued onto the first sentence
+    assert "The pier\n\nThe pier Kalvo" in text
+    assert not [r for r in rows if "The pier The pier" in r["question"]]

@@ -57,3 +57,14 @@ def test_ten_thousand_small_files(tmp_path):
     out = _read(tmp_path / "many")
     assert out["documents"] == 10_000 and out["skipped"] == 0
     assert out["read_corpus_s"] + out["scan_s"] < 300 and out["peak_rss_mb"] < PEAK_RSS_MB
+
+
+def test_the_peak_is_the_reading_process_own_not_its_parent(tmp_path):
+    """A child's rusage maximum on Linux includes the forking parent's resident set (it
+    survives exec): from a 2 GB test worker, every child looked 2 GB large. The peak is the
+    child's own VmHWM."""
+    many_small(tmp_path / "few", 20)
+    ballast = b"\x01" * (800 * 2**20)  # the parent: 800 MB resident while the child runs
+    out = _read(tmp_path / "few")
+    assert len(ballast) and out["documents"] == 20
+    assert out["peak_rss_mb"] < 400, out["peak_rss_mb"]

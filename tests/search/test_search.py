@@ -86,11 +86,15 @@ def test_the_report_has_the_tuning_section_and_ranks_the_chosen_configs(searched
     accuracy = md.split("## Accuracy")[1].split("##")[0]
     assert "| prompt |" in accuracy and "| lora |" in accuracy  # the finals, plainly named
     assert accuracy.count("\n| ") == 3  # header + one row per strategy: no trial among them
+    # a comparison quotes the verdict, not the note on how the contest was run
+    assert report_main(["--compare", str(searched), str(searched)]) == 0
+    quoted = (searched / "compare.md").read_text().split("New sweep's decision: ")[1].split("\n")[0]
+    assert quoted.startswith("**Accuracy") and "A fair contest" not in quoted, quoted
 
 
 def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["strategy=prompt,lora", "search.trials=3", "++per_strategy.lora.train.max_steps=120"]
+    args = ["strategy=prompt,lora", "search.trials=3", "++per_strategy.lora.train.max_steps=40"]
     proc = _search(sweep, *args, wait=False)
     kill_while_running(proc, sweep / "lora_trial01" / "metrics.json", timeout_s=600)
     before = _metrics(sweep)
