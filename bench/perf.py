@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-trials", type=int, default=8, help="search section: lora trials")
     ap.add_argument("--scaling-docs", type=int, default=20,
                     help="scaling section: documents at 1x (~1,000 words each)")
+    ap.add_argument("--scaling-scales", type=int, nargs="+", default=[1, 4, 16],
+                    help="scaling section: corpus sizes, as multiples of the 1x corpus")
     ap.add_argument("--search-args", nargs="*", default=[],
                     help="extra harness-run overrides for the search section")
     ap.add_argument("--sweep-args", nargs="*", default=[],
@@ -415,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
                                        args.out / "sweep")
     if "scaling" in args.only:
         clock.start("scaling")
-        results["scaling"] = bench_scaling(args.out / "scaling", base_docs=args.scaling_docs)
+        results["scaling"] = bench_scaling(args.out / "scaling", tuple(args.scaling_scales),
+                                           base_docs=args.scaling_docs)
     if "search" in args.only:
         clock.start("search")
         results["search"] = bench_search([*model, f"model.device={args.device}"],

@@ -25,9 +25,20 @@ from harness.report.cli import main as report_main
 from harness.run.runner import CONF_DIR
 
 
+# glibc serves an allocation over its mmap threshold (at most 32 MB) with a fresh mmap and
+# unmaps it when freed, so every forward pass's logits (tokens x a 49,152-word vocabulary)
+# are page-faulted in anew: 4.7 million minor faults and 13 s of system time in four tuning
+# tests. Kept in the heap and reused instead, the same tests ran in 38 s instead of 54 s.
+# Set before the xdist workers start, so they and every run they start inherit it.
+MALLOC_REUSE = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**32)}
+
+
 def pytest_configure(config) -> None:
     """An xdist worker takes its share of the cores, for itself and the runs it starts
-    (two workers each using every core would thrash)."""
+    (two workers each using every core would thrash); workers and runs reuse freed memory
+    instead of page-faulting it in again (MALLOC_REUSE)."""
+    for key, value in MALLOC_REUSE.items():
+        os.environ.setdefault(key, value)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         threads = max(1, (os.cpu_count() or 1) // workers)

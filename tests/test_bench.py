@@ -87,27 +87,29 @@ def test_padding_share_by_hand():
 
 
 def test_search_section(tmp_path):
-    """A 3-trial lora search three ways (tiny model: the counts are real, the scores noise)."""
-    assert main([*BASE, "--out", str(tmp_path), "--only", "search", "--search-trials", "3",
+    """A 2-trial lora search three ways (tiny model: the counts are real, the scores noise)."""
+    assert main([*BASE, "--out", str(tmp_path), "--only", "search", "--search-trials", "2",
                  "--search-args", "++per_strategy.lora.train.max_steps=3"]) == 0
     s = json.loads((tmp_path / "perf.json").read_text())["search"]
-    assert s["independent_trainings"] == 3  # each run trains; picked on the test split
-    assert s["search_trainings"] == 4  # 3 trials + the test run training its pick again
-    assert s["search_plus_trainings"] == 3  # the test run reused its trial's adapter
-    assert s["search_train_steps"] == 4 * 3 and s["search_plus_train_steps"] <= 3 * 3
+    assert s["independent_trainings"] == 2  # each run trains; picked on the test split
+    assert s["search_trainings"] == 3  # 2 trials + the test run training its pick again
+    assert s["search_plus_trainings"] == 2  # the test run reused its trial's adapter
+    assert s["search_train_steps"] == 3 * 3 and s["search_plus_train_steps"] <= 2 * 3
     assert s["search_chose_trial"] == s["search_plus_chose_trial"] or s["search_plus_pruned"]
     assert 0 <= s["search_chosen_validation"] <= 1
     assert s["search_plus_modelled_usd"] < s["search_modelled_usd"]
 
 
 def test_scaling_section(tmp_path):
-    """make-task and the index build at 1x, 4x, 16x of a small corpus (3 documents at 1x)."""
-    assert main([*BASE, "--out", str(tmp_path), "--only", "scaling", "--scaling-docs", "3"]) == 0
+    """make-task and the index build at 1x and 16x of a small corpus (3 documents at 1x;
+    `make bench` adds 4x)."""
+    assert main([*BASE, "--out", str(tmp_path), "--only", "scaling", "--scaling-docs", "3",
+                 "--scaling-scales", "1", "16"]) == 0
     out = json.loads((tmp_path / "perf.json").read_text())
     s = out["scaling"]
-    assert s["x16_mb"] > 15 * s["x1_mb"]
-    for what in ("make_task", "index"):
-        assert all(s[f"{what}_x{k}_s"] > 0 and s[f"{what}_x{k}_peak_mb"] > 0 for k in (1, 4, 16))
+    assert s["x16_mb"] > 15 * s["x1_mb"] and "x4_mb" not in s
+    for what in ("make_task", "index"):  # each child's own peak, not the test worker's
+        assert all(s[f"{what}_x{k}_s"] > 0 and 0 < s[f"{what}_x{k}_peak_mb"] < 1500 for k in (1, 16))
         assert s[f"{what}_x16_over_x1"] == s[f"{what}_x16_s"] / s[f"{what}_x1_s"]
     assert {"make-task: 16x corpus / 1x, seconds", "index build: 16x corpus / 1x, seconds"} \
         <= _checks(out)
