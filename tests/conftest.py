@@ -24,7 +24,6 @@ from bench.llama_server import LlamaServer, skip_reason
 from harness.report.cli import main as report_main
 from harness.run.runner import CONF_DIR
 
-
 # glibc serves an allocation over its mmap threshold (at most 32 MB) with a fresh mmap and
 # unmaps it when freed, so every forward pass's logits (tokens x a 49,152-word vocabulary)
 # are page-faulted in anew: 4.7 million minor faults and 13 s of system time in four tuning
