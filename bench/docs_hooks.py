@@ -53,7 +53,9 @@ def results_markdown(folder: Path = MEASURED) -> str:
         out += [f"## {data.get('title', path.stem)}", "",
                 f"Measured on **{where.get('machine', 'an unnamed machine')}**, "
                 f"{where.get('date', 'undated')}, commit `{where.get('commit', 'unknown')}`"
-                + (f": `{where['command']}`" if where.get("command") else "") + ".", ""]
+                + (f": `{where['command']}`" if where.get("command") else "") + "."
+                + (f" Computed in {where['compute']} ({where.get('cpu_class', 'CPU class not recorded')})."
+                   if where.get("compute") else ""), ""]
         for key, value in data.items():
             if key in ("measured", "title", "sample"):  # the sample goes to the README
                 continue

@@ -43,6 +43,12 @@ def test_every_published_figure_names_its_machine_date_and_commit(tmp_path):
     assert "## A bench" in page and "2-core Xeon" in page and "2026-12-02" in page
     assert "`abc1234`" in page and "| ratio | 4.2 |" in page
     assert "No measurements" in results_markdown(tmp_path / "none")
+    (tmp_path / "demo-float32.json").write_text(json.dumps({
+        "title": "make demo (float32)", "measured": {
+            "machine": "2-core EPYC", "date": "2026-12-04", "commit": "abc1234",
+            "compute": "float32", "cpu_class": "no native bf16 (AVX2-class)"},
+        "wall_s": {"total": 659.9}}))
+    assert "Computed in float32 (no native bf16 (AVX2-class))." in results_markdown(tmp_path)
 
 
 def test_the_readme_gives_the_demo_time_for_each_cpu_class():
