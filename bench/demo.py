@@ -47,17 +47,13 @@ def compute_class(sweep: Path) -> dict[str, str]:
     """What the demo computed in (the runs' recorded dtype) and what the CPU offers: the two
     CPU classes a user meets (AVX-512 with bf16 runs the demo in bfloat16; AVX2-only ones, or
     ADAPTBENCH_CPU_BF16=0, in float32) take very different times."""
-    import os
-
-    import torch
+    from harness.system import bf16_forced_off, cpu_bf16_native
 
     dtypes = {json.loads(p.read_text()).get("dtype") for p in sweep.glob("*/metrics.json")}
     dtypes.discard(None)
-    native = any(bool(getattr(torch.cpu, c, lambda: False)())
-                 for c in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    forced = os.environ.get("ADAPTBENCH_CPU_BF16", "").strip() == "0"
+    native = cpu_bf16_native()
     cpu = ("AVX-512 with bf16" if native else "no native bf16 (AVX2-class)") + (
-        ", float32 forced by ADAPTBENCH_CPU_BF16=0" if forced and native else "")
+        ", float32 forced by ADAPTBENCH_CPU_BF16=0" if native and bf16_forced_off() else "")
     return {"compute": "/".join(sorted(dtypes)) or "unknown", "cpu_class": cpu}
 
 

@@ -36,12 +36,20 @@ def cpu_has_bf16() -> bool:
     """The CPU runs bfloat16 matmuls natively (AVX-512 BF16 or AMX), so bf16 is faster.
     ADAPTBENCH_CPU_BF16=0 says no whatever the CPU has: dtype=auto then computes in float32,
     as on an AVX2-only CPU (how the suite's time there is checked on a bf16 machine)."""
+    return cpu_bf16_native() and not bf16_forced_off()
+
+
+def cpu_bf16_native() -> bool:
+    """What the CPU itself offers: AVX-512 BF16 or AMX (whatever ADAPTBENCH_CPU_BF16 says)."""
     import torch
 
-    if os.environ.get("ADAPTBENCH_CPU_BF16", "").strip() == "0":
-        return False
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
+
+
+def bf16_forced_off() -> bool:
+    """ADAPTBENCH_CPU_BF16=0: compute in float32 even on a bf16 CPU."""
+    return os.environ.get("ADAPTBENCH_CPU_BF16", "").strip() == "0"
 
 
 def auto_dtype(device: torch.device) -> torch.dtype:

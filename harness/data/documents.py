@@ -100,9 +100,10 @@ def _blocks(blocks) -> str:
 # A page's own chrome, removed before its text is extracted: site headers, menus,
 # footers, sidebars, forms, scripts and styles, by element or ARIA role. The cross-document
 # boilerplate pass (harness.data.boilerplate) cannot see chrome that appears on one page only.
-CHROME = ("//nav | //header | //footer | //aside | //menu | //form | //script | //style"
-          " | //noscript | //*[@role='navigation' or @role='banner' or @role='contentinfo'"
-          " or @role='search' or @role='complementary']")
+CHROME_TAGS = ("nav", "header", "footer", "aside", "menu", "form", "script", "style", "noscript")
+CHROME_ROLES = ("navigation", "banner", "contentinfo", "search", "complementary")
+CHROME = " | ".join([f"//{t}" for t in CHROME_TAGS]
+                    + ["//*[" + " or ".join(f"@role='{r}'" for r in CHROME_ROLES) + "]"])
 
 
 class Chrome:
@@ -163,8 +164,7 @@ class _PlainText(HTMLParser):
     """A page's text outside its chrome, by Python's streaming HTML parser, which has no
     depth limit: the fallback for a page nested deeper than libxml2 reads."""
 
-    SKIP = {"nav", "header", "footer", "aside", "menu", "form", "script", "style", "noscript",
-            "head"}
+    SKIP = {*CHROME_TAGS, "head"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -172,7 +172,7 @@ class _PlainText(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         role = dict(attrs).get("role")
-        if self.depth or tag in self.SKIP or role in ("navigation", "banner", "contentinfo"):
+        if self.depth or tag in self.SKIP or role in CHROME_ROLES:
             self.depth += tag not in VOID
 
     def handle_endtag(self, tag):
