@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-RUN = ["-m", "experiment=quick", "strategy=prompt,rag", "progress=false"]
+RUN = ["-m", "experiment=quick", "progress=false"]
+STRATEGIES = "strategy=prompt,rag"
 
 
 def _spin() -> None:
@@ -23,7 +25,9 @@ def _spin() -> None:
         pass
 
 
-def _sweep(work: Path, cache: Path, model: list[str], extra: list[str]) -> list[dict]:
+def _sweep(work: Path, cache: Path, model: list[str], extra: Sequence[str]) -> list[dict]:
+    if not any(a.startswith("strategy=") for a in extra):
+        extra = [STRATEGIES, *extra]
     args = [sys.executable, "-m", "harness.run.runner", *RUN, f"cache_dir={cache}",
             f"cost.profile_dir={cache / 'profiles'}", f"hydra.sweep.dir={work}", *model, *extra]
     res = subprocess.run(args, capture_output=True, text=True)
@@ -32,7 +36,8 @@ def _sweep(work: Path, cache: Path, model: list[str], extra: list[str]) -> list[
     return [json.loads(p.read_text()) for p in sorted(work.glob("*/metrics.json"))]
 
 
-def bench_cost_model(model: list[str], work: Path) -> dict:
+def bench_cost_model(model: list[str], work: Path, extra: Sequence[str] = ()) -> dict:
+    """`extra`: harness-run overrides for the two sweeps (the bench's --sweep-args)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -43,12 +48,12 @@ def bench_cost_model(model: list[str], work: Path) -> dict:
     calibrate_s = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"harness-calibrate failed:\n{res.stderr[-3000:]}")
-    idle = _sweep(work / "idle", work / "c1", model, [])
+    idle = _sweep(work / "idle", work / "c1", model, extra)
     shutil.copytree(work / "c1" / "profiles", work / "c2" / "profiles")
     hog = mp.Process(target=_spin, daemon=True)
     hog.start()
     try:
-        busy = _sweep(work / "busy", work / "c2", model, [])
+        busy = _sweep(work / "busy", work / "c2", model, extra)
     finally:
         hog.terminate()
     out: dict = {"calibrate_all_sections_s": calibrate_s}

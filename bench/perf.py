@@ -361,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-args", nargs="*", default=[],
                     help="extra harness-run overrides for the search section")
     ap.add_argument("--sweep-args", nargs="*", default=[],
-                    help="extra harness-run overrides for the sweep section")
+                    help="extra harness-run overrides for the sweep, dtype and cost_model "
+                         "sections' sweeps")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched: local model, local task
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     if "cost_model" in args.only:
         clock.start("cost_model")
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
-                                                 args.out / "cost_model")
+                                                 args.out / "cost_model", args.sweep_args)
     if "served" in args.only:
         clock.start("served")
         results["served"] = bench_served(args.out / "served", n=args.served_requests)

@@ -99,6 +99,10 @@ class LocalSlurm:
                 f"JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherFrequency=5\n"
                 if self.accounting else "AccountingStorageType=accounting_storage/none\n")
         mem = max(1024, _memory_mb() - 1024)
+        # more CPUs than the machine has: slurmd must take the configured count, not drain
+        # the node for "low socket*core*thread count"
+        overrides = ("SlurmdParameters=config_overrides\n"
+                     if self.cpus > (os.cpu_count() or 1) else "")
         self.conf.write_text(f"""# written by bench/slurm_cluster.py: a one-node cluster on localhost
 ClusterName={CLUSTER}
 SlurmctldHost={self.node}(127.0.0.1)
@@ -120,7 +124,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-KillWait=5
+{overrides}KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 MinJobAge=300

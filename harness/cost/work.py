@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -227,10 +228,12 @@ def param_count(params: Iterable[Any]) -> int:
 
 
 def _adapter_width(model: Any) -> int:
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:
+    # A model holds PEFT layers only if peft was imported; importing it just to look costs
+    # ~2 s per process (it imports bitsandbytes, which compiles kernels)
+    tuners = sys.modules.get("peft.tuners.tuners_utils")
+    if tuners is None:
         return 0
+    BaseTunerLayer = tuners.BaseTunerLayer
     return int(sum(getattr(m, "in_features", 0) + getattr(m, "out_features", 0)
                    for m in model.modules() if isinstance(m, BaseTunerLayer)))
 

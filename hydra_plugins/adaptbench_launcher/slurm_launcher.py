@@ -6,11 +6,18 @@ queue still run, unobserved). This one waits for all of them, and for each job t
 without finishing its run (cancelled, past its time limit, out of memory, crashed) marks
 that run failed with the job's Slurm state (harness.run.slurm) and logs it; the sweep's
 other runs are unaffected, and re-invoking the sweep into the same directory redoes the
-failed ones only."""
+failed ones only.
+
+While it waits it asks Slurm (one `sacct` for all the sweep's jobs) at least every
+STATE_POLL_S seconds; submitit alone backs off to once per 10 minutes, so a job that died
+without writing its result (killed at its time limit, out of memory) could hold the sweep
+that long. A job whose state is final gets RESULT_GRACE_S for its result file to appear on
+a slow shared file system, counted once for all of them rather than job after job."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,9 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
+
+STATE_POLL_S = 15.0
+RESULT_GRACE_S = 15.0
 
 
 class SlurmLauncher(SubmititSlurmLauncher):
@@ -53,6 +63,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
                           Singleton.get_state()))
         jobs = self._executor().map_array(self, *zip(*calls))
         log.info("submitted Slurm jobs %s", ", ".join(j.job_id for j in jobs))
+        _wait_all(jobs)
         return [self._outcome(job, list(o), sweep_dir) for job, o in zip(jobs, job_overrides)]
 
     @staticmethod
@@ -71,3 +82,23 @@ class SlurmLauncher(SubmititSlurmLauncher):
                       f"run {marked[0].name} marked failed" if marked else
                       "it never started its run")
             return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
+
+
+def _wait_all(jobs: Sequence[Any], poll_s: float = STATE_POLL_S,
+              grace_s: float = RESULT_GRACE_S) -> None:
+    """Until every job has its result or a final Slurm state, then until the finished ones
+    without a result have had `grace_s` to produce it; afterwards `results()` does not
+    wait again."""
+    watcher = jobs[0].watcher  # shared by all of submitit's Slurm jobs: one sacct for all
+    last = time.monotonic()
+    while not all(job.done() for job in jobs):
+        if time.monotonic() - last >= poll_s:
+            watcher.update()
+            last = time.monotonic()
+        time.sleep(1)
+    deadline = time.monotonic() + grace_s
+    while (time.monotonic() < deadline
+           and not all(job.paths.result_pickle.exists() for job in jobs)):
+        time.sleep(1)
+    for job in jobs:
+        job._results_timeout_s = 0  # the grace above was their wait

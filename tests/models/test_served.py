@@ -29,6 +29,7 @@ from tests.test_configs import preset_applied
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["task.n_entities=45", "task.n_paraphrases=1", "task.split_ratios=[0.5,0.1,0.4]",
          "answer.generate=false"]
+N_LETTER = 36  # items scored both ways in the agreement test
 PRICE = ["model.price.input_per_mtok=0.15", "model.price.output_per_mtok=0.6",
          "model.price.date=2024-10-01", "model.price.source=test"]
 
@@ -59,8 +60,9 @@ def cli(args: list[str], cwd: Path, module: str = "harness.run.runner", **env: s
 def test_letter_scoring_agrees_with_the_in_process_model(tmp_path, llama_server):
     """The bundled model in process (transformers, de-quantized; bfloat16 with its LM head
     in float32 for letters) and served by llama.cpp (Q4_1), both scored by letter on the
-    built-in task: the same choice on >= 85% of items."""
-    letter = ["answer.choice_scoring=letter", *QUICK]
+    built-in task: the same choice on >= 85% of items (36 test items: a broken letter
+    mapping agrees by chance, about 25%)."""
+    letter = ["answer.choice_scoring=letter", *QUICK, f"limit={N_LETTER}"]
     local = run(compose_cfg(["strategy=prompt", *letter], tmp_path), tmp_path / "local")
     srv = run(compose_cfg(["strategy=prompt", *letter, *served(llama_server), *PRICE], tmp_path),
               tmp_path / "served")
@@ -68,14 +70,15 @@ def test_letter_scoring_agrees_with_the_in_process_model(tmp_path, llama_server)
     agree = sum(a[i] == b[i] for i in a) / len(a)
     print(f"letter agreement {agree:.3f} on {len(a)} items; accuracy local "
           f"{local['choice_accuracy']:.3f}, served {srv['choice_accuracy']:.3f}")
-    assert len(a) == 72 and agree >= 0.85
+    assert len(a) == N_LETTER and agree >= 0.85
     assert local["scoring_method"] == srv["scoring_method"] == "letter"
     # tokens from the server's usage, the price, the requests
-    assert srv["requests_sent"] == 72 and srv["requests_cached"] == 0 and srv["retries"] == 0
-    assert srv["input_tokens"] > 72 * 50 and srv["output_tokens"] == 72
+    assert srv["requests_sent"] == N_LETTER and srv["requests_cached"] == 0
+    assert srv["retries"] == 0
+    assert srv["input_tokens"] > N_LETTER * 50 and srv["output_tokens"] == N_LETTER
     assert srv["cost_usd"] == pytest.approx((srv["input_tokens"] * 0.15
                                              + srv["output_tokens"] * 0.6) / 1e6)
-    assert srv["usd_per_query"] == pytest.approx(srv["cost_usd"] / 72)
+    assert srv["usd_per_query"] == pytest.approx(srv["cost_usd"] / N_LETTER)
     assert srv["priced_by"] == "per token" and srv["served"]["price"]["date"] == "2024-10-01"
     assert srv["modelled_predict_s"] is None and "served model" in srv["modelled"]["off"]
     assert srv["model"] == ALIAS and srv["served"]["max_concurrency"] == 8
@@ -125,7 +128,7 @@ def test_the_key_is_used_and_written_nowhere_and_a_rerun_without_the_server_send
 def test_a_server_killed_mid_sweep_costs_only_the_missing_requests(tmp_path, own_llama_server):
     server = own_llama_server().start()
     cache = tmp_path / "cache"
-    sweep = ["-m", "strategy=prompt,rag", *QUICK, "limit=24", "answer.choice_scoring=letter",
+    sweep = ["-m", "strategy=prompt,rag", *QUICK, "limit=12", "answer.choice_scoring=letter",
              "model=openai", *server.model_overrides(), "model.max_retries=2",
              "model.max_concurrency=2", f"cache_dir={cache}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     responses = cache / "predictions" / "served"
@@ -134,7 +137,7 @@ def test_a_server_killed_mid_sweep_costs_only_the_missing_requests(tmp_path, own
     def kill_when_some_are_cached() -> None:
         while not killed:
             n = len(list(responses.rglob("*.json"))) if responses.exists() else 0
-            if n >= 30:  # prompt's 24 and a few of rag's
+            if n >= 15:  # prompt's 12 and a few of rag's
                 server.stop()
                 killed["after"] = n
             time.sleep(0.05)
@@ -145,7 +148,7 @@ def test_a_server_killed_mid_sweep_costs_only_the_missing_requests(tmp_path, own
     watcher.join(timeout=5)
     runs = {p.name.split("_")[1]: json.loads((p / "metrics.json").read_text())
             for p in (tmp_path / "sweep").iterdir() if (p / "metrics.json").is_file()}
-    assert runs["prompt"]["status"] == "complete" and runs["prompt"]["requests_sent"] == 24
+    assert runs["prompt"]["status"] == "complete" and runs["prompt"]["requests_sent"] == 12
     assert runs["rag"]["status"] == "failed", first.stderr[-2000:]
     assert server.base_url in runs["rag"]["error"] and "retries" in runs["rag"]["error"]
     kept = len(list(responses.rglob("*.json")))
@@ -155,12 +158,12 @@ def test_a_server_killed_mid_sweep_costs_only_the_missing_requests(tmp_path, own
     assert second.returncode == 0, second.stderr[-2000:]
     rag = json.loads(next((tmp_path / "sweep").glob("*_rag_*/metrics.json")).read_text())
     prompt = json.loads(next((tmp_path / "sweep").glob("*_prompt_*/metrics.json")).read_text())
-    assert rag["status"] == "complete" and prompt["requests_sent"] == 24  # not rerun
-    # letter scoring: one request per question; the cache held prompt's 24 and kept - 24 of rag's
-    assert rag["requests_sent"] + rag["requests_cached"] == 24
-    assert rag["requests_sent"] == 24 - (kept - 24) > 0
+    assert rag["status"] == "complete" and prompt["requests_sent"] == 12  # not rerun
+    # letter scoring: one request per question; the cache held prompt's 12 and kept - 12 of rag's
+    assert rag["requests_sent"] + rag["requests_cached"] == 12
+    assert rag["requests_sent"] == 12 - (kept - 12) > 0
     print(f"killed after {killed['after']} cached responses; {kept} kept; rerun sent "
-          f"{rag['requests_sent']} of rag's 24 ({rag['requests_cached']} from the cache)")
+          f"{rag['requests_sent']} of rag's 12 ({rag['requests_cached']} from the cache)")
 
 
 def test_nothing_listening_is_one_line_naming_the_url(tmp_path):

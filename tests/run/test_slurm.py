@@ -57,7 +57,9 @@ class Crash:
 def slurm(tmp_path_factory):
     root = tmp_path_factory.mktemp("slurm")
     t0 = time.perf_counter()
-    with cluster(root / "cluster") as c:
+    # 4 job slots on 2 cores: the time-limit test's jobs wait, asleep, for 2 minutes, and
+    # the other two run meanwhile
+    with cluster(root / "cluster", cpus=4) as c:
         c.up_s = time.perf_counter() - t0
         yield c
 
