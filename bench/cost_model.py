@@ -41,7 +41,7 @@ def bench_cost_model(model: list[str], work: Path, extra: Sequence[str] = ()) ->
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "harness.cost.cli", *model,
+    res = subprocess.run([sys.executable, "-m", "harness.run.calibrate", *model,
                           f"cache_dir={work / 'c1'}", f"cost.profile_dir={work / 'c1' / 'profiles'}",
                           f"hydra.run.dir={work / 'calibrate'}"],
                          capture_output=True, text=True)

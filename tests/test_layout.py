@@ -26,15 +26,20 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _top_level_imports(path: Path, name: str, known: set[str]) -> set[str]:
-    """Project modules imported at module level (not inside functions or TYPE_CHECKING)."""
+def _top_level_imports(path: Path, name: str, known: set[str],
+                       in_functions: bool = False) -> set[str]:
+    """Project modules imported at module level (and, with `in_functions`, inside functions
+    and classes too; never under TYPE_CHECKING)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     is_pkg = path.name == "__init__.py"
     found = set()
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
-        for sub in ast.walk(node) if not isinstance(node, ast.FunctionDef | ast.ClassDef) else []:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) \
+                and not in_functions:
+            continue
+        for sub in ast.walk(node):
             if isinstance(sub, ast.Import):
                 found.update(a.name for a in sub.names)
             elif isinstance(sub, ast.ImportFrom):
@@ -84,9 +89,13 @@ def _package(module: str) -> str:
 
 
 def _graphs(mods: dict[str, Path]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Modules by their module-level imports (a function-level import inside a package may
+    defer a heavy one); packages by every import, in functions too: a package that imports
+    another only when a function runs still depends on it."""
     modules = {m: _top_level_imports(p, m, set(mods)) for m, p in mods.items()}
+    every = {m: _top_level_imports(p, m, set(mods), in_functions=True) for m, p in mods.items()}
     packages: dict[str, set[str]] = {}
-    for m, deps in modules.items():
+    for m, deps in every.items():
         packages.setdefault(_package(m), set()).update(
             _package(d) for d in deps if _package(d) != _package(m))
     return modules, packages
@@ -106,10 +115,12 @@ def test_the_cycle_check_can_fail(tmp_path):
     assert _top_level_imports(tmp_path / "a.py", "a", {"a", "b"}) == {"b"}
     assert _top_level_imports(tmp_path / "b.py", "b", {"a", "b"}) == {"a"}
     # a planted package cycle: harness.report.x imports harness.scoring.y, which imports
-    # harness.report.z (as scoring/calibrate.py once imported report/runs.py)
+    # harness.report.z (as scoring/calibrate.py once imported report/runs.py) inside a
+    # function (as cost/calibration.py once imported harness.tuning)
     root = tmp_path / "tree"
     for rel, text in {"harness/report/x.py": "from harness.scoring import y\n",
-                      "harness/report/z.py": "", "harness/scoring/y.py": "import harness.report.z\n",
+                      "harness/report/z.py": "",
+                      "harness/scoring/y.py": "def f():\n    import harness.report.z\n",
                       "harness/scoring/w.py": ""}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
@@ -118,6 +129,17 @@ def test_the_cycle_check_can_fail(tmp_path):
     assert _cycle(modules) is None  # no module imports back the one that imports it ...
     assert _cycle(packages) == ["harness.report", "harness.scoring", "harness.report"]  # ... but
     # the packages do
+
+
+def test_the_cost_package_and_the_run_reader_stand_below_their_users():
+    """harness.cost runs no model (the runner passes it the calibration), and the run-record
+    reader is below both the report and the tracking that read runs through it."""
+    _, packages = _graphs(_modules())
+    assert not packages["harness.cost"] & {"harness.models", "harness.tuning",
+                                          "harness.retrieval", "harness.run", "harness.report",
+                                          "harness.search", "harness.data", "harness.scoring"}
+    assert not packages["harness.runs"] & {"harness.report", "harness.tracking"}
+    assert "harness.runs" in packages["harness.tracking"] & packages["harness.report"]
 
 
 def test_the_report_imports_no_torch():

@@ -8,12 +8,12 @@ the fields the report's cost model reads."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.cost.profile import UNCALIBRATED, MachineProfile
+from harness.cost.profile import UNCALIBRATED, MachineProfile, Measure
 from harness.cost.work import METER, add, flops
 from harness.ranks import distributed, world
 from harness.system import cache_root
@@ -67,9 +67,9 @@ def measured_usage(preds: list[Prediction], predict_s: float) -> dict[str, float
 def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[str, float],
                     predict_work: Mapping[str, float], preds: Sequence[Prediction],
                     loads: Mapping[str, float | None], cache_dir: str | None,
-                    embedder_name: str | None,
-                    get_embedder: Callable[[], Any] | None) -> dict[str, Any]:
-    """The work, FLOPs, modelled seconds and contention fields of a run's metrics."""
+                    embedder_name: str | None, measure: Measure) -> dict[str, Any]:
+    """The work, FLOPs, modelled seconds and contention fields of a run's metrics;
+    `measure` calibrates a profile section the run needs and the profile lacks."""
     n = max(len(preds), 1)
     out: dict[str, Any] = {
         "build_work": _rounded(build_work), "predict_work": _rounded(predict_work),
@@ -89,7 +89,7 @@ def run_cost_fields(cost_cfg: Mapping[str, Any], lm: LM, *, build_work: Mapping[
     profile = MachineProfile.open(cache_root(cache_dir), lm, embedder=embedder_name,
                                   folder=cost_cfg.get("profile_dir"))
     every = add(add({}, build_work), predict_work)
-    calibration_s = profile.ensure(every, lm, get_embedder,
+    calibration_s = profile.ensure(every, measure,
                                    repeats=int(cost_cfg.get("calibration_repeats", 2)),
                                    force=bool(cost_cfg.get("recalibrate", False)))
     build, predict = profile.seconds(build_work), profile.seconds(predict_work)

@@ -7,9 +7,9 @@ strategy. Work counts do not move, and the profile is measured once, on the same
 and settings, taking the fastest of `repeats` timings of each shape: so the modelled
 seconds of a run are the same however busy the machine was when it ran.
 
-Per kind of work (measured by harness.cost.calibration), a linear model fitted by non-negative
-least squares on relative error over the calibration's shapes (seconds per unit of each
-counter):
+Per kind of work (measured by the app that runs the model: harness.run.calibration), a
+linear model fitted by non-negative least squares on relative error over the calibration's
+shapes (seconds per unit of each counter):
   forward      a * fwd_flops + b * fwd_attn_flops + c * fwd_calls
   decode/B     s_B * decode_steps/B          (measured at every batch size B a run uses)
   train/MODE   a * train_flops/MODE + c * train_passes/MODE     (MODE: full | frozen)
@@ -45,15 +45,6 @@ import torch
 from filelock import FileLock
 
 from harness.cost import BUSY_SHARE
-from harness.cost.calibration import (
-    calibrate_bm25,
-    calibrate_decode,
-    calibrate_embed,
-    calibrate_forward,
-    calibrate_search,
-    calibrate_trainer,
-    calibrate_training,
-)
 from harness.cost.work import Work
 from harness.results import atomic_write_text
 from harness.system import OtherLoad, machine_id
@@ -61,6 +52,12 @@ from harness.system import OtherLoad, machine_id
 log = logging.getLogger(__name__)
 
 PROFILE_FORMAT = 1
+
+Point = tuple[Work, float, float]  # a calibration shape: work, fastest seconds, spread
+# What calibrates: measure(section, repeats) -> {section: points} for that section (and any
+# others the same measurement gives). The cost package runs no model itself; the caller
+# that holds the model and the embedder passes one (harness.run.calibration.measurer).
+Measure = Callable[[str, int], dict[str, list[Point]]]
 
 
 @dataclass(frozen=True)
@@ -181,8 +178,8 @@ class MachineProfile:
                 out[name] = share
         return out
 
-    def ensure(self, work: Mapping[str, float], lm: Any, get_embedder: Callable[[], Any] | None,
-               repeats: int = 3, force: bool = False) -> float:
+    def ensure(self, work: Mapping[str, float], measure: Measure, repeats: int = 3,
+               force: bool = False) -> float:
         """Calibrate the sections `work` needs that the profile lacks (all with `force`),
         and re-measure those calibrated on a busy machine when it is quiet now (the less
         contended measurement is kept); returns the seconds spent."""
@@ -200,7 +197,7 @@ class MachineProfile:
             done: set[str] = set()  # one measurement can fill several sections (training)
             for name in sorted(todo):
                 if name not in done:
-                    done |= self._calibrate(name, lm, get_embedder, repeats, replace=force)
+                    done |= self._calibrate(name, measure, repeats, replace=force)
             self.save()
         return time.perf_counter() - t_all
 
@@ -210,34 +207,21 @@ class MachineProfile:
         atomic_write_text(self.path, json.dumps(
             {"format": PROFILE_FORMAT, "key": self.key, "sections": self.sections}, indent=1))
 
-    def _calibrate(self, name: str, lm: Any, get_embedder: Callable[[], Any] | None,
-                   repeats: int, replace: bool = True) -> set[str]:
+    def _calibrate(self, name: str, measure: Measure, repeats: int,
+                   replace: bool = True) -> set[str]:
         """Measure section `name` (and any others the same measurement gives); returns the
         names of the sections measured."""
         log.info("calibrating the machine profile: %s (once per machine, model, dtype, threads)",
                  name)
+        if name == "trainer":  # its points are net of the passes and steps: those first
+            for need in ("train/frozen", "optim"):
+                if need not in self.sections:
+                    self._calibrate(need, measure, repeats)
         t0 = time.perf_counter()
         with OtherLoad() as load:
-            if name == "forward":
-                new = {"forward": calibrate_forward(lm, repeats)}
-            elif name.startswith("decode/"):
-                batch = int(name.split("/")[1])
-                step, spread = calibrate_decode(lm, batch, repeats)
-                new = {name: [({f"decode_steps/{batch}": 1.0}, step, spread)]}
-            elif name in ("train/frozen", "train/full", "optim", "train_eval"):
-                new = calibrate_training(lm, repeats)
-            elif name == "trainer":
-                new = {"trainer": self._trainer_points(lm, repeats)}
-            elif name.startswith("embed/"):
-                if get_embedder is None:
-                    raise RuntimeError("calibrating the embedder needs it")
-                new = {name: calibrate_embed(get_embedder(), repeats)}
-            elif name == "search":
-                new = {"search": calibrate_search(repeats)}
-            elif name == "bm25":
-                new = {"bm25": calibrate_bm25(repeats)}
-            else:
-                raise ValueError(f"unknown profile section {name}")
+            new = measure(name, repeats)
+        if name == "trainer":
+            new = {"trainer": self._loop_points(new["trainer"])}
         seconds = time.perf_counter() - t0
         for sec, points in new.items():
             terms = TERMS.get(sec.split("/")[0] if sec.startswith("embed/") else sec) \
@@ -256,14 +240,11 @@ class MachineProfile:
                         "machine: harness-calibrate cost.recalibrate=true", 100 * load.share, name)
         return set(new)
 
-    def _trainer_points(self, lm: Any, repeats: int) -> list[tuple[Work, float, float]]:
-        """The loop's own seconds: each run's time less what the passes and optimizer steps
-        in it take by the train/frozen and optim sections (calibrated first)."""
-        for need in ("train/frozen", "optim"):
-            if need not in self.sections:
-                self._calibrate(need, lm, None, repeats)
+    def _loop_points(self, runs: list[Point]) -> list[Point]:
+        """The training loop's own seconds: each whole run's time less what the passes and
+        optimizer steps in it take by the train/frozen and optim sections."""
         points = []
-        for work, secs, spread in calibrate_trainer(lm, repeats):
+        for work, secs, spread in runs:
             passes = sum(work.get(k, 0.0) * self.sections[sec]["coef"][k]
                          for sec in ("train/frozen", "optim")
                          for k in TERMS[sec])

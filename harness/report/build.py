@@ -38,9 +38,7 @@ from harness.report.freshness import table_frame as freshness_table
 from harness.report.freshness import table_note as freshness_note
 from harness.report.frontier import Frontier, frontier_data, frontier_table
 from harness.report.power import EQUIVALENCE, POWER, items_needed, points
-from harness.report.runs import Run, extra_metrics, item_key, known_metrics
 from harness.report.selection import Pick, pick_representatives
-from harness.report.stats import ALPHA
 from harness.report.tables import Table
 from harness.report.tuning import (
     StudyResult,
@@ -52,6 +50,8 @@ from harness.report.tuning import (
     tuning_usd,
 )
 from harness.report.variants import Pairs, Variant, compare_pairs, make_variants
+from harness.runs import Run, extra_metrics, item_key, known_metrics
+from harness.stats import ALPHA
 from harness.system import config_dir
 
 

@@ -24,9 +24,9 @@ from harness.report.cost_tables import CONTENTION_FACTOR
 from harness.report.plots import make_plots
 from harness.report.power import EQUIVALENCE
 from harness.report.render import write_report
-from harness.report.runs import read_runs, summary_frame
 from harness.report.selection import SELECT_ON
 from harness.results import atomic_write_text
+from harness.runs import read_runs, summary_frame
 
 
 def newest_sweep(results_dir: Path) -> Path | None:

@@ -22,10 +22,10 @@ import pandas as pd
 from harness.report import fmt as f
 from harness.report.build import Report, build_report
 from harness.report.power import EQUIVALENCE, with_power
-from harness.report.runs import IGNORED_KEYS, Run, read_runs, short_label
-from harness.report.stats import ALPHA, PairedTest, holm, paired_test
 from harness.report.tables import Table
 from harness.report.variants import Variant, tied_with
+from harness.runs import IGNORED_KEYS, Run, read_runs, short_label
+from harness.stats import ALPHA, PairedTest, holm, paired_test
 
 MAX_FLIPS = 15  # items listed per variant and direction (all are counted)
 METHODS = [

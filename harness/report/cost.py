@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from harness.cost.prices import break_even, usd
-from harness.report.stats import pareto_front
 from harness.report.variants import Variant
+from harness.stats import pareto_front
 
 # Measured per-query costs within this fraction of each other count as equal for
 # break-even: two timings of the same computation on a shared CPU differ by about this much.

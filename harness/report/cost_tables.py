@@ -13,9 +13,9 @@ import pandas as pd
 from harness.cost import BUSY_SHARE
 from harness.cost.projection import HOST_KINDS, Hardware, project_seconds, usd
 from harness.report import fmt as f
-from harness.report.runs import Run
 from harness.report.tables import Table
 from harness.report.variants import Variant
+from harness.runs import Run
 
 CONTENTION_FACTOR = 1.5  # measured / modelled beyond this (either way) is flagged
 MIN_FLAG_S = 1.0  # phases shorter than this are not flagged: fixed overheads dominate them

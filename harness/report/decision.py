@@ -14,9 +14,9 @@ from harness.report.cost import break_even_lines, same_within, tie_reason
 from harness.report.freshness import Freshness
 from harness.report.freshness import decision_lines as freshness_decision
 from harness.report.power import POWER, points
-from harness.report.runs import Run
-from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant, tied_with
+from harness.runs import Run
+from harness.stats import ALPHA
 
 
 def about_as(best: str, values: pd.Series, costs: pd.DataFrame, fmt=None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.report.stats import Estimate
+from harness.stats import Estimate
 
 NA = "n/a"
 CANNOT_CITE = "cannot cite"

@@ -17,10 +17,10 @@ from harness.errors import UserError
 from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.ppi import ppi_mean
-from harness.report.stats import bootstrap_ci
 from harness.report.tables import Table
 from harness.report.variants import Variant
 from harness.scoring.agreement import LOW_KAPPA, agreement, trust_warning
+from harness.stats import bootstrap_ci
 
 # The yes/no free-form calls whose agreement is measured, and how the report names them.
 CALLS = {"exact_match": "SQuAD exact match", "contains": "contains",

@@ -15,8 +15,8 @@ import pandas as pd
 from harness.cost.prices import usd
 from harness.report import fmt as f
 from harness.report.fmt import NO_UPDATE, with_mode
-from harness.report.stats import ALPHA, bootstrap_ci, holm, paired_test
 from harness.report.variants import Variant
+from harness.stats import ALPHA, bootstrap_ci, holm, paired_test
 
 
 @dataclass

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from harness.report import fmt as f
-from harness.report.runs import short_label, varying_keys
-from harness.report.stats import Estimate
 from harness.report.tables import Table
 from harness.report.variants import Variant
+from harness.runs import short_label, varying_keys
+from harness.stats import Estimate
 
 TRAINING_KEYS = ("strategy.train.", "strategy.data.")  # what moves a point along a frontier
 GRID = 41  # accuracies at which two frontiers are compared across their shared range

@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import binom, norm
 
-from harness.report.stats import ALPHA, PairedTest
+from harness.stats import ALPHA, PairedTest
 
 POWER = 0.80
 # A "real tie": the 95% CI of the difference lies inside +-this margin (report.equivalence_margin)

@@ -20,8 +20,8 @@ import numpy as np
 from harness.errors import UserError
 from harness.report.expected_best import expected_max_normal
 from harness.report.power import points
-from harness.report.runs import Run
 from harness.report.variants import Variant
+from harness.runs import Run
 
 SELECT_ON = ("auto", "val", "test", "none")
 

@@ -15,9 +15,9 @@ from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
 from harness.report.power import EQUIVALENCE, POWER
-from harness.report.runs import Run
-from harness.report.stats import ALPHA
 from harness.report.variants import Pairs, Variant
+from harness.runs import Run
+from harness.stats import ALPHA
 
 
 @dataclass

@@ -16,9 +16,9 @@ import pandas as pd
 from harness.cost.prices import run_usd
 from harness.report import fmt as f
 from harness.report.expected_best import Curve, budget_lines
-from harness.report.runs import BARE_KEYS, Run, short_label, varying_keys
 from harness.report.tables import Table
 from harness.report.variants import Variant
+from harness.runs import BARE_KEYS, Run, short_label, varying_keys
 
 
 @dataclass

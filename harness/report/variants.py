@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from harness.report.power import EQUIVALENCE, with_power
-from harness.report.runs import Run
-from harness.report.stats import ALPHA, Estimate, PairedTest, bootstrap_ci, holm, paired_test
+from harness.runs import Run
+from harness.stats import ALPHA, Estimate, PairedTest, bootstrap_ci, holm, paired_test
 
 Pairs = list[tuple[str, str, PairedTest, float]]  # a, b, test, Holm-adjusted p
 

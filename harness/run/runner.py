@@ -50,6 +50,7 @@ from harness.results import (
     write_jsonl,
 )
 from harness.retrieval import get_embedder
+from harness.run.calibration import measurer
 from harness.run.compose import config_text, effective_config, same_config, strategy_factory
 from harness.run.freshness import run_freshness
 from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
@@ -302,7 +303,8 @@ def _cost_fields(cfg: DictConfig, lm: LanguageModel, run: Predicted, *,
         cfg.cost, lm, build_work=build_work, predict_work=run.work, preds=run.preds,
         loads={"fit": fit_share, "predict": run.others_share},
         cache_dir=cfg.get("cache_dir"), embedder_name=str(cfg.embedder.name_or_path),
-        get_embedder=partial(get_embedder, OmegaConf.to_container(cfg.embedder, resolve=True)))
+        measure=measurer(lm, partial(get_embedder,
+                                     OmegaConf.to_container(cfg.embedder, resolve=True))))
 
 
 def _or_nan(value: float | None) -> float:

@@ -30,9 +30,9 @@ import yaml
 from filelock import FileLock
 
 from harness.cost.prices import usd
-from harness.report.runs import Run, flatten, known_metrics, read_runs
-from harness.report.stats import bootstrap_ci
 from harness.results import STATUS_COMPLETE, STATUS_FAILED, read_json
+from harness.runs import Run, flatten, known_metrics, read_runs
+from harness.stats import bootstrap_ci
 from harness.tracking.settings import TrackingSettings, config_hash, sweep_dir_of
 
 TAG = "adaptbench."

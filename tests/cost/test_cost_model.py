@@ -18,6 +18,7 @@ from harness.models import get_lm
 from harness.models.local import LM
 from harness.report.cli import main as report_main
 from harness.report.cost_tables import Check
+from harness.run.calibration import measurer
 from harness.system import config_dir
 from harness.tuning.fit import training_work
 from harness.tuning.loop import TrainResult
@@ -124,14 +125,14 @@ def test_profile_is_calibrated_once_cached_and_models_seconds(tmp_path):
     work = {**lm.shape.forward(4, 20, 1), "decode_steps/4": 5}
     p = MachineProfile.open(tmp_path, lm)
     assert p.missing(work) == {"forward", "decode/4"}
-    assert p.ensure(work, lm, None, repeats=2) > 0
+    assert p.ensure(work, measurer(lm), repeats=2) > 0
     m = p.seconds(work)
     assert m is not None and m.seconds > 0 and set(m.by_kind) == {"forward", "decode/4"}
     expected = 5 * p.sections["decode/4"]["coef"]["decode_steps/4"]
     assert m.by_kind["decode/4"] == pytest.approx(expected)
     assert 0 <= m.uncertainty < 5
     again = MachineProfile.open(tmp_path, lm)  # from the cache file: nothing to measure
-    assert again.missing(work) == set() and again.ensure(work, lm, None) == 0.0
+    assert again.missing(work) == set() and again.ensure(work, measurer(lm)) == 0.0
     assert again.seconds(work) == m
 
 
@@ -261,7 +262,7 @@ def test_model_time_off_falls_back_to_measured(tmp_path):
         lm.score_choices(["a b c"], [["x", "y"]])
     out = run_cost_fields({"model_time": False}, lm, build_work={}, predict_work=w, preds=[],
                           loads={"fit": None, "predict": None}, cache_dir=str(tmp_path),
-                          embedder_name=None, get_embedder=None)
+                          embedder_name=None, measure=measurer(lm))
     assert out["modelled_predict_s"] is None and out["predict_flops"] == flops(w)
     assert torch.get_num_threads() >= 1
 
@@ -270,7 +271,7 @@ def test_harness_calibrate_measures_every_section_once(tmp_path):
     import subprocess
     import sys
 
-    args = [sys.executable, "-m", "harness.cost.cli", "model=tiny-random",
+    args = [sys.executable, "-m", "harness.run.calibrate", "model=tiny-random",
             f"cache_dir={tmp_path}", "cost.calibration_repeats=1", "cost.profile_dir=null",
             f"hydra.run.dir={tmp_path}/hydra"]
     res = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -298,13 +299,13 @@ def test_a_section_calibrated_on_a_busy_machine_is_remeasured_when_quiet(tmp_pat
     lm = get_lm(TINY)
     work = lm.shape.forward(2, 8, 1)
     p = MachineProfile.open(tmp_path, lm)
-    p.ensure(work, lm, None, repeats=1)
+    p.ensure(work, measurer(lm), repeats=1)
     p.sections["forward"]["others_cpu_share"] = 0.6  # as if a hog shared the machine
     p.sections["forward"]["coef"]["fwd_calls"] = 99.0
     p.save()  # the profile on disk was calibrated on a busy machine
     assert p.contended(work) == {"forward": 0.6}
     monkeypatch.setattr(profile, "machine_quiet", lambda seconds=0.5: False)
-    assert p.ensure(work, lm, None, repeats=1) == 0.0  # still busy: nothing to gain
+    assert p.ensure(work, measurer(lm), repeats=1) == 0.0  # still busy: nothing to gain
     assert p.sections["forward"]["coef"]["fwd_calls"] == 99.0
     monkeypatch.setattr(profile, "machine_quiet", lambda seconds=0.5: True)
 
@@ -318,7 +319,7 @@ def test_a_section_calibrated_on_a_busy_machine_is_remeasured_when_quiet(tmp_pat
             return None
 
     monkeypatch.setattr(profile, "OtherLoad", Quiet)
-    p.ensure(work, lm, None, repeats=1)
+    p.ensure(work, measurer(lm), repeats=1)
     assert p.sections["forward"]["coef"]["fwd_calls"] < 99.0  # measured again, quieter
     assert p.sections["forward"]["others_cpu_share"] == 0.05 and p.contended(work) == {}
 
@@ -337,20 +338,20 @@ def test_the_report_says_when_the_profile_was_calibrated_on_a_busy_machine(quick
 
 
 def test_one_measurement_fills_every_section_it_gives_once(tmp_path, monkeypatch):
-    import harness.cost.profile as profile
+    import harness.run.calibration as calibration
 
     lm = get_lm(TINY)
     calls = []
-    real = profile.calibrate_training
+    real = calibration.calibrate_training
 
     def counted(lm, repeats):
         calls.append(1)
         return real(lm, repeats)
 
-    monkeypatch.setattr(profile, "calibrate_training", counted)
+    monkeypatch.setattr(calibration, "calibrate_training", counted)
     work = {"train_flops/frozen": 1, "train_flops/full": 1, "optim_params": 1,
             "train_eval_flops": 1}
     p = MachineProfile.open(tmp_path, lm)
-    p.ensure(work, lm, None, repeats=1)
-    p.ensure(work, lm, None, repeats=1, force=True)  # cost.recalibrate=true
+    p.ensure(work, measurer(lm), repeats=1)
+    p.ensure(work, measurer(lm), repeats=1, force=True)  # cost.recalibrate=true
     assert len(calls) == 2 and p.missing(work) == set()

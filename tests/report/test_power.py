@@ -9,7 +9,7 @@ import pytest
 
 from harness.report.cli import main as report_main
 from harness.report.power import items_needed, mcnemar_mde, mcnemar_power, normal_mde
-from harness.report.stats import ALPHA, mcnemar_exact, paired_bootstrap
+from harness.stats import ALPHA, mcnemar_exact, paired_bootstrap
 from tests.report.test_report import _fake_run
 
 SIMS = 2000

@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.report.cli import main as report_main
 from harness.report.ppi import ppi_mean
-from harness.report.stats import bootstrap_ci
+from harness.stats import bootstrap_ci
 from tests.report.test_report_free_form import N, _md, sweep  # noqa: F401 (fixture)
 
 TRUE, FALSE_POS, FALSE_NEG = 0.6, 0.3, 0.1  # the metric calls 30% of wrong answers right

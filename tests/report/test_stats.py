@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from harness.cost.prices import api_usd_per_1k, break_even, usd
-from harness.report.stats import (
+from harness.stats import (
     bootstrap_ci,
     holm,
     mcnemar_exact,

@@ -1,5 +1,6 @@
-"""Statistics for the report: bootstrap confidence intervals over items and seeds, paired
-tests between strategies on the same items, Holm's correction, and Pareto fronts.
+"""Statistics for the report (and the tracking's intervals): bootstrap confidence intervals
+over items and seeds, paired tests between strategies on the same items, Holm's correction,
+and Pareto fronts.
 
 Outcome matrices are (seeds x items): row s holds seed s's per-item scores (1/0 for
 choice accuracy, or a score in [0, 1]) on items in a fixed order shared by every variant.

@@ -1,6 +1,10 @@
 """The calibration measurements behind the machine profile (harness.cost.profile): each function
 times one kind of work at a few shapes and returns (work, fastest seconds, repeat spread)
-per shape, the work counted by the same code (harness.cost.work) that counts a run's."""
+per shape, the work counted by the same code (harness.cost.work) that counts a run's.
+
+They run the model, the trainer and the embedder, so they live with the apps that hold
+those (the runner, harness-calibrate); `measurer` hands them to the profile, which fits and
+caches what they measure and itself runs nothing."""
 
 from __future__ import annotations
 
@@ -14,9 +18,34 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.cost.profile import Measure, Point
 from harness.cost.work import METER, Shape, Work, add, search_work
 
-Point = tuple[Work, float, float]  # work, fastest seconds, median / fastest - 1
+
+def measurer(lm: Any, get_embedder: Callable[[], Any] | None = None) -> Measure:
+    """The profile's `measure` for this model (and embedder, built only if a section needs
+    it): section name -> its calibration points."""
+    def measure(name: str, repeats: int) -> dict[str, list[Point]]:
+        if name == "forward":
+            return {"forward": calibrate_forward(lm, repeats)}
+        if name.startswith("decode/"):
+            batch = int(name.split("/")[1])
+            step, spread = calibrate_decode(lm, batch, repeats)
+            return {name: [({f"decode_steps/{batch}": 1.0}, step, spread)]}
+        if name in ("train/frozen", "train/full", "optim", "train_eval"):
+            return calibrate_training(lm, repeats)  # one measurement gives all four
+        if name == "trainer":  # whole short runs; the profile takes the passes out
+            return {"trainer": calibrate_trainer(lm, repeats)}
+        if name.startswith("embed/"):
+            if get_embedder is None:
+                raise RuntimeError("calibrating the embedder needs it")
+            return {name: calibrate_embed(get_embedder(), repeats)}
+        if name == "search":
+            return {"search": calibrate_search(repeats)}
+        if name == "bm25":
+            return {"bm25": calibrate_bm25(repeats)}
+        raise ValueError(f"unknown profile section {name}")
+    return measure
 
 
 def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1,

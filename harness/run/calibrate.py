@@ -17,6 +17,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness.cost.profile import MachineProfile
+from harness.models import get_lm
+from harness.retrieval import get_embedder
+from harness.run.calibration import measurer
 from harness.system import cache_root, config_dir
 
 log = logging.getLogger(__name__)
@@ -27,11 +30,6 @@ EVERY = ("fwd_calls", "train_flops/frozen", "train_flops/full", "optim_params",
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _main(cfg: DictConfig) -> None:
-    # the composition root of a calibration: the model and embedder it measures (the cost
-    # package itself depends on neither; they count their work with harness.cost.work)
-    from harness.models import get_lm
-    from harness.retrieval import get_embedder
-
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
     lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
@@ -41,7 +39,7 @@ def _main(cfg: DictConfig) -> None:
                                   folder=cfg.cost.get("profile_dir"))
     work = {k: 1.0 for k in EVERY}
     work[f"decode_steps/{int(cfg.answer.batch_size)}"] = 1.0
-    seconds = profile.ensure(work, lm, lambda: get_embedder(embedder_cfg),
+    seconds = profile.ensure(work, measurer(lm, lambda: get_embedder(embedder_cfg)),
                              repeats=int(cfg.cost.get("calibration_repeats", 2)),
                              force=bool(cfg.cost.get("recalibrate", False)))
     print(f"machine profile: {profile.path} ({seconds:.1f} s calibrating)")

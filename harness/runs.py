@@ -1,5 +1,7 @@
 """Find run directories and read them: one summary row per run, per-item outcomes, and
-variant labels (runs of one strategy that differ in a value other than the seed)."""
+variant labels (runs of one strategy that differ in a value other than the seed).
+
+The report and the tracking both read runs through this module, so it sits below both."""
 
 from __future__ import annotations
 
