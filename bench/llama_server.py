@@ -4,6 +4,7 @@ serving the bundled GGUF on a free loopback port: a real served model for the te
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -57,9 +58,12 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LlamaServer:
+        # its share of the cores: all of them for the bench, one per test worker (llama.cpp's
+        # threads spin while they wait for each other, which on a shared core only slows all)
+        threads = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
                "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_ctx", str(self.n_ctx), "--n_threads", "2", "--n_threads_batch", "2"]
+               "--n_ctx", str(self.n_ctx), "--n_threads", threads, "--n_threads_batch", threads]
         if self.api_key:
             cmd += ["--api_key", self.api_key]
         self.proc = launch(cmd, self.log)

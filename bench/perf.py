@@ -361,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-args", nargs="*", default=[],
                     help="extra harness-run overrides for the search section")
     ap.add_argument("--sweep-args", nargs="*", default=[],
-                    help="extra harness-run overrides for the sweep, dtype and cost_model "
-                         "sections' sweeps")
+                    help="extra harness-run overrides for the sweep, dtype, cost_model and "
+                         "retrieval sections' sweeps (the retrieval sweep keeps its strategy)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched: local model, local task
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -400,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     if "retrieval" in args.only:
         clock.start("retrieval")
         results["retrieval"] = {**bench_bm25_build(),
-                                **bench_retrieval_sweep(model, args.out / "retrieval")}
+                                **bench_retrieval_sweep(model, args.out / "retrieval",
+                                                        args.sweep_args)}
     if "cost_model" in args.only:
         clock.start("cost_model")
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],

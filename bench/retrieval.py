@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -33,13 +34,16 @@ def bench_bm25_build(repeats: int = 3) -> dict:
             "bm25_build_s": best, "bm25_documents_per_s": len(docs) / best}
 
 
-def bench_retrieval_sweep(model_overrides: list[str], work: Path) -> dict:
+def bench_retrieval_sweep(model_overrides: list[str], work: Path,
+                          extra: Sequence[str] = ()) -> dict:
+    """`extra`: the bench's --sweep-args, less any strategy (this sweep's is retrieval_only)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     args = [sys.executable, "-m", "harness.run.runner", "-m", "strategy=retrieval_only",
             f"retriever={','.join(RETRIEVERS)}", f"chunker.size={','.join(map(str, SIZES))}",
             "chunker.overlap=10", "progress=false", f"cache_dir={work / 'cache'}",
-            f"hydra.sweep.dir={work / 'sweep'}", *model_overrides]
+            f"hydra.sweep.dir={work / 'sweep'}", *model_overrides,
+            *(a for a in extra if not a.startswith("strategy="))]
     t0 = time.perf_counter()
     res = subprocess.run(args, capture_output=True, text=True)
     wall = time.perf_counter() - t0

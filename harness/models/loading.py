@@ -75,8 +75,8 @@ def converted_gguf_dir(gguf_spec: str, cache: Path) -> Path:
         plain = AutoModelForCausalLM.from_config(config)
         plain.load_state_dict(loaded.state_dict())
         plain.save_pretrained(tmp, safe_serialization=True)
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        tok.save_pretrained(tmp)
+        # the tokenizer extracted once already (reading a GGUF's vocabulary takes seconds)
+        AutoTokenizer.from_pretrained(bundled_tokenizer_dir(gguf_spec, cache)).save_pretrained(tmp)
 
     return cached_dir(target, build)
 
