@@ -36,10 +36,16 @@ def _sweep(work: Path, cache: Path, model: list[str], extra: Sequence[str]) -> l
     return [json.loads(p.read_text()) for p in sorted(work.glob("*/metrics.json"))]
 
 
-def bench_cost_model(model: list[str], work: Path, extra: Sequence[str] = ()) -> dict:
-    """`extra`: harness-run overrides for the two sweeps (the bench's --sweep-args)."""
+def bench_cost_model(model: list[str], work: Path, extra: Sequence[str] = (),
+                     profiles_from: Path | None = None) -> dict:
+    """`extra`: harness-run overrides for the two sweeps (the bench's --sweep-args);
+    `profiles_from`: machine profiles to start from (harness-calibrate then measures only
+    the sections they lack; the test suite passes its own, already calibrated)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    if profiles_from is not None and profiles_from.is_dir():
+        shutil.copytree(profiles_from, work / "c1" / "profiles",
+                        ignore=shutil.ignore_patterns("*.lock"))
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "harness.run.calibrate", *model,
                           f"cache_dir={work / 'c1'}", f"cost.profile_dir={work / 'c1' / 'profiles'}",

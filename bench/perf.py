@@ -360,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="scaling section: corpus sizes, as multiples of the 1x corpus")
     ap.add_argument("--search-args", nargs="*", default=[],
                     help="extra harness-run overrides for the search section")
+    ap.add_argument("--cost-profiles-from", type=Path, default=None,
+                    help="cost_model section: start from these machine profiles (a folder); "
+                         "harness-calibrate then measures only what they lack")
     ap.add_argument("--sweep-args", nargs="*", default=[],
                     help="extra harness-run overrides for the sweep, dtype, cost_model and "
                          "retrieval sections' sweeps (the retrieval sweep keeps its strategy)")
@@ -405,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     if "cost_model" in args.only:
         clock.start("cost_model")
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],
-                                                 args.out / "cost_model", args.sweep_args)
+                                                 args.out / "cost_model", args.sweep_args,
+                                                 args.cost_profiles_from)
     if "served" in args.only:
         clock.start("served")
         results["served"] = bench_served(args.out / "served", n=args.served_requests)

@@ -5,6 +5,7 @@ side by side."""
 from __future__ import annotations
 
 import json
+import os
 
 from bench.perf import main, padding_share
 from harness.tuning.rows import TrainRow
@@ -65,7 +66,11 @@ def test_dtype_section(tmp_path):
 
 
 def test_cost_model_section(tmp_path):
-    c = _bench(tmp_path, "cost_model")["cost_model"]
+    # from the session's machine profiles: the section's sweeps and checks, without
+    # calibrating every section again (tests/cost times harness-calibrate from nothing)
+    assert main([*BASE, "--out", str(tmp_path), "--only", "cost_model",
+                 "--cost-profiles-from", os.environ["ADAPTBENCH_PROFILE_DIR"]]) == 0
+    c = json.loads((tmp_path / "perf.json").read_text())["cost_model"]
     # the same profile prices the idle and the busy runs alike
     assert c["calibrate_all_sections_s"] > 0 and c["measured_busy_over_idle"] > 0
     assert 1.0 <= c["modelled_busy_over_idle"] <= 1.1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +19,9 @@ from harness.ranks import distributed, world
 from harness.system import cache_root
 from harness.types import Prediction
 
-if TYPE_CHECKING:
-    from harness.models.local import LM
+# `lm`: an in-process model (harness.models.local.LM: .model, .tokenizer, .shape,
+# score_choices, generate); the cost package does not import the models package
+LM = Any
 
 _WARM: set[int] = set()
 

@@ -93,7 +93,7 @@ class Dims:
 class Plan:
     """How a variant runs: what trains, in which precision, on how many shards."""
 
-    trains: str = "none"  # none | full | adapter
+    trains: str = "none"  # none | all (every weight) | adapter
     regime: str = "amp"  # REGIMES: the base weights' precision
     adapter_params: int = 0  # trainable adapter parameters (LoRA), ADAPTER_REGIME
     batch: int = 1  # sequences per step (per shard)
@@ -137,7 +137,7 @@ def _state_terms(d: Dims, p: Plan) -> dict[str, float]:
     out = {"weights": weights / n}
     if copy and p.trains != "none":
         out["copies"] = d.params * copy / n
-    if p.trains == "full":
+    if p.trains == "all":
         out["gradients"] = d.params * grad / n
         out["optimizer"] = d.params * optim / n
     elif p.trains == "adapter":

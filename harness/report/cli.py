@@ -226,7 +226,7 @@ def track_report(runs: list, files: list[Path]) -> None:
     run and every run's variant tag gets the report's label. A tracker that is down: said
     once, nothing fails."""
     from harness.tracking import sweep_dir_of
-    from harness.tracking.settings import read_tracking
+    from harness.tracking.track import read_tracking
 
     sweeps: dict[Path, list] = {}
     for r in runs:

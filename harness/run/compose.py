@@ -117,8 +117,8 @@ def config_text(cfg: DictConfig) -> str:
 
 
 def same_config(run_dir: Path, cfg: DictConfig) -> bool:
-    """The run folder holds this config's run. Tracking settings do not count: turning a
-    tracker on does not make a complete run run again."""
+    """The run folder holds this config's run. Tracking and the memory check do not count:
+    turning a tracker on, or the check off, does not make a complete run run again."""
     path = run_dir / "config.yaml"
     if not path.is_file():
         return False
@@ -131,4 +131,5 @@ def same_config(run_dir: Path, cfg: DictConfig) -> bool:
 def _untracked(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("tracking", None)
+    data.pop("memory", None)
     return OmegaConf.to_yaml(OmegaConf.create(data))

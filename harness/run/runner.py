@@ -36,7 +36,7 @@ from harness.cost.work import METER
 from harness.data import build_task
 from harness.data.update import build_update
 from harness.errors import ConfigError, UserError, full_errors
-from harness.models import LanguageModel, get_lm, model_label
+from harness.models import LanguageModel, get_lm, is_served, model_label
 from harness.models.prediction_cache import CACHE_METER
 from harness.ranks import agree, from_slurm, is_main, main_first, world
 from harness.record import primary_metric
@@ -52,6 +52,7 @@ from harness.results import (
 from harness.retrieval import get_embedder
 from harness.run.calibration import measurer
 from harness.run.compose import config_text, effective_config, same_config, strategy_factory
+from harness.run.fits import check_fits
 from harness.run.freshness import run_freshness
 from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
 from harness.run.slurm import explain, slurm_job
@@ -63,6 +64,8 @@ from harness.system import (
     config_dir,
     peak_memory_mb,
     reset_peak_memory,
+    resolve_device,
+    resolve_dtype,
     versions,
 )
 from harness.tracking import TrackingSettings, track_run
@@ -138,9 +141,15 @@ def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Str
     fresh_cfg = cfg.get("freshness") or {}
     make_strategy = strategy_factory(cfg, pruning=pruning)
     import_metric_modules(cfg.get("metrics") or [])
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if not is_served(model_cfg) and (cfg.get("memory") or {}).get("check", True):
+        device = resolve_device(str(model_cfg.get("device", "auto")))
+        dtype = resolve_dtype(str(model_cfg.get("dtype", "float32")), device)
+        check_fits(model_cfg, OmegaConf.to_container(cfg.strategy, resolve=True),
+                   half=dtype.itemsize == 2, device=device.type)
     with main_first():
         t0 = time.perf_counter()
-        lm = get_lm(OmegaConf.to_container(cfg.model, resolve=True))
+        lm = get_lm(model_cfg)
         load_s = time.perf_counter() - t0
         # The strategy first: one that cannot run on this model (a tuned one on a served
         # model) says so before the task is read.

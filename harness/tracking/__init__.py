@@ -8,7 +8,8 @@ again, or a rerun of the same config, updates one MLflow run instead of adding a
 A tracker that is down or refuses a write never fails a run: the run folder is complete,
 the run says once why tracking failed, and `harness-track` logs it later.
 
-    settings.py      tracking.* settings, the config hash, the run's tracking.json
+    settings.py      tracking.* settings, the config hash
+    track.py         logging one run folder when it ends; its tracking.json
     mlflow_log.py    what an MLflow run holds, and logging it through the mlflow client
     cli.py           harness-track
 """
@@ -19,8 +20,8 @@ from harness.tracking.settings import (
     config_hash,
     redact,
     sweep_dir_of,
-    track_run,
 )
+from harness.tracking.track import track_run
 
 __all__ = ["TRACKING_FILE", "TrackingSettings", "config_hash", "redact", "sweep_dir_of",
            "track_run"]

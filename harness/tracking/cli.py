@@ -19,13 +19,8 @@ import yaml
 
 from harness.errors import UserError
 from harness.results import find_runs
-from harness.tracking.settings import (
-    TrackingSettings,
-    failure,
-    read_tracking,
-    redact,
-    sweep_dir_of,
-)
+from harness.tracking.settings import TrackingSettings, failure, redact, sweep_dir_of
+from harness.tracking.track import read_tracking
 
 
 def settings_for(run_dir: Path, uri: str | None, experiment: str | None) -> TrackingSettings:

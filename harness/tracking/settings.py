@@ -1,27 +1,23 @@
-"""The tracking settings (conf/tracking/), a run's config hash, and logging one run folder
-without ever failing the run."""
+"""The tracking settings (conf/tracking/), a run's config hash, the sweep a run folder belongs
+to, and how a tracker's failure is said (redacted, one line)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.results import read_json, write_json
-
-log = logging.getLogger("harness.tracking")
 
 BACKENDS = ("none", "mlflow")
 TRACKING_FILE = "tracking.json"  # in the run folder: where it was logged, or why not
 # Where and how a run was executed, not what it is: left out of the config hash, so the
 # same run from another folder, with other progress bars or with tracking on, is one run.
 NOT_HASHED = ("results_dir", "cache_dir", "progress", "torch_threads", "hydra", "tracking",
-              "prediction_cache")
+              "prediction_cache", "memory")
 
 
 @dataclass(frozen=True)
@@ -94,34 +90,3 @@ def sweep_dir_of(run_dir: Path) -> Path | None:
     parent = run_dir.parent
     return parent if (parent / "multirun.yaml").is_file() or (parent / "sweep.json").is_file() \
         else None
-
-
-def track_run(settings: TrackingSettings, run_dir: Path) -> dict[str, Any] | None:
-    """Log one finished run folder (complete or failed) to the tracker. Never raises: a
-    failure is said once, in one line, and written to the run's tracking.json."""
-    if settings.backend == "none":
-        return None
-    where = redact(settings.uri)
-    try:
-        from harness.tracking.mlflow_log import MlflowLog
-        result = MlflowLog(settings).log_run(run_dir)
-    except Exception as e:  # the tracker's problem is never the run's
-        result = {"logged": False, "error": failure(e)[:500]}
-        log.warning("tracking: %s was not logged to MLflow at %s (%s). The run folder is "
-                    "unaffected; log it later with: harness-track %s", run_dir.name, where,
-                    result["error"], sweep_dir_of(run_dir) or run_dir)
-    record = {"backend": settings.backend, "uri": where, "experiment": settings.experiment,
-              **result}
-    try:
-        write_json(run_dir / TRACKING_FILE, record)
-    except OSError as e:
-        log.warning("tracking: cannot write %s (%s)", run_dir / TRACKING_FILE, e)
-    return record
-
-
-def read_tracking(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / TRACKING_FILE
-    try:
-        return read_json(path) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}

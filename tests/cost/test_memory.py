@@ -35,7 +35,7 @@ def test_parameter_counts_match_the_published_sizes():
 
 def test_zero_paper_sixteen_bytes_per_parameter():
     d = Dims.from_config(LLAMA31_8B)
-    mem = predict(d, Plan(trains="full", regime="master"))
+    mem = predict(d, Plan(trains="all", regime="master"))
     assert states(mem) == 16 * d.params  # exactly
     assert states(mem) / GB == pytest.approx(128.5, rel=0.01)  # "an 8B model needs ~128 GB"
 
@@ -45,13 +45,13 @@ def test_deepspeed_zero3_per_gpu_formula():
     largest = d.vocab * d.hidden  # the largest single module: the embedding (or the LM head)
     for gpus in (2, 4, 8):
         deepspeed = 4 * largest + 18 * d.params / gpus
-        ours = predict(d, Plan(trains="full", regime="amp", shards=gpus))
+        ours = predict(d, Plan(trains="all", regime="amp", shards=gpus))
         assert states(ours) + ours.terms["gathered"] == pytest.approx(deepspeed, rel=0.10)
 
 
 @pytest.mark.parametrize("regime,trains,table_gb", [
-    ("amp", "full", 120),  # Full (bf16 or fp16), 32 bits
-    ("bf16", "full", 60),  # Full (pure_bf16)
+    ("amp", "all", 120),  # Full (bf16 or fp16), 32 bits
+    ("bf16", "all", 60),  # Full (pure_bf16)
     ("bf16", "adapter", 16),  # Freeze/LoRA, 16 bits
     ("int8", "adapter", 10),  # QLoRA, 8 bits
     ("nf4", "adapter", 6),  # QLoRA, 4 bits
@@ -68,8 +68,8 @@ def test_checkpointing_keeps_one_layer_and_fused_attention_drops_the_scores():
     d = Dims.from_config(LLAMA31_8B)
     tokens, logits = 2048, 2048 * d.vocab * 4 * 2  # float32 logits and their gradient
     layer = activation_elements(d, tokens, fused=True) * tokens * 2  # bf16
-    plain = predict(d, Plan(trains="full", seq=tokens)).terms["activations"]
-    ckpt = predict(d, Plan(trains="full", seq=tokens, checkpointing=True)).terms["activations"]
+    plain = predict(d, Plan(trains="all", seq=tokens)).terms["activations"]
+    ckpt = predict(d, Plan(trains="all", seq=tokens, checkpointing=True)).terms["activations"]
     assert plain == d.layers * layer + logits
     assert ckpt == d.layers * d.hidden * tokens * 2 + layer + logits  # inputs + one layer
     assert plain - logits > 10 * (ckpt - logits)
@@ -79,6 +79,45 @@ def test_checkpointing_keeps_one_layer_and_fused_attention_drops_the_scores():
 
 def test_sharding_divides_the_model_states():
     d = Dims.from_config(LLAMA31_8B)
-    one = predict(d, Plan(trains="full", regime="amp"))
-    two = predict(d, Plan(trains="full", regime="amp", shards=2))
+    one = predict(d, Plan(trains="all", regime="amp"))
+    two = predict(d, Plan(trains="all", regime="amp", shards=2))
     assert states(two) == pytest.approx(states(one) / 2)
+
+
+def test_a_run_that_cannot_fit_stops_before_loading_in_one_line(tmp_path):
+    """An 8B config.json and no weights: the check must stop the run before anything is
+    loaded (loading would fail otherwise, on the missing weights)."""
+    import json
+
+    from harness.errors import ConfigError
+    from harness.run.runner import run
+    from tests.conftest import compose_cfg
+
+    model = tmp_path / "llama-8b"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({**LLAMA31_8B, "architectures": ["LlamaForCausalLM"]}))
+    base = ["strategy=full", "model=hf", f"model.name_or_path={model}", "model.dtype=float32",
+            "task.n_entities=12"]
+    with pytest.raises(ConfigError) as e:
+        run(compose_cfg(base, tmp_path), tmp_path / "run")
+    msg = str(e.value)
+    assert "\n" not in msg and "would not fit: predicted peak" in msg
+    assert "(every weight trained, float32)" in msg
+    assert "GB available on cpu" in msg and "strategy=lora" in msg and "memory.check=false" in msg
+    # the override runs it anyway: it gets as far as loading, which finds no weights
+    with pytest.raises(Exception) as e2:
+        run(compose_cfg([*base, "memory.check=false"], tmp_path), tmp_path / "run2")
+    assert "would not fit" not in str(e2.value)
+
+
+def test_plans_follow_the_strategy_config():
+    from harness.run.fits import plan_of
+
+    assert plan_of({"k_shot": 3}, half=True).trains == "none"
+    lora = plan_of({"train": {"batch_size": 4}, "adapter": {"method": "lora"},
+                    "data": {"max_seq_len": 256}}, half=True)
+    assert (lora.trains, lora.regime, lora.batch, lora.seq, lora.act_bytes) == \
+        ("adapter", "amp", 4, 256, 2.0)
+    qlora = plan_of({"train": {}, "adapter": {"quantize": "4bit"}}, half=False)
+    assert qlora.regime == "nf4" and qlora.act_bytes == 4.0
+    assert plan_of({"train": {"batch_size": 8}}, half=False).regime == "float32"

@@ -1,0 +1,90 @@
+"""Refuse, before loading, a run the memory model says cannot fit (harness.cost.memory).
+
+A local model whose config.json can be read without loading it (a folder, or a hub id in
+the local cache) is sized from its dimensions; the run's plan comes from its config: what
+the strategy trains (all weights, an adapter, a 4-bit QLoRA base), the precision it trains
+in (float32 weights under bf16 autocast, as harness.tuning does, or float32), its batch and
+sequence length. Predicted peak above what the device has free: one line, predicted against
+available, and what would make it fit. `memory.check=false` runs it anyway. A model that
+cannot be sized (the bundled GGUF, a served model, the tiny test model) is not checked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.cost.memory import GB, Dims, Plan, predict
+from harness.errors import ConfigError
+
+WHAT = {"none": "inference", "all": "every weight trained", "adapter": "an adapter trained"}
+
+
+def model_config(name: str) -> dict | None:
+    """A model's config.json, from a folder or the local hub cache; None if not at hand."""
+    path = Path(name).expanduser()
+    if (path / "config.json").is_file():
+        return json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if "/" not in name or path.exists() or name.startswith(("gguf-package:", "tiny")):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001 - no cache, a malformed id: not sizable here
+        return None
+    return json.loads(Path(cached).read_text(encoding="utf-8")) if isinstance(cached, str) \
+        else None
+
+
+def plan_of(strategy: Mapping[str, Any], half: bool) -> Plan:
+    """How the run's strategy uses memory; `half`: the model computes in a 16-bit dtype."""
+    train = strategy.get("train")
+    act = 2.0 if half else 4.0
+    if not isinstance(train, Mapping):  # no training: the weights in their dtype
+        return Plan(trains="none", regime="bf16" if half else "float32", act_bytes=act)
+    adapter = strategy.get("adapter") or {}
+    seq = int((strategy.get("data") or {}).get("max_seq_len") or 512)
+    batch = int(train.get("batch_size") or 1)
+    common = {"batch": batch, "seq": seq, "act_bytes": act,
+              "checkpointing": bool(train.get("gradient_checkpointing", False))}
+    if adapter:
+        regime = "nf4" if adapter.get("quantize") == "4bit" else ("amp" if half else "float32")
+        return Plan(trains="adapter", regime=regime, **common)
+    return Plan(trains="all", regime="amp" if half else "float32", **common)
+
+
+def available_bytes(device: str) -> float:
+    if device.startswith("cuda"):
+        import torch
+        return float(torch.cuda.mem_get_info()[0])
+    import psutil
+    return float(psutil.virtual_memory().available)
+
+
+def check_fits(model: Mapping[str, Any], strategy: Mapping[str, Any], *, half: bool,
+               device: str) -> dict | None:
+    """The prediction (for the run's record), or None when the model cannot be sized;
+    raises a one-line ConfigError when it would not fit."""
+    config = model_config(str(model.get("name_or_path", "")))
+    if config is None or "hidden_size" not in config or "intermediate_size" not in config:
+        return None
+    plan = plan_of(strategy, half)
+    mem = predict(Dims.from_config(config), plan)
+    free = available_bytes(device)
+    out = {"predicted_peak_gb": round(mem.total / GB, 2), "available_gb": round(free / GB, 2),
+           "plan": f"{WHAT[plan.trains]}, {plan.regime}", "terms_gb": mem.gb()}
+    if mem.total > free:
+        ways: list[str] = []
+        if plan.trains == "all":
+            ways += ["strategy=lora", "strategy=lora strategy.adapter.quantize=4bit"]
+        elif plan.trains == "adapter" and plan.regime != "nf4":
+            ways.append("strategy.adapter.quantize=4bit")
+        if plan.trains != "none" and plan.batch > 1:
+            ways.append(f"strategy.train.batch_size={max(1, plan.batch // 2)}")
+        raise ConfigError(
+            f"model {model.get('name_or_path')} would not fit: predicted peak "
+            f"{mem.total / GB:.1f} GB ({out['plan']}) > {free / GB:.1f} GB available on "
+            f"{device}; try {' or '.join(ways) if ways else 'a machine with more memory'}, "
+            "or memory.check=false to run it anyway")
+    return out
