@@ -141,8 +141,8 @@ def _state_terms(d: Dims, p: Plan) -> dict[str, float]:
         out["gradients"] = d.params * grad / n
         out["optimizer"] = d.params * optim / n
     elif p.trains == "adapter":
-        _, _, a_grad, a_optim = REGIMES[ADAPTER_REGIME]
-        out["weights"] += p.adapter_params * REGIMES[ADAPTER_REGIME][0]
+        a_weight, _, a_grad, a_optim = REGIMES[ADAPTER_REGIME]
+        out["weights"] += p.adapter_params * a_weight
         out["gradients"] = p.adapter_params * a_grad
         out["optimizer"] = p.adapter_params * a_optim
     if n > 1:

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.cost.memory import GB, Dims, Plan, predict
 from harness.errors import ConfigError
+from harness.system import resolve_device, resolve_dtype
 
 WHAT = {"none": "inference", "all": "every weight trained", "adapter": "an adapter trained"}
 
@@ -26,7 +27,7 @@ def model_config(name: str) -> dict | None:
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
         return json.loads((path / "config.json").read_text(encoding="utf-8"))
-    if "/" not in name or path.exists() or name.startswith(("gguf-package:", "tiny")):
+    if "/" not in name or path.exists() or name.startswith("gguf-package:"):
         return None
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -62,29 +63,28 @@ def available_bytes(device: str) -> float:
     return float(psutil.virtual_memory().available)
 
 
-def check_fits(model: Mapping[str, Any], strategy: Mapping[str, Any], *, half: bool,
-               device: str) -> dict | None:
-    """The prediction (for the run's record), or None when the model cannot be sized;
-    raises a one-line ConfigError when it would not fit."""
+def check_fits(model: Mapping[str, Any], strategy: Mapping[str, Any]) -> None:
+    """Raise a one-line ConfigError when the run would not fit; nothing when it would, or
+    when the model cannot be sized without loading it."""
     config = model_config(str(model.get("name_or_path", "")))
     if config is None or "hidden_size" not in config or "intermediate_size" not in config:
-        return None
-    plan = plan_of(strategy, half)
+        return
+    device = resolve_device(str(model.get("device", "auto")))  # as load_model does
+    dtype = resolve_dtype(str(model.get("dtype", "float32")), device)
+    plan = plan_of(strategy, half=dtype.itemsize == 2)
     mem = predict(Dims.from_config(config), plan)
-    free = available_bytes(device)
-    out = {"predicted_peak_gb": round(mem.total / GB, 2), "available_gb": round(free / GB, 2),
-           "plan": f"{WHAT[plan.trains]}, {plan.regime}", "terms_gb": mem.gb()}
-    if mem.total > free:
-        ways: list[str] = []
-        if plan.trains == "all":
-            ways += ["strategy=lora", "strategy=lora strategy.adapter.quantize=4bit"]
-        elif plan.trains == "adapter" and plan.regime != "nf4":
-            ways.append("strategy.adapter.quantize=4bit")
-        if plan.trains != "none" and plan.batch > 1:
-            ways.append(f"strategy.train.batch_size={max(1, plan.batch // 2)}")
-        raise ConfigError(
-            f"model {model.get('name_or_path')} would not fit: predicted peak "
-            f"{mem.total / GB:.1f} GB ({out['plan']}) > {free / GB:.1f} GB available on "
-            f"{device}; try {' or '.join(ways) if ways else 'a machine with more memory'}, "
-            "or memory.check=false to run it anyway")
-    return out
+    free = available_bytes(device.type)
+    if mem.total <= free:
+        return
+    ways: list[str] = []
+    if plan.trains == "all":
+        ways += ["strategy=lora", "strategy=lora strategy.adapter.quantize=4bit"]
+    elif plan.trains == "adapter" and plan.regime != "nf4":
+        ways.append("strategy.adapter.quantize=4bit")
+    if plan.trains != "none" and plan.batch > 1:
+        ways.append(f"strategy.train.batch_size={max(1, plan.batch // 2)}")
+    raise ConfigError(
+        f"model {model.get('name_or_path')} would not fit: predicted peak "
+        f"{mem.total / GB:.1f} GB ({WHAT[plan.trains]}, {plan.regime}) > {free / GB:.1f} GB "
+        f"available on {device.type}; try {' or '.join(ways) if ways else 'a machine with more memory'}, "
+        "or memory.check=false to run it anyway")

@@ -64,8 +64,6 @@ from harness.system import (
     config_dir,
     peak_memory_mb,
     reset_peak_memory,
-    resolve_device,
-    resolve_dtype,
     versions,
 )
 from harness.tracking import TrackingSettings, track_run
@@ -143,10 +141,7 @@ def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Str
     import_metric_modules(cfg.get("metrics") or [])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if not is_served(model_cfg) and (cfg.get("memory") or {}).get("check", True):
-        device = resolve_device(str(model_cfg.get("device", "auto")))
-        dtype = resolve_dtype(str(model_cfg.get("dtype", "float32")), device)
-        check_fits(model_cfg, OmegaConf.to_container(cfg.strategy, resolve=True),
-                   half=dtype.itemsize == 2, device=device.type)
+        check_fits(model_cfg, OmegaConf.to_container(cfg.strategy, resolve=True))
     with main_first():
         t0 = time.perf_counter()
         lm = get_lm(model_cfg)
