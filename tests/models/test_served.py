@@ -47,6 +47,20 @@ def choices(run_dir: Path) -> dict[str, int]:
     return {r["id"]: r["choice"] for r in map(json.loads, rows)}
 
 
+def logprobs(run_dir: Path) -> dict[str, list[float]]:
+    rows = (run_dir / "predictions.jsonl").read_text().splitlines()
+    return {r["id"]: r["choice_logprobs"] for r in map(json.loads, rows)}
+
+
+def argmax(xs: list[float]) -> int:
+    return max(range(len(xs)), key=xs.__getitem__)
+
+
+def margin(xs: list[float]) -> float:
+    top = sorted(xs, reverse=True)
+    return top[0] - top[1]
+
+
 def cli(args: list[str], cwd: Path, module: str = "harness.run.runner", **env: str):
     full = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
             "PYTHONPATH": str(ROOT), **env}
@@ -58,19 +72,30 @@ def cli(args: list[str], cwd: Path, module: str = "harness.run.runner", **env: s
 
 @pytest.mark.real_model
 def test_letter_scoring_agrees_with_the_in_process_model(tmp_path, llama_server):
-    """The bundled model in process (transformers, de-quantized; bfloat16 with its LM head
-    in float32 for letters) and served by llama.cpp (Q4_1), both scored by letter on the
-    built-in task: the same choice on >= 85% of items (36 test items: a broken letter
-    mapping agrees by chance, about 25%)."""
+    """The bundled model in process (transformers, de-quantized; bfloat16 or float32, its LM
+    head in float32 for letters) and served by llama.cpp (Q4_1), both scored by letter on
+    the built-in task. The model is unsure on this task (the top two letters are often
+    within 0.1 nats), so which letter wins flips with quantization noise; what must agree
+    is each letter's log-probability: measured 0.05 nats apart on average (float32), while a
+    letter mapping shifted by one is 0.69 apart. Items the model is sure of (a margin of
+    0.5 nats, twice the largest difference measured) choose the same letter."""
     letter = ["answer.choice_scoring=letter", *QUICK, f"limit={N_LETTER}"]
     local = run(compose_cfg(["strategy=prompt", *letter], tmp_path), tmp_path / "local")
     srv = run(compose_cfg(["strategy=prompt", *letter, *served(llama_server), *PRICE], tmp_path),
               tmp_path / "served")
-    a, b = choices(tmp_path / "local"), choices(tmp_path / "served")
-    agree = sum(a[i] == b[i] for i in a) / len(a)
-    print(f"letter agreement {agree:.3f} on {len(a)} items; accuracy local "
+    a, b = logprobs(tmp_path / "local"), logprobs(tmp_path / "served")
+    assert len(a) == len(b) == N_LETTER and all(len(a[i]) == len(b[i]) == 4 for i in a)
+    gap = [abs(x - y) for i in a for x, y in zip(a[i], b[i])]
+    mean_gap = sum(gap) / len(gap)
+    sure = [i for i in a if margin(a[i]) >= 0.5]
+    agree = sum(argmax(a[i]) == argmax(b[i]) for i in a) / len(a)
+    print(f"letter log-probs {mean_gap:.3f} nats apart on average (max {max(gap):.3f}); "
+          f"same letter on {agree:.3f} of {len(a)} items, on {len(sure)} sure items: "
+          f"{sum(argmax(a[i]) == argmax(b[i]) for i in sure)}; accuracy local "
           f"{local['choice_accuracy']:.3f}, served {srv['choice_accuracy']:.3f}")
-    assert len(a) == N_LETTER and agree >= 0.85
+    assert mean_gap <= 0.15
+    assert all(argmax(a[i]) == argmax(b[i]) for i in sure)
+    assert agree >= 0.6  # chance: about 0.25
     assert local["scoring_method"] == srv["scoring_method"] == "letter"
     # tokens from the server's usage, the price, the requests
     assert srv["requests_sent"] == N_LETTER and srv["requests_cached"] == 0
