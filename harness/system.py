@@ -3,6 +3,7 @@ imported where it is used, so what reads run files only (the report) does not lo
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import resource
@@ -96,16 +97,32 @@ def cache_root(configured: str | None = None) -> Path:
     return Path(path).expanduser()
 
 
-def reset_peak_memory() -> None:
-    """Start a new peak-memory window (each run of a multirun shares one process)."""
+def release_freed_memory() -> None:
+    """Hand memory freed by Python and torch back to the system (glibc's malloc_trim): the
+    allocator otherwise keeps it for reuse, and after a one-time burst (loading a model,
+    quantizing a copy) the process would go on holding it. A no-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak_memory() -> float:
+    """Start a new peak-memory window (each run of a multirun shares one process); returns
+    the memory in use now (MB: resident set on CPU, allocated on CUDA), the baseline the
+    window's peak is measured from."""
     import torch
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20
     try:  # Linux: writing 5 resets the process's peak resident set size (VmHWM)
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def peak_memory_mb() -> float:

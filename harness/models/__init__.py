@@ -49,10 +49,19 @@ def model_label(cfg: Mapping[str, Any]) -> str:
     return str(cfg.get("name")) if is_served(cfg) else str(cfg.get("name_or_path"))
 
 
+def _key(cfg: Mapping[str, Any]) -> str:
+    return repr(sorted((k, str(v)) for k, v in cfg.items()))
+
+
+def is_loaded(cfg: Mapping[str, Any]) -> bool:
+    """Whether this process holds the model of `cfg` already (get_lm would reuse it)."""
+    return _key(cfg) in _LOADED
+
+
 def get_lm(cfg: Mapping[str, Any]) -> LanguageModel:
     """The model of a model config, built once per process and config; later calls reuse it.
     A served model contacts its endpoint only when a request is not in its response cache."""
-    key = repr(sorted((k, str(v)) for k, v in cfg.items()))
+    key = _key(cfg)
     if key not in _LOADED:
         if is_served(cfg):
             from harness.models.served import ServedLM

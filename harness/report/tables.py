@@ -301,17 +301,34 @@ def build_table(variants: list[Variant]) -> Table:
             "train tokens": f.integer(v.mean("train_tokens", fit)) if v.tuned else f.NOT_TUNED,
             "FLOPs (est.)": f"{v.mean('flops_est', fit):.3g}" if v.tuned else f.NOT_TUNED,
             "artifact": f.nbytes(v.mean("artifact_bytes", fit)),
-            "peak memory": f.nbytes(v.mean("peak_mem_mb") * 2**20),
+            **_memory_cells(v),
             "weights trained on": _trained_weights(v),
             "cache hit": ", ".join(str(bool((r.metrics.get("fit") or {}).get("cache_hit")))
                                    for r in v.runs),
         })
     return Table("build", "What was built", pd.DataFrame(rows),
                  "Artifact: the adapter or checkpoint (tuned) or the embedding index (RAG). "
-                 "FLOPs = 2·N·T + 2·N_bwd·T + 2·N_train·T. Peak memory is the run's peak "
-                 "resident set (CPU) or allocated GPU memory. Weights trained on: the memory "
+                 "FLOPs = 2·N·T + 2·N_bwd·T + 2·N_train·T. Peak memory, measured: the run's "
+                 "peak resident set (CPU) or allocated GPU memory, less what the process held "
+                 "when the run started; predicted: the memory model's peak for what the run "
+                 "computed, and the phase it falls in (load, fit, predict; docs/cost-model.md). "
+                 "Weights trained on: the memory "
                  "the trained model's parameters held (QLoRA: the 4-bit base, packed, plus "
                  "the adapters) and their precision.")
+
+
+def _memory_cells(v: Variant) -> dict[str, str]:
+    """Measured and predicted peak memory (metrics.json -> memory); runs recorded before
+    the prediction existed show their absolute peak."""
+    measured = v.mean("measured_mb", ("memory",))
+    if measured != measured:  # NaN: no memory record
+        return {"peak memory, measured": f.nbytes(v.mean("peak_mem_mb") * 2**20),
+                "predicted": f.NA}
+    predicted = v.mean("predicted_mb", ("memory",))
+    phases = {str((r.metrics.get("memory") or {}).get("peak_phase")) for r in v.runs}
+    return {"peak memory, measured": f.nbytes(measured * 2**20),
+            "predicted": f"{f.nbytes(predicted * 2**20)} ({', '.join(sorted(phases))})"
+            if predicted == predicted else f.NA}
 
 
 def _trained_weights(v: Variant) -> str:

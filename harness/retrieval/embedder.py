@@ -114,6 +114,15 @@ class Embedder:
 _EMBEDDERS: dict[str, Embedder] = {}
 
 
+def loaded_embedders() -> dict[str, Embedder]:
+    """The embedders this process holds, by their config's key."""
+    return dict(_EMBEDDERS)
+
+
+def weights_bytes(embedder: Embedder) -> int:
+    return sum(p.numel() * p.element_size() for p in embedder.model.parameters())
+
+
 def get_embedder(cfg: Mapping[str, Any]) -> Embedder:
     # Only what builds the embedder keys it (embedder.semantic_threshold is for scoring).
     key = repr(sorted((k, str(v)) for k, v in cfg.items() if not k.startswith("semantic_")))

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.cost.memory import GB, Dims, Plan, predict
+from harness.cost.memory import GB, SLACK, Dims, Plan, predict
 from harness.errors import ConfigError
 from harness.system import resolve_device, resolve_dtype
 
@@ -39,19 +40,20 @@ def model_config(name: str) -> dict | None:
 
 
 def plan_of(strategy: Mapping[str, Any], half: bool) -> Plan:
-    """How the run's strategy uses memory; `half`: the model computes in a 16-bit dtype."""
+    """How the run's strategy uses memory; `half`: the model computes in a 16-bit dtype
+    (then training runs on float32 weights under autocast, as harness.tuning does)."""
     train = strategy.get("train")
-    act = 2.0 if half else 4.0
     if not isinstance(train, Mapping):  # no training: the weights in their dtype
-        return Plan(trains="none", regime="bf16" if half else "float32", act_bytes=act)
+        return Plan(trains="none", regime="bf16" if half else "float32")
     adapter = strategy.get("adapter") or {}
     seq = int((strategy.get("data") or {}).get("max_seq_len") or 512)
-    batch = int(train.get("batch_size") or 1)
-    common = {"batch": batch, "seq": seq, "act_bytes": act,
-              "checkpointing": bool(train.get("gradient_checkpointing", False))}
+    common = {"batch": int(train.get("batch_size") or 1), "seq": seq,
+              "checkpointing": bool(train.get("gradient_checkpointing", False)),
+              "grads_kept": int(train.get("grad_accum") or 1) > 1}
     if adapter:
         regime = "nf4" if adapter.get("quantize") == "4bit" else ("amp" if half else "float32")
-        return Plan(trains="adapter", regime=regime, **common)
+        return Plan(trains="adapter", regime=regime, adapter_rank=int(adapter.get("r") or 0),
+                    adapter_dropout=float(adapter.get("dropout") or 0) > 0, **common)
     return Plan(trains="all", regime="amp" if half else "float32", **common)
 
 
@@ -71,8 +73,11 @@ def check_fits(model: Mapping[str, Any], strategy: Mapping[str, Any]) -> None:
         return
     device = resolve_device(str(model.get("device", "auto")))  # as load_model does
     dtype = resolve_dtype(str(model.get("dtype", "float32")), device)
+    dims = Dims.from_config(config)
     plan = plan_of(strategy, half=dtype.itemsize == 2)
-    mem = predict(Dims.from_config(config), plan)
+    if plan.trains != "none":  # the model the run serves from stays loaded while a copy trains
+        plan = replace(plan, resident_bytes=dims.params * dtype.itemsize)
+    mem = predict(dims, replace(plan, overhead=SLACK.get(device.type, (0.0, 0.0))))
     free = available_bytes(device.type)
     if mem.total <= free:
         return
@@ -81,6 +86,8 @@ def check_fits(model: Mapping[str, Any], strategy: Mapping[str, Any]) -> None:
         ways += ["strategy=lora", "strategy=lora strategy.adapter.quantize=4bit"]
     elif plan.trains == "adapter" and plan.regime != "nf4":
         ways.append("strategy.adapter.quantize=4bit")
+    if plan.trains != "none" and not plan.checkpointing:
+        ways.append("strategy.train.gradient_checkpointing=true")
     if plan.trains != "none" and plan.batch > 1:
         ways.append(f"strategy.train.batch_size={max(1, plan.batch // 2)}")
     raise ConfigError(

@@ -36,7 +36,7 @@ from harness.cost.work import METER
 from harness.data import build_task
 from harness.data.update import build_update
 from harness.errors import ConfigError, UserError, full_errors
-from harness.models import LanguageModel, get_lm, is_served, model_label
+from harness.models import LanguageModel, get_lm, is_loaded, is_served, model_label
 from harness.models.prediction_cache import CACHE_METER
 from harness.ranks import agree, from_slurm, is_main, main_first, world
 from harness.record import primary_metric
@@ -50,10 +50,12 @@ from harness.results import (
     write_jsonl,
 )
 from harness.retrieval import get_embedder
+from harness.retrieval.embedder import loaded_embedders
 from harness.run.calibration import measurer
 from harness.run.compose import config_text, effective_config, same_config, strategy_factory
 from harness.run.fits import check_fits
 from harness.run.freshness import run_freshness
+from harness.run.memory import Loaded, mark_peak, run_memory
 from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
 from harness.run.slurm import explain, slurm_job
 from harness.scoring.free_form import scorer_from_config
@@ -62,7 +64,6 @@ from harness.system import (
     OtherLoad,
     cache_root,
     config_dir,
-    peak_memory_mb,
     reset_peak_memory,
     versions,
 )
@@ -126,14 +127,16 @@ def tracking_settings(cfg: DictConfig) -> TrackingSettings:
     return settings
 
 
-def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Strategy, float]:
-    """Threads, seed, the task (and its update), the model, the strategy, and the seconds
-    loading the model took (0 when this process had it already; the first load of the
-    bundled model includes its one-time conversion). Under several processes rank 0 loads
-    first, filling the caches the others then read."""
+def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Strategy, Loaded]:
+    """Threads, seed, the task (and its update), the model, the strategy, and how loading
+    went: the seconds loading the model took (0 when this process had it already; the first
+    load of the bundled model includes its one-time conversion) and the memory in use before
+    (the run's peak memory is measured from it). Under several processes rank 0 loads first,
+    filling the caches the others then read."""
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
-    reset_peak_memory()
+    baseline_mb = reset_peak_memory()
+    embedders = set(loaded_embedders())
     seed_everything(int(cfg.seed))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     fresh_cfg = cfg.get("freshness") or {}
@@ -144,8 +147,9 @@ def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Str
         check_fits(model_cfg, OmegaConf.to_container(cfg.strategy, resolve=True))
     with main_first():
         t0 = time.perf_counter()
+        fresh = not is_loaded(model_cfg)
         lm = get_lm(model_cfg)
-        load_s = time.perf_counter() - t0
+        loaded = Loaded(time.perf_counter() - t0, baseline_mb, fresh, frozenset(embedders))
         # The strategy first: one that cannot run on this model (a tuned one on a served
         # model) says so before the task is read.
         lm.cache = (cache_root(cfg.get("cache_dir")) / "predictions"
@@ -155,7 +159,7 @@ def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Str
         # Built before anything is fit, so a bad second version fails the run at once.
         change = (build_update(task_cfg, task, resolve_path=to_absolute_path)
                   if fresh_cfg.get("enabled") else None)
-    return task, change, lm, strategy, load_s
+    return task, change, lm, strategy, loaded
 
 
 def trial_reporter(cfg: DictConfig, run_dir: Path) -> TrialReporter | None:
@@ -217,16 +221,19 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     t_start = time.perf_counter()
     prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
     reporter = trial_reporter(cfg, run_dir)
-    task, change, lm, strategy, load_s = _setup(cfg, _pruning(reporter))
-    base["model_load_s"] = load_s
+    task, change, lm, strategy, loaded = _setup(cfg, _pruning(reporter))
+    base["model_load_s"] = loaded.seconds
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
     _describe_model(lm, base)
     log.info("fit %s on %s", strategy.name, task.name)
+    peaks = {"load": mark_peak()}  # measured per phase: the model, the task, the strategy
     with METER.scope() as build_work, OtherLoad() as fit_load:
         fit: FitReport = strategy.fit(task)
+    peaks["fit"] = mark_peak()
     run = _predict(cfg, strategy, task, lm)
+    peaks["predict"] = mark_peak()
     items = score_items(strategy, run.examples, run.preds)
     free_form, details = scorer.score(run.examples, run.preds, items, cites=strategy.cites,
                                       doc_text={d.id: d.text for d in task.corpus})
@@ -234,7 +241,8 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
                 prediction_rows(run.examples, run.preds, items, strategy, details))
     metrics = {**base, **record_fields(cfg, task, strategy, fit, run, items, free_form, run_dir),
                "cost": prices,  # the prices the report turns seconds and tokens into money with
-               "peak_mem_mb": peak_memory_mb(), "wall_s": time.perf_counter() - t_start}
+               "peak_mem_mb": max(peaks.values()), "wall_s": time.perf_counter() - t_start}
+    metrics["memory"] = run_memory(cfg, lm, strategy, fit, run, loaded, peaks)
     if metrics["choice_accuracy"] is not None:  # how the choices were scored
         metrics["scoring_method"], metrics["scoring_method_reason"] = choice_method(
             lm, str(cfg.answer.choice_scoring))

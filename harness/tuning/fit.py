@@ -32,7 +32,7 @@ from harness.errors import ConfigError
 from harness.models.local import LM
 from harness.ranks import agree, distributed, is_main, world
 from harness.results import read_json, write_json
-from harness.system import cache_root, peak_memory_mb
+from harness.system import cache_root, peak_memory_mb, release_freed_memory
 from harness.tuning.forgetting import measure_forgetting
 from harness.tuning.loop import TrainResult, TrainSettings, train
 from harness.tuning.methods import Method
@@ -49,9 +49,10 @@ def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
                  rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], method: dict,
                  train_settings: TrainSettings, seed: int, parent: str = "",
                  processes: int = 1) -> str:
+    train = dataclasses.asdict(train_settings)
+    train.pop("gradient_checkpointing")  # recomputing activations gives the same weights
     head = {"format": ARTIFACT_FORMAT, "model": model_name, "fingerprint": fingerprint,
-            "split_hash": split_hash, "method": method,
-            "train": dataclasses.asdict(train_settings), "seed": seed}
+            "split_hash": split_hash, "method": method, "train": train, "seed": seed}
     if parent:  # trained on from another artifact
         head["parent"] = parent
     if processes > 1:  # data-parallel: each step sees batch_size x grad_accum x processes rows
@@ -154,9 +155,11 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
     base, half = lm.model, compute_dtype(lm) is not None
 
     def build(tmp: Path) -> None:
-        source = master_weights(lm)
+        source = master_weights(lm)  # float32; a copy of its own when the LM is 16-bit
         model = (method.resume(source, Path(parent.notes["artifact_dir"])) if parent
-                 else method.prepare(source))  # float32 when the source is
+                 else method.prepare(source, own=source is not base))
+        del source  # QLoRA trains on a 4-bit copy: the float32 weights can go,
+        release_freed_memory()  # with what quantizing them left behind
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, settings,
                        tmp / "work", seed=seed, progress=progress,
                        compute_dtype=compute_dtype(lm), pruning=pruning)
@@ -213,6 +216,13 @@ def _artifact_notes(lm: LM, method: Method, info: dict, *, merged: bool, key: st
         "served_on": (f"the {dtype} base, adapter " + ("merged" if merged else "separate"))
         if method.peft else f"the tuned weights, {dtype}",
         "train_steps": info["steps"],
+        # pad tokens among the tokens of the micro-batches trained on; and with the length
+        # grouping switched (train.group_by_length), the same rows and steps
+        "pad_share": info.get("pad_share"),
+        "pad_share_other_grouping": info.get("pad_share_other"),
+        # (rows, padded width) of the largest micro-batch: the activations' peak
+        "largest_micro_batch": max(info.get("micro_batches") or [[0, 0]],
+                                   key=lambda b: b[0] * b[1]),
         # data-parallel processes; rows per optimizer step = batch x grad_accum x processes
         "processes": info.get("processes", 1),
         "global_batch": info.get("global_batch"),
@@ -238,12 +248,15 @@ def _precision(method: Method, dtype: torch.dtype, half: bool) -> str:
 def training_work(shape: Shape, result: TrainResult, *, trainable: int, total: int,
                   backward: int, mode: str | None = None) -> Work:
     """What a training run computed (harness.cost.work): every micro-batch's forward and
-    backward, the optimizer steps, and the validation passes. `mode`: see Shape.train_pass."""
+    backward (and its recomputed forward, with gradient checkpointing), the optimizer steps,
+    and the validation passes. `mode`: see Shape.train_pass."""
     mode = mode or train_mode(trainable, total)
     work: Work = {"train_runs": 1, f"train_steps/{mode}": result.steps,
                   "optim_params": float(trainable) * result.steps}
     for rows, width in result.micro_batches:
         add(work, shape.train_pass(rows, width, trainable, backward, total, mode))
+        if result.recomputed:  # gradient checkpointing: the forward again, in the backward
+            add(work, shape.train_eval(rows, width))
     for _ in range(result.evals):
         for rows, width in result.eval_batches:
             add(work, shape.train_eval(rows, width))

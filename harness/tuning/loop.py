@@ -5,6 +5,7 @@ when the loss stops being finite."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +53,10 @@ class TrainSettings:
     # final weights are served; `best` + patience serves the lowest-validation-loss checkpoint.
     early_stopping_patience: int = 0  # validations without improvement before stopping; 0: off
     checkpoint: str = "last"  # last: the final weights; best: the lowest validation loss
+    # Recompute each decoder layer's activations in the backward pass (non-reentrant
+    # torch.utils.checkpoint): a layer's input is kept instead of everything it saves, for
+    # about one more forward pass of compute. The same weights (not part of the artifact key).
+    gradient_checkpointing: bool = False
 
     @classmethod
     def from_config(cls, train: Mapping[str, Any]) -> TrainSettings:
@@ -101,6 +106,11 @@ class TrainResult:
     global_batch: int = 0  # rows per optimizer step: batch_size x grad_accum x processes
     lr_logged_max: float | None = None  # the highest learning rate the Trainer logged
     pruned_at_epoch: float | None = None  # a search's pruner stopped training here
+    # the share of pad tokens in the micro-batches trained on, and what the same rows and
+    # steps would pad with length grouping the other way (train.group_by_length)
+    pad_share: float | None = None
+    pad_share_other: float | None = None
+    recomputed: bool = False  # gradient checkpointing: each micro-batch's forward ran twice
 
 
 class _RowDataset(torch.utils.data.Dataset):
@@ -259,6 +269,9 @@ def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan,
         dataloader_pin_memory=False,
         remove_unused_columns=False,
         use_cpu=next(model.parameters()).device.type == "cpu",
+        gradient_checkpointing=settings.gradient_checkpointing,
+        # non-reentrant: works with frozen inputs (LoRA, QLoRA) without forcing input grads
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         bf16=compute_dtype == torch.bfloat16,
         fp16=compute_dtype == torch.float16,
     )
@@ -304,7 +317,24 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
                            f"says {plan.processes}")
     result = _result(rows, val_rows, settings, plan, trainer, watch, wall)
     result.pruned_at_epoch = prune.at if prune is not None else None
+    result.recomputed = settings.gradient_checkpointing
+    consumed = len(plan.order[: result.steps * result.global_batch])
+    other = dataclasses.replace(settings, group_by_length=not settings.group_by_length)
+    result.pad_share = pad_share(rows, plan.order[:consumed], settings.batch_size)
+    result.pad_share_other = pad_share(rows, _Plan.of(rows, other, seed).order[:consumed],
+                                       settings.batch_size)
     return result
+
+
+def pad_share(rows: Sequence[TrainRow], order: Sequence[int], batch_size: int) -> float | None:
+    """The share of pad tokens when `order` is cut into micro-batches of `batch_size` rows,
+    each padded to its longest row (PadCollator)."""
+    padded = real = 0
+    for j in range(0, len(order), batch_size):
+        lengths = [len(rows[i].input_ids) for i in order[j:j + batch_size]]
+        padded += len(lengths) * max(lengths)
+        real += sum(lengths)
+    return round(1 - real / padded, 4) if padded else None
 
 
 def _result(rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], settings: TrainSettings,

@@ -148,13 +148,18 @@ class Method:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self.settings)}
 
-    def _trainable_base(self, base: PreTrainedModel) -> PreTrainedModel:
-        """A copy of `base` to train on: 4-bit for QLoRA, else the same precision."""
+    def _trainable_base(self, base: PreTrainedModel, own: bool = False) -> PreTrainedModel:
+        """What to train on: a 4-bit copy of `base` for QLoRA, else `base` in its precision
+        (a copy, unless the caller owns `base`)."""
         quant = self.quant
-        return quantized_copy(base, quant) if quant else copy.deepcopy(base)
+        if quant:
+            return quantized_copy(base, quant)
+        return base if own else copy.deepcopy(base)
 
-    def prepare(self, base: PreTrainedModel) -> PreTrainedModel:
-        model = self._trainable_base(base) if self.peft else copy.deepcopy(base)
+    def prepare(self, base: PreTrainedModel, own: bool = False) -> PreTrainedModel:
+        """The model to train, from `base`. `own`: `base` is the caller's to change (a float32
+        copy loaded for training), so it trains in place rather than as a second copy."""
+        model = self._trainable_base(base, own)
         if self.peft:
             from peft import get_peft_model
 

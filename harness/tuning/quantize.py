@@ -100,6 +100,12 @@ def quantized_copy(model: PreTrainedModel, settings: QuantSettings) -> PreTraine
         if bars:
             hf_logging.enable_progress_bar()
     quantized.config.name_or_path = model.config.name_or_path  # not the deleted folder
+    # What stays float32 (embeddings, norms) was loaded as views of the temporary file's
+    # mapping, which they would keep resident, whole, after the file is deleted: own copies
+    with torch.no_grad():
+        for tensor in [*quantized.parameters(), *quantized.buffers()]:
+            if tensor.dtype.is_floating_point:  # the 4-bit weights are packed uint8
+                tensor.data = tensor.data.clone()
     # Gradient checkpointing trades speed for memory: left to the Trainer's own setting.
     return prepare_model_for_kbit_training(quantized, use_gradient_checkpointing=False)
 

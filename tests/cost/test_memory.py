@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cost.memory import GB, Dims, Plan, activation_elements, predict
+from harness.cost.memory import GB, Dims, Plan, loss_bytes, predict, saved_per_token
 
 LLAMA31_8B = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
               "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 14336,
@@ -66,15 +66,26 @@ def test_llama_factory_hardware_table(regime, trains, table_gb):
 
 def test_checkpointing_keeps_one_layer_and_fused_attention_drops_the_scores():
     d = Dims.from_config(LLAMA31_8B)
-    tokens, logits = 2048, 2048 * d.vocab * 4 * 2  # float32 logits and their gradient
-    layer = activation_elements(d, tokens, fused=True) * tokens * 2  # bf16
-    plain = predict(d, Plan(trains="all", seq=tokens)).terms["activations"]
+    tokens = 2048
+    plan = Plan(trains="all", seq=tokens)  # amp: float32 residual stream, bf16 compute
+    layer = saved_per_token(d, plan) * tokens
+    loss = tokens * loss_bytes(d, plan)
+    plain = predict(d, plan).terms["activations"]
     ckpt = predict(d, Plan(trains="all", seq=tokens, checkpointing=True)).terms["activations"]
-    assert plain == d.layers * layer + logits
-    assert ckpt == d.layers * d.hidden * tokens * 2 + layer + logits  # inputs + one layer
-    assert plain - logits > 10 * (ckpt - logits)
-    unfused = activation_elements(d, 2048, fused=False) - activation_elements(d, 2048, True)
-    assert unfused == d.heads * 2048  # the attention probabilities, per token
+    assert plain == d.layers * layer + loss
+    assert ckpt == d.layers * d.hidden * tokens * 4 + layer + loss  # inputs + one layer
+    assert plain - loss > 10 * (ckpt - loss)
+    unfused = saved_per_token(d, Plan(trains="all", fused_attention=False), seq=2048) \
+        - saved_per_token(d, plan)
+    assert unfused == d.heads * 2048 * 2  # the attention probabilities, per token, bf16
+
+
+def test_gradients_and_activations_peak_apart_unless_accumulated():
+    d = Dims.from_config(LLAMA31_8B)
+    one = predict(d, Plan(trains="all", seq=1024))
+    kept = predict(d, Plan(trains="all", seq=1024, grads_kept=True))
+    assert kept.total - one.total == pytest.approx(min(one.terms["gradients"],
+                                                       one.terms["activations"]))
 
 
 def test_sharding_divides_the_model_states():
@@ -114,10 +125,12 @@ def test_plans_follow_the_strategy_config():
     from harness.run.fits import plan_of
 
     assert plan_of({"k_shot": 3}, half=True).trains == "none"
-    lora = plan_of({"train": {"batch_size": 4}, "adapter": {"method": "lora"},
-                    "data": {"max_seq_len": 256}}, half=True)
-    assert (lora.trains, lora.regime, lora.batch, lora.seq, lora.act_bytes) == \
-        ("adapter", "amp", 4, 256, 2.0)
+    lora = plan_of({"train": {"batch_size": 4, "grad_accum": 2}, "data": {"max_seq_len": 256},
+                    "adapter": {"method": "lora", "r": 8, "dropout": 0.0}}, half=True)
+    assert (lora.trains, lora.regime, lora.batch, lora.seq) == ("adapter", "amp", 4, 256)
+    assert (lora.adapter_rank, lora.adapter_dropout, lora.grads_kept) == (8, False, True)
+    assert (lora.residual_bytes, lora.compute_bytes) == (4.0, 2.0)
     qlora = plan_of({"train": {}, "adapter": {"quantize": "4bit"}}, half=False)
-    assert qlora.regime == "nf4" and qlora.act_bytes == 4.0
-    assert plan_of({"train": {"batch_size": 8}}, half=False).regime == "float32"
+    assert qlora.regime == "nf4"
+    full = plan_of({"train": {"batch_size": 8, "gradient_checkpointing": True}}, half=False)
+    assert (full.regime, full.checkpointing, full.compute_bytes) == ("float32", True, 4.0)

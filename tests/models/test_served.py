@@ -29,7 +29,7 @@ from tests.test_configs import preset_applied
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["task.n_entities=45", "task.n_paraphrases=1", "task.split_ratios=[0.5,0.1,0.4]",
          "answer.generate=false"]
-N_LETTER = 36  # items scored both ways in the agreement test
+N_LETTER = 20  # items scored both ways in the agreement test
 PRICE = ["model.price.input_per_mtok=0.15", "model.price.output_per_mtok=0.6",
          "model.price.date=2024-10-01", "model.price.source=test"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
 
 from harness.data import build_task
 from harness.models import get_lm
@@ -170,3 +171,31 @@ def test_lr_scale_multiplies_each_methods_own_rate():
     assert TrainSettings.from_config({"lr": 1e-3, "lr_scale": 1.0}) == TrainSettings(lr=1e-3)
     with pytest.raises(ValueError, match="lr_scale must be > 0"):
         TrainSettings.from_config({"lr": 1e-3, "lr_scale": 0})
+
+
+@pytest.mark.parametrize("adapter", [False, True])
+def test_gradient_checkpointing_trains_the_same_weights(lm, task, tmp_path, adapter):
+    """Recomputing activations in the backward pass changes memory and time, not the math:
+    the same loss curve (float tolerance) and weights, with and without, for full tuning
+    and LoRA (non-reentrant checkpointing needs no input gradients for frozen inputs).
+    LoRA's dropout is off here: with checkpointing its masks come from the random stream in
+    another order, so with dropout the curves agree in distribution, not to the last bit."""
+    from harness.tuning.methods import AdapterSettings, FullSettings, Method
+
+    rows, val, _ = build_rows(lm, PromptSettings(), task, DataSettings(paraphrases=0), seed=0)
+    method = Method(AdapterSettings(r=4, alpha=8, dropout=0.0) if adapter else FullSettings())
+    runs = {}
+    for ckpt in (False, True):
+        settings = TrainSettings(lr=3e-3, max_steps=4, batch_size=4, lr_schedule="constant",
+                                 gradient_checkpointing=ckpt)
+        model = method.prepare(_fresh(lm), own=True)
+        result = train(model, lm.tokenizer.pad_token_id, rows, val, settings,
+                       tmp_path / str(ckpt), seed=0, progress=False)
+        runs[ckpt] = (result, {k: v.detach().clone() for k, v in model.named_parameters()
+                               if v.requires_grad})
+    (plain, w0), (ckpt, w1) = runs[False], runs[True]
+    assert ckpt.recomputed and not plain.recomputed
+    assert ckpt.train_loss == pytest.approx(plain.train_loss, rel=1e-5)
+    assert ckpt.val_loss == pytest.approx(plain.val_loss, rel=1e-5)
+    assert w0.keys() == w1.keys() and all(torch.allclose(w0[k], w1[k], atol=1e-6) for k in w0)
+    assert 0 <= plain.pad_share < 1 and plain.pad_share_other is not None

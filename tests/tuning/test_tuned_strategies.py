@@ -41,6 +41,14 @@ def test_tuned_run_writes_every_cost_field(tmp_path, strategy):
     assert fit["artifact_bytes"] == sum(p.stat().st_size for p in on_disk) + index["index_bytes"]
     assert on_disk
     assert notes["train_steps"] == 2 and len(notes["val_loss"]) >= 1
+    # padding: the share trained on, and with the length grouping the other way
+    assert 0 <= notes["pad_share"] < 1 and 0 <= notes["pad_share_other_grouping"] < 1
+    rows, width = notes["largest_micro_batch"]
+    assert 1 <= rows <= 4 and width > 1
+    mem = m["memory"]  # predicted (by phase) beside measured
+    assert mem["off"] is None and mem["peak_phase"] in ("load", "fit", "predict")
+    assert mem["phases_mb"]["fit"]["predicted"] > 0 and mem["measured_mb"] > 0
+    assert mem["terms_mb"]["total"] == mem["predicted_mb"]
     assert notes["best_val_loss"] == min(notes["val_loss"])
     assert len(notes["artifact_key"]) == 20 and notes["method"]["kind"] in ("lora", "full")
     forgetting = fit["forgetting"]
