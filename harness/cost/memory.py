@@ -102,6 +102,14 @@ class Dims:
     embedding_params: int  # input embeddings + an untied LM head (kept 16-bit when quantized)
     layer_params: int  # one decoder layer's: the unit FSDP gathers
 
+    SIZED_BY = ("hidden_size", "intermediate_size", "num_hidden_layers",
+                "num_attention_heads", "vocab_size")  # what from_config needs of a config
+
+    @classmethod
+    def sizes(cls, cfg: Mapping[str, Any]) -> bool:
+        """Whether `cfg` holds what from_config needs (a LLaMA-style config)."""
+        return all(k in cfg for k in cls.SIZED_BY)
+
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> Dims:
         """From a transformers config.json of a LLaMA-style model (LLaMA, Qwen2, Mistral,

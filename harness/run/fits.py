@@ -69,7 +69,7 @@ def check_fits(model: Mapping[str, Any], strategy: Mapping[str, Any]) -> None:
     """Raise a one-line ConfigError when the run would not fit; nothing when it would, or
     when the model cannot be sized without loading it."""
     config = model_config(str(model.get("name_or_path", "")))
-    if config is None or "hidden_size" not in config or "intermediate_size" not in config:
+    if config is None or not Dims.sizes(config):
         return
     device = resolve_device(str(model.get("device", "auto")))  # as load_model does
     dtype = resolve_dtype(str(model.get("dtype", "float32")), device)

@@ -34,8 +34,6 @@ from harness.system import peak_memory_mb, release_freed_memory, reset_peak_memo
 from harness.types import FitReport, Strategy
 
 MB = 2**20
-SIZED_BY = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "vocab_size")
 HOW = ("peak resident set since the run started (VmHWM; on CUDA peak allocated) less the "
        "memory in use then")
 
@@ -89,9 +87,9 @@ def memory_fields(lm: Any, strategy: dict[str, Any], *, fit: Any, scoring_batch:
     measured one, in MB."""
     model = lm.model
     config = model.config.to_dict()
-    if not all(k in config for k in SIZED_BY):
+    if not Dims.sizes(config):
         return {"predicted_mb": None, "measured_mb": None,
-                "off": f"the memory model sizes LLaMA-style configs ({', '.join(SIZED_BY)}); "
+                "off": f"the memory model sizes LLaMA-style configs ({', '.join(Dims.SIZED_BY)}); "
                        f"{config.get('model_type', 'this model')} has not all of them"}
     d = Dims.from_config(config)
     width = model.dtype.itemsize
