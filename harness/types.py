@@ -150,6 +150,10 @@ class Strategy(Protocol):
 
 
 CONTRACT = ("name", "trains", "cites", "retrieval_k", "fit", "predict")
+# Optional, on the class or function a strategy config's _target_ names: `libraries`, the
+# modules its fit and predict import (e.g. ("peft",)). The runner imports them before it
+# takes the run's memory baseline, so the run's measured peak is its models' and data's,
+# not the libraries' (harness.run.compose.import_libraries).
 
 
 def missing_members(strategy: object) -> list[str]:

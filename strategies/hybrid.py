@@ -38,6 +38,7 @@ MODES = ("lora+rag", "raft")
 
 class HybridStrategy:
     trains = True
+    libraries = ("peft", "sentence_transformers")
     cites = True
     # reindex: the retriever only (the model keeps its old knowledge); reindex+<m>: also
     # the model, by the tuned update mode <m>.

@@ -14,3 +14,6 @@ from strategies.tuned import TunedStrategy
 def LoRAStrategy(ctx: StrategyContext, *, adapter: dict[str, Any], name: str = "lora",
                  **kw: Any) -> TunedStrategy:
     return TunedStrategy(ctx, Method(AdapterSettings(**adapter)), name=name, **kw)
+
+
+LoRAStrategy.libraries = ("peft",)  # imported before the run's memory baseline

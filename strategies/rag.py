@@ -18,6 +18,7 @@ from harness.types import Example, FitReport, Prediction, Task
 
 class RAGStrategy:
     trains = False
+    libraries = ("sentence_transformers",)  # the dense retriever's embedder
     cites = True
     update_modes = ("reindex",)
 

@@ -18,6 +18,7 @@ from harness.types import Citation, Example, FitReport, Prediction, Task, Usage
 
 class RetrievalOnlyStrategy:
     trains = False
+    libraries = ("sentence_transformers",)  # the dense retriever's embedder
     cites = True
     update_modes = ("reindex",)
 

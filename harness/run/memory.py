@@ -35,7 +35,7 @@ from harness.types import FitReport, Strategy
 
 MB = 2**20
 HOW = ("peak resident set since the run started (VmHWM; on CUDA peak allocated) less the "
-       "memory in use then")
+       "memory in use then: the interpreter, the strategy's libraries, a model loaded before")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,13 @@ from harness.results import (
 from harness.retrieval import get_embedder
 from harness.retrieval.embedder import loaded_embedders
 from harness.run.calibration import measurer
-from harness.run.compose import config_text, effective_config, same_config, strategy_factory
+from harness.run.compose import (
+    config_text,
+    effective_config,
+    import_libraries,
+    same_config,
+    strategy_factory,
+)
 from harness.run.fits import check_fits
 from harness.run.freshness import run_freshness
 from harness.run.memory import Loaded, mark_peak, run_memory
@@ -130,18 +136,19 @@ def tracking_settings(cfg: DictConfig) -> TrackingSettings:
 def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Strategy, Loaded]:
     """Threads, seed, the task (and its update), the model, the strategy, and how loading
     went: the seconds loading the model took (0 when this process had it already; the first
-    load of the bundled model includes its one-time conversion) and the memory in use before
-    (the run's peak memory is measured from it). Under several processes rank 0 loads first,
-    filling the caches the others then read."""
+    load of the bundled model includes its one-time conversion) and the memory in use before,
+    the strategy's libraries imported (the run's peak memory is measured from it). Under
+    several processes rank 0 loads first, filling the caches the others then read."""
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
-    baseline_mb = reset_peak_memory()
-    embedders = set(loaded_embedders())
     seed_everything(int(cfg.seed))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     fresh_cfg = cfg.get("freshness") or {}
     make_strategy = strategy_factory(cfg, pruning=pruning)
     import_metric_modules(cfg.get("metrics") or [])
+    import_libraries(cfg)
+    baseline_mb = reset_peak_memory()
+    embedders = set(loaded_embedders())
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if not is_served(model_cfg) and (cfg.get("memory") or {}).get("check", True):
         check_fits(model_cfg, OmegaConf.to_container(cfg.strategy, resolve=True))
