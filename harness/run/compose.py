@@ -66,7 +66,7 @@ def strategy_factory(cfg: DictConfig, pruning: Callable[[float, float, bool], bo
     return make
 
 
-def import_libraries(cfg: DictConfig) -> tuple[str, ...]:
+def import_libraries(cfg: DictConfig) -> None:
     """Import the libraries the strategy's fit and predict will import (`libraries`, an
     optional attribute of the class or function its `_target_` names), so that they are in
     the run's memory baseline: what importing them holds (peft, with the bitsandbytes it
@@ -78,7 +78,6 @@ def import_libraries(cfg: DictConfig) -> tuple[str, ...]:
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    return names
 
 
 def effective_config(cfg: DictConfig) -> DictConfig:
