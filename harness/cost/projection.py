@@ -40,6 +40,7 @@ class Hardware:
     launch_s_per_layer: float
     usd_per_hour: float
     sources: tuple[str, ...] = ()
+    memory_gb: float = 0.0  # one GPU's memory (0: unknown, fits not assessed)
 
     @classmethod
     def from_dict(cls, d: Mapping, where: str) -> Hardware:
@@ -51,7 +52,10 @@ class Hardware:
             raise ConfigError(f"{where}: mfu and mbu are shares of peak, in (0, 1]")
         if d["peak_flops"] <= 0 or d["mem_bandwidth"] <= 0:
             raise ConfigError(f"{where}: peak_flops and mem_bandwidth must be > 0")
-        return cls(name=str(d.get("name") or Path(where).stem),
+        memory = d.get("memory_gb", 0)
+        if not isinstance(memory, int | float) or isinstance(memory, bool) or memory < 0:
+            raise ConfigError(f"{where}: memory_gb must be a number >= 0, got {memory!r}")
+        return cls(name=str(d.get("name") or Path(where).stem), memory_gb=float(memory),
                    **{f: float(d[f]) for f in FIELDS},
                    sources=tuple(str(s) for s in d.get("sources") or ()))
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cost.projection import load_hardware
+from harness.cost.target import load_target
 from harness.errors import ConfigError, UserError
 from harness.report import fmt as f
 from harness.report import free_form, tables
@@ -40,6 +41,7 @@ from harness.report.frontier import Frontier, frontier_data, frontier_table
 from harness.report.power import EQUIVALENCE, POWER, items_needed, points
 from harness.report.selection import Pick, pick_representatives
 from harness.report.tables import Table
+from harness.report.target import target_table
 from harness.report.tuning import (
     StudyResult,
     contest_line,
@@ -93,7 +95,7 @@ def check_metric(metric: str | None, runs: list[Run]) -> None:
 def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                  primary_metric: str | None = None, labels: Path | None = None,
                  cost_basis: str = "modelled", project_to: Sequence[str] = (),
-                 contention_factor: float = CONTENTION_FACTOR,
+                 project_model: str | None = None, contention_factor: float = CONTENTION_FACTOR,
                  equivalence_margin: float = EQUIVALENCE, select_on: str = "auto") -> Report:
     check_metric(primary_metric, runs)
     if cost_basis not in BASES:
@@ -102,8 +104,12 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         raise UserError(f"report.contention_factor must be > 1, got {contention_factor}")
     if not 0 < equivalence_margin < 1:
         raise UserError(f"report.equivalence_margin must be in (0, 1), got {equivalence_margin}")
+    if project_model and not project_to:
+        raise UserError("report.project_model needs the hardware to project to: add "
+                        "report.project_to=[A100] (names of conf/cost/hardware/*.yaml)")
     try:
         hardware = load_hardware(project_to, [config_dir()])
+        target = load_target(project_model, [config_dir()]) if project_model else None
     except ConfigError as e:
         raise UserError(str(e)) from None
     variants = make_variants(runs, primary_metric)
@@ -120,7 +126,8 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
     fresh = freshness_data(variants, costs)
     frontier = frontier_data(variants, metric)
     parts = _tables(runs, variants, pairs, costs, metric=metric, queries=queries,
-                    trusted=trusted, warnings=warnings, fresh=fresh, hardware=hardware, human=human,
+                    trusted=trusted, warnings=warnings, fresh=fresh, hardware=hardware, target=target,
+                    human=human,
                     contention_factor=contention_factor, margin=equivalence_margin)
     if frontier is not None:  # after the Forgetting table
         at = next(i for i, t in enumerate(parts) if t.key == "forgetting") + 1
@@ -160,7 +167,7 @@ def _summary(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, picks: 
 
 def _tables(runs: list[Run], variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, *,
             metric: str, queries: int, trusted, warnings: dict, fresh: Freshness | None, human,
-            hardware, contention_factor: float, margin: float) -> list[Table]:
+            hardware, target, contention_factor: float, margin: float) -> list[Table]:
     """Every table of the report, in order; those with nothing to show are left out."""
     extra = extra_metrics(runs)
     parts = [
@@ -174,6 +181,7 @@ def _tables(runs: list[Run], variants: list[Variant], pairs: Pairs, costs: pd.Da
         tables.cost_table(variants, costs, queries),
         cost_model_table(variants, contention_factor),
         projection_table(variants, hardware),
+        target_table(variants, hardware, target),
         tables.latency_table(variants),
         tables.retrieval_table(variants),
         tables.attribution_table(variants),

@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="also estimate cost and p95 latency on this hardware (also "
                          "report.project_to=[L4,A100,H100]): names of conf/cost/hardware/*.yaml "
                          "(L4, A100, H100) or paths to YAML files of the same fields")
+    ap.add_argument("--project-model", default=None, metavar="MODEL",
+                    help="with --project-to: the study as it would run on another model (also "
+                         "report.project_model=): a name in conf/cost/models/ (llama-3.1-8b, "
+                         "qwen2.5-7b, llama-3.1-70b) or a path to a config.json; each variant's "
+                         "work rescaled to it, the smallest plan that fits the GPU (checkpointing, "
+                         "QLoRA, FSDP over N GPUs), time and cost")
     ap.add_argument("--contention-factor", type=float, default=CONTENTION_FACTOR, metavar="X",
                     help="flag a run whose measured seconds differ from its modelled ones by "
                          f"more than this factor (also report.contention_factor=; default "
@@ -95,6 +101,7 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
     dirs = []
     settings = {"report.primary_metric": "primary_metric", "report.labels": "labels",
                 "report.cost_basis": "cost_basis", "report.project_to": "project_to",
+                "report.project_model": "project_model",
                 "report.contention_factor": "contention_factor",
                 "report.equivalence_margin": "equivalence_margin",
                 "report.select_on": "select_on"}
@@ -151,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(runs, queries=args.queries, title=args.title,
                               primary_metric=args.primary_metric, labels=args.labels,
                               cost_basis=args.cost_basis, project_to=project_to,
+                              project_model=args.project_model,
                               contention_factor=args.contention_factor,
                               equivalence_margin=args.equivalence_margin,
                               select_on=args.select_on)

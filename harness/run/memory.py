@@ -126,7 +126,25 @@ def memory_fields(lm: Any, strategy: dict[str, Any], *, fit: Any, scoring_batch:
     if not phases:
         return {"predicted_mb": None, "measured_mb": None,
                 "off": "nothing was computed: the model, artifact and predictions were cached"}
-    return _record(phases, loaded, peaks_mb)
+    scoring = {"batch": scoring_batch, "seq": prompt_tokens, "choices": choices,
+               "choice_tokens": choice_tokens, "retrieval_bytes": retrieval_bytes}
+    return {**_record(phases, loaded, peaks_mb), "plan": _plan_record(base, d, fit, notes, scoring)}
+
+
+def _plan_record(base: Plan, d: Dims, fit: Any, notes: dict, scoring: dict) -> dict[str, Any]:
+    """What the run computed, without the model's size: the plan another model is sized by
+    (harness.cost.target, report.project_model)."""
+    if base.trains == "none":
+        return {"trains": "none", **scoring}
+    rows, seq = notes.get("largest_micro_batch") or (base.batch, base.seq)
+    out = {"trains": base.trains, "batch": int(rows), "seq": int(seq),
+           "checkpointing": base.checkpointing, "grads_kept": base.grads_kept}
+    if base.trains == "adapter":
+        out.update(quantized=base.regime in QUANT_OVERHEAD, adapter_rank=base.adapter_rank,
+                   adapter_dropout=base.adapter_dropout,
+                   adapter_per_layer_width=(getattr(fit, "trainable_params", 0) or 0)
+                   / (d.layers * d.hidden))
+    return out
 
 
 def _record(phases: dict[str, Memory], loaded: Loaded, peaks_mb: dict[str, float]) -> dict:
