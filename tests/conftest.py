@@ -50,6 +50,29 @@ def pytest_configure(config) -> None:
             "sweep over its workers. Install the versions pyproject.toml's dev extra asks for.")
 
 
+# ADAPTBENCH_TEST_TIMELINE=<file>: each test's worker, start, seconds and CPU seconds (the
+# worker's and the children it waited for) appended as one JSON line, to see where the
+# suite's time goes and how evenly its workers are loaded (tools: bench/suite_timeline.py).
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    path = os.environ.get("ADAPTBENCH_TEST_TIMELINE")
+    if not path:
+        yield
+        return
+    import resource
+
+    def cpu() -> float:
+        own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    start, cpu0 = time.time(), cpu()
+    yield
+    row = {"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+           "start": start, "s": time.time() - start, "cpu_s": cpu() - cpu0}
+    with open(path, "a", encoding="utf-8") as f:  # one short line per write: appends do not interleave
+        f.write(json.dumps(row) + "\n")
+
+
 def xdist_can_group() -> bool:
     """Does pytest read the node id that pytest-xdist (3.8) rewrites to group a test?
     (pytest 9.2 reads another attribute, and xdist's groups fall apart silently.)"""
