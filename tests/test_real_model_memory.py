@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.real_model, pytest.mark.xdist_group("real_model_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ["task.n_entities=90", "answer.batch_size=8"]
-TUNE = ["limit=16", "strategy.train.max_steps=3", "strategy.data.paraphrases=0",
+# two steps reach the training peak (the first allocates AdamW's states, the second runs
+# forward and backward beside them); a few predictions show the predict phase's
+TUNE = ["limit=8", "strategy.train.max_steps=2", "strategy.data.paraphrases=0",
         "strategy.measure_forgetting=false"]
 TUNED = {
     "lora": ["strategy=lora", *TUNE],
@@ -81,9 +83,9 @@ def test_tuned_peak_memory_is_predicted_within_a_quarter(tmp_path, name):
 
 
 def test_rag_beats_zero_shot_on_invented_facts_and_memory_is_predicted(tmp_path):
-    prompt = run_alone(tmp_path, "prompt", ["strategy=prompt"])
-    rag = run_alone(tmp_path, "rag", ["strategy=rag"])
-    assert prompt["split_hash"] == rag["split_hash"] and rag["n_examples"] >= 50
+    prompt = run_alone(tmp_path, "prompt", ["strategy=prompt", "limit=32"])
+    rag = run_alone(tmp_path, "rag", ["strategy=rag", "limit=32"])
+    assert prompt["split_hash"] == rag["split_hash"] and rag["n_examples"] == 32
     assert prompt["choice_accuracy"] < 0.45  # chance is 0.25: it cannot know these facts
     assert rag["recall_at_k"] >= 0.9
     assert rag["choice_accuracy"] >= prompt["choice_accuracy"] + 0.4

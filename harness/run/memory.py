@@ -107,7 +107,8 @@ def memory_fields(lm: Any, strategy: dict[str, Any], *, fit: Any, scoring_batch:
             rows, seq = notes.get("largest_micro_batch") or (base.batch, base.seq)
             plan = replace(base, batch=int(rows), seq=int(seq), resident_bytes=lm_bytes,
                            adapter_params=fit.trainable_params if base.trains == "adapter" else 0,
-                           unquantized_bytes=4.0)  # harness.tuning keeps them float32
+                           unquantized_bytes=4.0,  # harness.tuning keeps them float32
+                           shards=int(notes.get("processes") or 1) if notes.get("sharded") else 1)
             phases["fit"] = predict(d, plan)
             if base.regime in QUANT_OVERHEAD:  # QLoRA's copy: the larger of the two is the peak
                 quantizing = _quantizing(d, plan, lm_bytes, half)

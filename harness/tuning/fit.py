@@ -35,9 +35,10 @@ from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb, release_freed_memory
 from harness.tuning.forgetting import measure_forgetting
 from harness.tuning.loop import TrainResult, TrainSettings, train
-from harness.tuning.methods import Method
+from harness.tuning.methods import Method, decoder_blocks
 from harness.tuning.quantize import weights_mb
 from harness.tuning.rows import TrainRow, rows_about
+from harness.tuning.shard import full_state_dict
 from harness.types import FitReport
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # trained in mixed precision
@@ -51,6 +52,7 @@ def artifact_key(*, model_name: str, fingerprint: str, split_hash: str,
                  processes: int = 1) -> str:
     train = dataclasses.asdict(train_settings)
     train.pop("gradient_checkpointing")  # recomputing activations gives the same weights
+    train.pop("shard")  # so does sharding them (the processes are in the key)
     head = {"format": ARTIFACT_FORMAT, "model": model_name, "fingerprint": fingerprint,
             "split_hash": split_hash, "method": method, "train": train, "seed": seed}
     if parent:  # trained on from another artifact
@@ -109,6 +111,9 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
     (the report of an earlier fit_tuned), train on from that artifact instead of the base.
     `pruning`: a search trial's pruner (harness.tuning.loop.train); a pruned model is not
     cached."""
+    if train_settings.shard == "fsdp" and method.peft:
+        raise ConfigError("train.shard=fsdp shards full tuning; an adapter's own states are "
+                          "small and its frozen base is not sharded: use train.shard=none")
     parent_key = str(parent.notes["artifact_key"]) if parent else ""
     key = artifact_key(model_name=lm.name, fingerprint=lm.fingerprint, split_hash=split_hash,
                        rows=rows, val_rows=val_rows, method=method.describe(),
@@ -160,10 +165,17 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
                  else method.prepare(source, own=source is not base))
         del source  # QLoRA trains on a 4-bit copy: the float32 weights can go,
         release_freed_memory()  # with what quantizing them left behind
+        sharding = settings.shard == "fsdp" and distributed()
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, settings,
                        tmp / "work", seed=seed, progress=progress,
-                       compute_dtype=compute_dtype(lm), pruning=pruning)
-        method.save(model, tmp)  # the float32 master weights: continuing keeps precision
+                       compute_dtype=compute_dtype(lm), pruning=pruning,
+                       blocks=decoder_blocks(model, "train.shard=fsdp") if sharding else ())
+        # the float32 master weights: continuing keeps precision; sharded: gathered by
+        # every process, written by rank 0 (the others build into a folder of their own)
+        state = full_state_dict(model) if result.sharded else None
+        if is_main() or not result.sharded:
+            method.save(model, tmp, state_dict=state)
+        del state
         shutil.rmtree(tmp / "work", ignore_errors=True)
         total = param_count(model.parameters())
         trainable = param_count(p for p in model.parameters() if p.requires_grad)
@@ -174,8 +186,13 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
                 "trainable_params": trainable, "work": work, "peak_mem_mb": peak_memory_mb(),
                 "train_weights_mb": round(weights_mb(model), 6)}
         write_json(tmp / "train.json", info)
-        if method.quant:  # served on the LM's own (full-precision) base, as deployed
+        if method.quant or (result.sharded and is_main()):  # served on the LM's own base,
+            # as deployed (QLoRA); a sharded model's forward needs every process: rank 0
+            # predicts alone, from the weights it saved
+            del model
             trained["model"] = method.load(base, tmp)
+        elif result.sharded:  # rank > 0: it stops after fit, serving nothing
+            trained["model"] = model
         else:  # served in the LM's dtype
             trained["model"] = model.to(base.dtype) if half else model
         if result.pruned_at_epoch is not None:
@@ -226,6 +243,10 @@ def _artifact_notes(lm: LM, method: Method, info: dict, *, merged: bool, key: st
         # data-parallel processes; rows per optimizer step = batch x grad_accum x processes
         "processes": info.get("processes", 1),
         "global_batch": info.get("global_batch"),
+        # FSDP2 (train.shard=fsdp), and the model states rank 0 held: weights and optimizer
+        # states, its shard and the whole (harness.tuning.shard.states_mb)
+        "sharded": info.get("sharded", False),
+        "states_mb": info.get("states_mb"),
         "lr_logged_max": info.get("lr_logged_max"),  # the Trainer's own record of the rate
         "epochs_run": info["epochs_run"],
         "stopped_early": info["stopped_early"],

@@ -27,6 +27,7 @@ from transformers import (
 from harness.errors import ConfigError
 from harness.ranks import world
 from harness.tuning.rows import IGNORE, TrainRow, plan_batches
+from harness.tuning.shard import SHARDS, shard, states_mb
 
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -57,6 +58,10 @@ class TrainSettings:
     # torch.utils.checkpoint): a layer's input is kept instead of everything it saves, for
     # about one more forward pass of compute. The same weights (not part of the artifact key).
     gradient_checkpointing: bool = False
+    # none: each process holds the whole model states (data parallel); fsdp: PyTorch FSDP2
+    # shards weights, gradients and optimizer states over the processes (harness.tuning.shard;
+    # full tuning; one process: nothing to shard)
+    shard: str = "none"
 
     @classmethod
     def from_config(cls, train: Mapping[str, Any]) -> TrainSettings:
@@ -80,6 +85,11 @@ class TrainSettings:
             raise ConfigError("train.lr must be > 0, train.batch_size and train.grad_accum >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("train.epochs or train.max_steps must be > 0")
+        if self.shard not in SHARDS:
+            raise ConfigError(f"unknown train.shard '{self.shard}'; choose one of: {', '.join(SHARDS)}")
+        if self.shard == "fsdp" and self.checkpoint == "best":
+            raise ConfigError("train.shard=fsdp serves the last weights (keeping the best "
+                              "checkpoint of sharded weights is not supported): set train.checkpoint=last")
         if self.checkpoint not in ("best", "last"):
             raise ConfigError(f"unknown train.checkpoint '{self.checkpoint}'; choose one of: best, last")
         if self.checkpoint == "last" and self.early_stopping_patience > 0:
@@ -111,6 +121,10 @@ class TrainResult:
     pad_share: float | None = None
     pad_share_other: float | None = None
     recomputed: bool = False  # gradient checkpointing: each micro-batch's forward ran twice
+    sharded: bool = False  # FSDP2 over the processes (train.shard=fsdp)
+    # MB of weights and optimizer states this process held at the end, and unsharded
+    # (harness.tuning.shard.states_mb)
+    states_mb: dict[str, float] = field(default_factory=dict)
 
 
 class _RowDataset(torch.utils.data.Dataset):
@@ -280,20 +294,25 @@ def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan,
 def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
           val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
           seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None,
-          pruning: Callable[[float, float, bool], bool] | None = None) -> TrainResult:
+          pruning: Callable[[float, float, bool], bool] | None = None,
+          blocks: Sequence[torch.nn.Module] = ()) -> TrainResult:
     """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
     loss is loaded back at the end. Batch order is planned here (length-grouped, one
     document's phrasings never in one batch) and fed to the Trainer sequentially.
     `compute_dtype` bfloat16 / float16: mixed precision — the model's float32 weights are the
     master copy and the forward and backward passes run under autocast in that dtype.
     `pruning(epoch, validation loss, last) -> stop?`: a search's pruner, asked after each
-    validation (`last`: the final one, which it records but never stops)."""
+    validation (`last`: the final one, which it records but never stops).
+    `blocks`: the model's decoder layers (what train.shard=fsdp shards one by one)."""
     if not rows:
         raise ConfigError("no training rows: the task's train split and corpus are empty")
     plan = _Plan.of(rows, settings, seed)
     has_val = len(val_rows) > 0
     args = _training_args(model, settings, plan, work_dir, has_val=has_val, seed=seed,
                           progress=progress, compute_dtype=compute_dtype)
+    sharded = settings.shard == "fsdp" and plan.processes > 1
+    if sharded:
+        shard(model, blocks)
     watch = _Watch()
     callbacks: list[TrainerCallback] = [watch]
     if args.load_best_model_at_end and settings.early_stopping_patience > 0:
@@ -318,6 +337,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     result = _result(rows, val_rows, settings, plan, trainer, watch, wall)
     result.pruned_at_epoch = prune.at if prune is not None else None
     result.recomputed = settings.gradient_checkpointing
+    result.sharded, result.states_mb = sharded, states_mb(model, trainer.optimizer)
     consumed = len(plan.order[: result.steps * result.global_batch])
     other = dataclasses.replace(settings, group_by_length=not settings.group_by_length)
     result.pad_share = pad_share(rows, plan.order[:consumed], settings.batch_size)

@@ -112,11 +112,13 @@ def _peft_config(s: AdapterSettings, model: torch.nn.Module):
     return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=s.num_virtual_tokens)
 
 
-def _blocks(model: PreTrainedModel) -> Sequence[torch.nn.Module]:
+def decoder_blocks(model: PreTrainedModel, why: str) -> Sequence[torch.nn.Module]:
+    """The model's decoder layers (`model.layers` of a Hugging Face causal LM); `why`: the
+    setting that needs them, for the error when they cannot be found."""
     inner = getattr(model, "model", None)
     layers = getattr(inner, "layers", None)
     if layers is None:
-        raise ConfigError(f"freeze_layers: cannot find the transformer blocks of {type(model).__name__}")
+        raise ConfigError(f"{why}: cannot find the transformer blocks of {type(model).__name__}")
     return layers
 
 
@@ -177,7 +179,7 @@ class Method:
 
     def _freeze(self, model: PreTrainedModel) -> PreTrainedModel:
         if self.settings.freeze_layers:
-            blocks = _blocks(model)
+            blocks = decoder_blocks(model, "freeze_layers")
             n = self.settings.frozen_blocks(len(blocks))
             if n > len(blocks):
                 raise ConfigError(f"freeze_layers={n} but the model has {len(blocks)} blocks")
@@ -188,8 +190,10 @@ class Method:
                 model.get_output_embeddings().requires_grad_(True)
         return model
 
-    def save(self, model: PreTrainedModel, path: Path) -> None:
-        model.save_pretrained(path, safe_serialization=True)
+    def save(self, model: PreTrainedModel, path: Path,
+             state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """The artifact; `state_dict`: the weights to write (a sharded model's, gathered)."""
+        model.save_pretrained(path, state_dict=state_dict, safe_serialization=True)
 
     def load(self, base: PreTrainedModel, path: Path) -> PreTrainedModel:
         if self.peft:

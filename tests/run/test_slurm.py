@@ -193,14 +193,18 @@ def test_a_cancelled_job_is_redone_alone_when_the_sweep_is_reinvoked(slurm, tmp_
 
 
 def test_a_slurm_job_of_two_tasks_trains_data_parallel(slurm, tmp_path):
-    """tasks_per_node=2: one job, two ranks (harness.ranks.from_slurm), one run directory."""
+    """tasks_per_node=2: one job, two ranks (harness.ranks.from_slurm), one run directory;
+    full tuning sharded over them (FSDP2 on gloo: each task holds half the AdamW states)."""
     sweep = tmp_path / "sweep"
-    _sweep(sweep, "strategy=lora", "launcher=slurm", *SLURM_CPU,
+    _sweep(sweep, "strategy=full", "strategy.train.shard=fsdp", "strategy.train.max_steps=2",
+           "strategy.measure_forgetting=false", "launcher=slurm", *SLURM_CPU,
            "hydra.launcher.tasks_per_node=2", "strategy.train.batch_size=4")
-    m = _metrics(sweep)["0_lora_seed0"]
+    m = _metrics(sweep)["0_full_seed0"]
     notes = m["fit"]["notes"]
     assert m["status"] == "complete" and notes["processes"] == 2
     assert notes["global_batch"] == 4 * 1 * 2
+    states = notes["states_mb"]
+    assert notes["sharded"] and states["optimizer"] == pytest.approx(states["optimizer_full"] / 2, rel=0.01)
     assert m["modelled"]["off"].startswith("trained by 2 data-parallel processes")
     acct = slurm.sacct(m["slurm_job"])
     assert "COMPLETED" in acct and " 2 " in acct, acct  # two CPUs: one per task

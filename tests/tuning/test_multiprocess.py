@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from harness.cache import cached_dir
 
@@ -44,10 +45,13 @@ def _files(root: Path) -> list[str]:
                   for p in root.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("strategy", ["lora", "full"])
-def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, strategy):
+@pytest.mark.parametrize("strategy,shard", [("lora", "none"), ("full", "fsdp")])
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, strategy, shard):
+    """lora data-parallel (DDP); full tuning sharded (FSDP2 on gloo: each process holds half
+    the weights and AdamW states, and rank 0 predicts from the gathered state dict)."""
     extra = [f"strategy={strategy}", *(ADAPTER if strategy == "lora" else [])]
-    two = _harness_run(tmp_path / "two", [*extra, "strategy.train.grad_accum=1"], 2)
+    two = _harness_run(tmp_path / "two", [*extra, "strategy.train.grad_accum=1",
+                                          f"strategy.train.shard={shard}"], 2)
     one = _harness_run(tmp_path / "one", [*extra, "strategy.train.grad_accum=2"], 1)
     n2, n1 = two["fit"]["notes"], one["fit"]["notes"]
     # the global batch and the rate are what the config says (accelerate scales neither)
@@ -66,12 +70,38 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, strat
     assert curve2 == pytest.approx(curve1, rel=1e-4)
     assert n2["val_loss"] == pytest.approx(n1["val_loss"], rel=1e-4)
     assert curve1[-1] != curve1[0]  # it trained
+    assert n2["sharded"] is (shard == "fsdp") and n1["sharded"] is False
+    if shard == "fsdp":
+        _sharded_like_one(two, one, tmp_path)
     # the processes were counted, and the cost model says why it does not model them
     assert two["modelled"]["off"].startswith("trained by 2 data-parallel processes")
     # only rank 0 wrote: the same files as the one-process run, in the run dir and the
     # cache (rank 1's Hydra files went to a temporary folder, its artifact nowhere)
     assert _files(tmp_path / "two") == _files(tmp_path / "one")
     assert len(list((tmp_path / "two" / "cache" / "artifacts").glob(f"{strategy}-*[!k]"))) == 1
+
+
+def _sharded_like_one(two: dict, one: dict, tmp_path: Path) -> None:
+    """Half the model states per process; the saved weights those of one process (float32
+    sums in another order: within 1e-5, while AdamW moves a weight by about the rate, 1e-4,
+    per step); predictions from them."""
+    s2, s1 = two["fit"]["notes"]["states_mb"], one["fit"]["notes"]["states_mb"]
+    print(f"rank 0 of 2 (FSDP) held {s2}; one process {s1}")
+    assert s2["weights_full"] == pytest.approx(s1["weights"]) and s1["weights"] > 0
+    assert s2["optimizer_full"] == pytest.approx(s1["optimizer"]) and s1["optimizer"] > 0
+    assert s2["weights"] / s1["weights"] == pytest.approx(0.5, abs=0.01)
+    assert s2["optimizer"] / s1["optimizer"] == pytest.approx(0.5, abs=0.01)
+    w2, w1 = (load_file(Path(m["fit"]["notes"]["artifact_dir"]) / "model.safetensors")
+              for m in (two, one))
+    assert w2.keys() == w1.keys()
+    gap = max(float((w2[k] - w1[k]).abs().max()) for k in w1)
+    print(f"largest weight difference {gap:.2e}")
+    assert gap <= 1e-5
+    # rank 0 predicted alone, from the saved weights: the same answers as one process
+    assert two["choice_accuracy"] == one["choice_accuracy"]
+    answers = [[json.loads(r)["choice"] for r in (tmp_path / n / "run" / "predictions.jsonl")
+                .read_text().splitlines()] for n in ("two", "one")]
+    assert answers[0] == answers[1] and len(answers[0]) > 0
 
 
 def test_rank_1_reads_the_cache_but_never_writes_it(tmp_path, monkeypatch):
@@ -106,8 +136,11 @@ rank = world()[0]
 with main_first():
     start = time.time()
     time.sleep(1.0)
-print(f"rank={rank} agreed={agree(rank * 10 + 7)} start={start:.3f} end={time.time():.3f}",
-      flush=True)
+# one write per line (print writes the text and its newline apart, and the two ranks
+# share one pipe: their lines could interleave)
+sys.stdout.write(f"rank={rank} agreed={agree(rank * 10 + 7)} start={start:.3f} "
+                 f"end={time.time():.3f}\n")
+sys.stdout.flush()
 '''
 
 
