@@ -139,7 +139,7 @@ with main_first():
 # one write per line (print writes the text and its newline apart, and the two ranks
 # share one pipe: their lines could interleave)
 sys.stdout.write(f"rank={rank} agreed={agree(rank * 10 + 7)} start={start:.3f} "
-                 f"end={time.time():.3f}\n")
+                 f"end={time.time():.3f}\\n")
 sys.stdout.flush()
 '''
 
