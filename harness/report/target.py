@@ -35,6 +35,14 @@ def project_run(r: Run, hw: Hardware, target: Target) -> dict | None:
     record = (m.get("memory") or {}).get("plan")
     fit = smallest_fit(record, target.dims, hw.memory_gb) if record and hw.memory_gb else None
     words, peak, factor, gpus = fit if fit else (None, math.nan, 1.0, 1)
+    # a tuned model is served like an untuned one: on the GPUs its weights and batches need
+    # (runs recorded before "serving" was: the weights alone, one item at a time)
+    serve = record if not record or record.get("trains") == "none" else \
+        {"trains": "none", **(record.get("serving") or {})}
+    served = smallest_fit(serve, target.dims, hw.memory_gb) if serve and hw.memory_gb else None
+    serving = served[3] if served else 1
+    if fit and served and serving > 1 and record.get("trains") != "none":
+        words = f"{words}; served on {serving} GPUs (weights split)"
     kinds = m.get("modelled") or {}
 
     def host(phase: str) -> float:
@@ -46,11 +54,13 @@ def project_run(r: Run, hw: Hardware, target: Target) -> dict | None:
     predict = project_seconds(rescale(m["predict_work"], src, dst, params), dst, hw, host("predict"))
     lat = [project_seconds(rescale((p.get("usage") or {}).get("work") or {}, src, dst, params), dst, hw,
                            host("predict") / n) for p in r.predictions()]
-    # a tuned model serves from one GPU; an untrained one from the GPUs its weights are split on
-    serving = gpus if record and record.get("trains") == "none" else 1
+    p95 = float(np.percentile(lat, 95)) / serving if lat else math.nan
+    if record and hw.memory_gb and not fit:  # no plan fits: no time or cost to state
+        build = math.nan
+    if record and hw.memory_gb and not served:
+        predict = p95 = math.nan
     return {"plan": words, "recorded": bool(record), "peak_gb": peak, "gpus": gpus,
-            "serving": serving, "build": build, "per_query": predict / n / serving,
-            "p95": float(np.percentile(lat, 95)) / serving if lat else math.nan}
+            "serving": serving, "build": build, "per_query": predict / n / serving, "p95": p95}
 
 
 def _plan_words(got: list[dict], hw: Hardware) -> str:
@@ -78,13 +88,14 @@ def target_table(variants: Sequence[Variant], hardware: Sequence[Hardware],
             build, spq, p95, peak = (float(np.mean([g[k] for g in got]))
                                      for k in ("build", "per_query", "p95", "peak_gb"))
             gpus, serving = (max(g[k] for g in got) for k in ("gpus", "serving"))
-            cost = usd(build, hw) * gpus
+            cost = usd(build, hw) * gpus  # NaN where nothing fits: n/a
             rows.append({"variant": v.name, "hardware": hw.name, "plan that fits": plan,
                          "peak per GPU": f"{peak:.1f} GB" if not math.isnan(peak) else f.NA,
                          "build": f.seconds(build), "build cost": f.usd(cost),
                          "per 1k queries": f.usd(usd(spq * 1000, hw) * serving),
                          "p95 latency": f.seconds(p95)})
-            parts.append(f"{v.name} {plan}, {f.seconds(build)} to build, {f.usd(cost)}")
+            parts.append(f"{v.name} {plan}" + ("" if math.isnan(build) else
+                                              f", {f.seconds(build)} to build, {f.usd(cost)}"))
         if parts:
             said.append(f"This study on {target.name} with {hw.name} "
                         f"({hw.memory_gb:g} GB): " + "; ".join(parts) + ".")
@@ -102,4 +113,5 @@ def target_table(variants: Sequence[Variant], hardware: Sequence[Hardware],
                  "smallest first: as run; gradient checkpointing (training FLOPs x 4/3); QLoRA "
                  "(an adapter); FSDP over 2, 4, 8 GPUs (inference: weights split), with seconds "
                  "divided by the GPUs (ideal scaling, communication not counted) and cost for "
-                 "all of them.")
+                 "all of them. A tuned model is served as the untuned one is, on the GPUs its weights "
+                 "and batches need; where nothing fits, no time or cost is given.")

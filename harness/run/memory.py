@@ -139,7 +139,8 @@ def _plan_record(base: Plan, d: Dims, fit: Any, notes: dict, scoring: dict) -> d
         return {"trains": "none", **scoring}
     rows, seq = notes.get("largest_micro_batch") or (base.batch, base.seq)
     out = {"trains": base.trains, "batch": int(rows), "seq": int(seq),
-           "checkpointing": base.checkpointing, "grads_kept": base.grads_kept}
+           "checkpointing": base.checkpointing, "grads_kept": base.grads_kept,
+           "serving": scoring}  # how the tuned model answered: what serving it needs
     if base.trains == "adapter":
         out.update(quantized=base.regime in QUANT_OVERHEAD, adapter_rank=base.adapter_rank,
                    adapter_dropout=base.adapter_dropout,

@@ -92,6 +92,15 @@ def test_the_report_projects_the_study_to_a_target_model(quick_sweep, tmp_path, 
     section = report.split("Projected to Llama-3.1-8B (8.03 B parameters")[1]
     assert "This study on Llama-3.1-8B with A100 (80 GB): " in section
     assert "| lora" in section and "1 GPU" in section and "FSDP over" in section
+    # 70B: full tuning fits no 8 GPUs of 80 GB (159 GB each), so no time or cost is given;
+    # a tuned model is served on the GPUs its 141 GB of bf16 weights need
+    assert report_main([str(sweep), "report.project_to=[A100]",
+                        "report.project_model=llama-3.1-70b"]) == 0
+    section = (sweep / "report.md").read_text().split("Projected to Llama-3.1-70B")[1]
+    assert "full does not fit 8 GPUs of 80 GB;" in section or "full does not fit 8 GPUs of 80 GB." in section
+    full_row = next(r for r in section.splitlines() if r.startswith("| full | A100"))
+    assert full_row.count("n/a") == 3  # peak, build and build cost; serving it fits 4 GPUs
+    assert "lora 1 GPU, QLoRA (4-bit base)" in section and "served on 4 GPUs" in section
     assert report_main([str(sweep), "report.project_model=llama-3.1-8b"]) == 2
     assert "needs the hardware" in capsys.readouterr().err
     assert report_main([str(sweep), "report.project_to=[A100]", "report.project_model=gpt-9"]) == 2
