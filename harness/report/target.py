@@ -39,7 +39,8 @@ def project_run(r: Run, hw: Hardware, target: Target) -> dict | None:
     # (runs recorded before "serving" was: the weights alone, one item at a time)
     serve = record if not record or record.get("trains") == "none" else \
         {"trains": "none", **(record.get("serving") or {})}
-    served = smallest_fit(serve, target.dims, hw.memory_gb) if serve and hw.memory_gb else None
+    served = fit if serve is record else smallest_fit(serve, target.dims, hw.memory_gb) \
+        if hw.memory_gb else None
     serving = served[3] if served else 1
     if fit and served and serving > 1 and record.get("trains") != "none":
         words = f"{words}; served on {serving} GPUs (weights split)"

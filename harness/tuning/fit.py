@@ -35,7 +35,7 @@ from harness.results import read_json, write_json
 from harness.system import cache_root, peak_memory_mb, release_freed_memory
 from harness.tuning.forgetting import measure_forgetting
 from harness.tuning.loop import TrainResult, TrainSettings, train
-from harness.tuning.methods import Method, decoder_blocks
+from harness.tuning.methods import Method
 from harness.tuning.quantize import weights_mb
 from harness.tuning.rows import TrainRow, rows_about
 from harness.tuning.shard import full_state_dict
@@ -165,11 +165,9 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
                  else method.prepare(source, own=source is not base))
         del source  # QLoRA trains on a 4-bit copy: the float32 weights can go,
         release_freed_memory()  # with what quantizing them left behind
-        sharding = settings.shard == "fsdp" and distributed()
         result = train(model, lm.tokenizer.pad_token_id, rows, val_rows, settings,
                        tmp / "work", seed=seed, progress=progress,
-                       compute_dtype=compute_dtype(lm), pruning=pruning,
-                       blocks=decoder_blocks(model, "train.shard=fsdp") if sharding else ())
+                       compute_dtype=compute_dtype(lm), pruning=pruning)
         # the float32 master weights: continuing keeps precision; sharded: gathered by
         # every process, written by rank 0 (the others build into a folder of their own)
         state = full_state_dict(model) if result.sharded else None

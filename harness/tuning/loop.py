@@ -294,8 +294,7 @@ def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan,
 def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
           val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
           seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None,
-          pruning: Callable[[float, float, bool], bool] | None = None,
-          blocks: Sequence[torch.nn.Module] = ()) -> TrainResult:
+          pruning: Callable[[float, float, bool], bool] | None = None) -> TrainResult:
     """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
     loss is loaded back at the end. Batch order is planned here (length-grouped, one
     document's phrasings never in one batch) and fed to the Trainer sequentially.
@@ -303,7 +302,8 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     master copy and the forward and backward passes run under autocast in that dtype.
     `pruning(epoch, validation loss, last) -> stop?`: a search's pruner, asked after each
     validation (`last`: the final one, which it records but never stops).
-    `blocks`: the model's decoder layers (what train.shard=fsdp shards one by one)."""
+    With train.shard=fsdp under several processes the model is sharded in place first
+    (harness.tuning.shard); `TrainResult.sharded` says so."""
     if not rows:
         raise ConfigError("no training rows: the task's train split and corpus are empty")
     plan = _Plan.of(rows, settings, seed)
@@ -312,7 +312,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
                           progress=progress, compute_dtype=compute_dtype)
     sharded = settings.shard == "fsdp" and plan.processes > 1
     if sharded:
-        shard(model, blocks)
+        shard(model)
     watch = _Watch()
     callbacks: list[TrainerCallback] = [watch]
     if args.load_best_model_at_end and settings.early_stopping_patience > 0:

@@ -18,22 +18,23 @@ as an ordinary checkpoint, and predictions load from that file (rank 0 predicts 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 
 from harness.ranks import join, world
+from harness.tuning.methods import decoder_blocks
 
 SHARDS = ("none", "fsdp")
 
 
-def shard(model: PreTrainedModel, blocks: Iterable[torch.nn.Module]) -> None:
-    """FSDP2 in place: each of `blocks` (the decoder layers), then the root."""
+def shard(model: PreTrainedModel) -> None:
+    """FSDP2 in place: each decoder layer, then the root."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    blocks = decoder_blocks(model, "train.shard=fsdp")
     join()
     device = next(model.parameters()).device.type
     mesh = init_device_mesh(device, (world()[1],))
