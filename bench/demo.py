@@ -88,6 +88,54 @@ def breakdown(ph: dict[str, float], wall_s: float) -> list[str]:
     return lines
 
 
+def explorer_shot(sweep: Path, out: Path) -> dict:
+    """A screenshot of the report's Items section in headless Chromium (the docs' picture of
+    the explorer): the items the variants disagree on, the first of them opened. Also reads,
+    for every pair of the paired table, the count its link opens against the McNemar count the
+    table prints. {} when Chromium or Playwright is missing."""
+    from urllib.parse import urljoin
+
+    from bench.browser import CHROMIUM as chromium
+    from bench.browser import FLAGS
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {}
+    if chromium is None:
+        return {}
+    url = (sweep / "report.html").as_uri()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(url, wait_until="load")
+        links = page.eval_on_selector_all(
+            "table[data-table=pairs] tbody a", "as => as.map(a => [a.textContent, a.getAttribute('href')])")
+        checked = {}
+        for text, href in links:
+            target = urljoin(url, href)  # items.html#... when the items are beside the report
+            if target.split("#")[0] == page.url.split("#")[0]:
+                page.evaluate("h => { location.hash = h; }", "#" + target.split("#", 1)[1])
+            else:
+                page.goto(target, wait_until="load")
+            page.wait_for_selector("#items-root[data-ready=true]")
+            shown = int(page.get_attribute("[data-items-total]", "data-items-total"))
+            checked[href] = {"table": int(text), "explorer": shown}
+        page.goto(url.replace("report.html", links[0][1].split("#")[0] or "report.html")
+                  + "#items/disagree", wait_until="load") if links else None
+        page.wait_for_selector("#items-root[data-ready=true]")
+        first = page.get_attribute("tr[data-item]", "data-item")
+        if first:
+            page.click(f"tr[data-item='{first}']")
+        page.wait_for_selector("#items")
+        page.evaluate("document.getElementById('items').scrollIntoView()")
+        page.screenshot(path=str(out))
+        total = page.eval_on_selector_all("table[data-items] th", "hs => hs.length")
+        browser.close()
+    return {"screenshot": out.name, "pairs_checked": checked, "columns": total - 3,
+            "link_counts_match": all(c["table"] == c["explorer"] for c in checked.values())}
+
+
 def main(argv: list[str] | None = None) -> int:
     extra = list(sys.argv[1:] if argv is None else argv)
     bin_dir = Path(sys.executable).parent
@@ -108,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     decision = md.split("## Decision summary")[1].split("\n## ")[0].strip()
     accuracy = md.split("## Accuracy")[1].split("\n## ")[0].strip().split("\n\n")[-1]
     OUT.mkdir(parents=True, exist_ok=True)
+    items = explorer_shot(sweep, OUT / "items.png")
+    if items:
+        print(f"Items explorer: {OUT / 'items.png'}; every paired-table link opens its McNemar "
+              f"count: {items['link_counts_match']}")
     where = measured("make demo" + (" " + " ".join(extra) if extra else "")) | compute_class(sweep)
     (OUT / demo_file(where["compute"])).write_text(json.dumps({
         "title": f"make demo ({where['compute']})", "measured": where,
         "wall_s": {"total": round(t2 - t0, 1)}, "phases_s": ph,
         "shares": {k: round(v / (t2 - t0), 4) for k, v in ph.items()},
-        "sample": {"decision": decision, "accuracy": accuracy}}, indent=2))
+        "sample": {"decision": decision, "accuracy": accuracy}, "items": items}, indent=2))
     return 0
 
 

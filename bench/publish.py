@@ -47,7 +47,10 @@ def readme_sample(demo: dict, demos: list[dict] | None = None) -> str:
 
 def main() -> int:
     MEASURED.mkdir(parents=True, exist_ok=True)
-    published = []
+    published: list[str] = []
+    if (OUT / "items.png").is_file():  # the explorer on the demo sweep (getting-started.md)
+        shutil.copyfile(OUT / "items.png", MEASURED / "items.png")
+        published.append("items.png")
     for src in sorted(OUT.glob("demo*.json")) + [OUT / "perf.json"]:
         if not src.is_file():
             continue

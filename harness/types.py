@@ -32,6 +32,9 @@ class Example:
     choices: tuple[str, ...] = ()  # empty: free generation only
     source_ids: tuple[str, ...] = ()  # corpus documents that hold the answer
     split: str = ""
+    # the examples file's other fields (difficulty, topic, ...), carried to predictions.jsonl
+    # for the report's item explorer; never part of an example's identity
+    meta: dict[str, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def answer(self) -> str:

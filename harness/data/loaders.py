@@ -3,7 +3,9 @@ record (a corpus may also be a folder of documents: harness.data.documents).
 
 corpus:   {"id": str, "text": str, "title": str?, "paraphrases": [str]?}
 examples: {"id": str, "question": str, "answer": str | [str], "choices": [str]?,
-           "source_ids": [str]?, "split": "train" | "val" | "test"?}
+           "source_ids": [str]?, "split": "train" | "val" | "test"?, ...}
+          (any other field, e.g. "difficulty" or "topic", is kept as the example's metadata:
+          the report's item explorer shows it and can filter by it)
 
 In CSV the same columns are used; list fields hold a JSON list (["a", "b"]) or
 values separated by "|". A .json file holds one array of objects or one object per line; a
@@ -23,6 +25,7 @@ from harness.data.errors import TaskDataError
 from harness.types import SPLITS, Document, Example
 
 Record = tuple[int, dict[str, Any]]  # (1-based line number, parsed record)
+EXAMPLE_FIELDS = ("id", "question", "answer", "choices", "source_ids", "split")
 
 
 def read_records(path: str | Path) -> list[Record]:
@@ -247,6 +250,7 @@ def load_examples(path: str | Path, corpus_ids: set[str]) -> tuple[list[Example]
                 choices=tuple(choices),
                 source_ids=tuple(source_ids),
                 split=split,
+                meta={k: v for k, v in rec.items() if k not in EXAMPLE_FIELDS},
             )
         )
     return examples, seen

@@ -38,6 +38,7 @@ from harness.report.freshness import Freshness, freshness_data
 from harness.report.freshness import table_frame as freshness_table
 from harness.report.freshness import table_note as freshness_note
 from harness.report.frontier import Frontier, frontier_data, frontier_table
+from harness.report.items import View, views
 from harness.report.power import EQUIVALENCE, POWER, items_needed, points
 from harness.report.selection import Pick, pick_representatives
 from harness.report.tables import Table
@@ -76,6 +77,9 @@ class Report:
     picks: list[Pick] = field(default_factory=list)  # each strategy's representative
     summary_title: str = "Decision summary"  # the first section's heading
     headline: str = ""  # the decision's first verdict (after any notes on how variants were chosen)
+    items: list[View] = field(default_factory=list)  # the item explorer's views (test, val)
+    compare: list[tuple[str, str]] = field(default_factory=list)  # explorer: (old, new) columns
+    metric: str = ""  # what the variants are ranked and the items marked right by
 
 
 def check_metric(metric: str | None, runs: list[Run]) -> None:
@@ -150,6 +154,7 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
         frontier=frontier, studies=studies, picks=picks,
+        items=views(variants, make_variants(runs, primary_metric, on_val=True)), metric=metric,
     )
 
 

@@ -2,7 +2,9 @@
 (default: the newest sweep under results/multirun).
 
 Reads run files only. Writes into the first DIR (or --out): summary.csv (one row per run),
-report.md with plots/ beside it, and a self-contained report.html; prints the decision
+items.parquet (one row per test item, variant and seed), report.md with plots/ beside it,
+and a self-contained report.html whose Items section shows every answer behind the numbers
+(items.html beside it when that data is above --items-inline-mb); prints the decision
 summary and where the report is.
 
 `harness-report --compare OLD NEW`: what changed between two sweeps (compare.md and
@@ -21,6 +23,7 @@ from harness.errors import UserError
 from harness.report.build import build_report
 from harness.report.cost import BASES
 from harness.report.cost_tables import CONTENTION_FACTOR
+from harness.report.items import INLINE_MB, item_frame, write_item_frame
 from harness.report.plots import make_plots
 from harness.report.power import EQUIVALENCE
 from harness.report.render import write_report
@@ -88,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
                          "test = the test split (optimistic: the summary says by how much); "
                          "auto (default) = val where every variant has one, else test; none = "
                          "rank every variant (also report.select_on=)")
+    ap.add_argument("--items-inline-mb", type=float, default=INLINE_MB, metavar="MB",
+                    help="the item explorer's data is embedded in report.html up to this size; "
+                         "above it, it goes to items.html beside the report, which report.html "
+                         f"links to (also report.items_inline_mb=; default {INLINE_MB:g})")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"), default=None,
                     help="what changed between two sweeps: matched variants' paired changes, "
                          "flipped items, whether the decision changed; writes compare.md and "
@@ -104,7 +111,7 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
                 "report.project_model": "project_model",
                 "report.contention_factor": "contention_factor",
                 "report.equivalence_margin": "equivalence_margin",
-                "report.select_on": "select_on"}
+                "report.select_on": "select_on", "report.items_inline_mb": "items_inline_mb"}
     for d in args.dirs:  # report.<key>=<value> is the same as the option
         key, eq, value = str(d).partition("=")
         if eq and key in settings:
@@ -119,7 +126,7 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
         ap.error(f"report.select_on must be one of {', '.join(SELECT_ON)}, got '{args.select_on}'")
     if args.cost_basis not in BASES:
         ap.error(f"report.cost_basis must be modelled or measured, got '{args.cost_basis}'")
-    for key in ("contention_factor", "equivalence_margin"):
+    for key in ("contention_factor", "equivalence_margin", "items_inline_mb"):
         try:
             setattr(args, key, float(getattr(args, key)))
         except ValueError:
@@ -128,6 +135,8 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
     args.dirs = dirs
     if args.queries < 0:
         ap.error("--queries must be >= 0")
+    if not args.items_inline_mb > 0:
+        ap.error(f"report.items_inline_mb must be > 0, got {args.items_inline_mb:g}")
     return project_to
 
 
@@ -166,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness-report: error: {e}", file=sys.stderr)
         return 2
     report.plots = make_plots(report, out / "plots")
-    md, html = write_report(report, out)
+    md, html = write_report(report, out, items_inline_mb=args.items_inline_mb)
+    parquet = write_item_frame(item_frame(report.items), out)
     print("Decision summary")
     for line in report.decision:
         print(" - " + line.replace("**", ""))
@@ -175,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in report.failures:
             error = str(r.metrics.get("error") or "killed or still running").splitlines()[0]
             print(f"   {r.path}: {r.status}: {error[:200]}")
-    print(f"\nReport: {html}\n        {md}\n        {out / 'summary.csv'} (and .parquet)")
+    print(f"\nReport: {html}\n        {md}\n        {out / 'summary.csv'} (and .parquet)"
+          + (f"\n        {parquet} (every answer)" if parquet else ""))
     track_report(runs, [md, html, out / "summary.csv", out / "plots"])
     return 0
 
@@ -195,7 +206,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"harness-report: error: {e}", file=sys.stderr)
         return 2
     out = args.out or new
-    md, html = write_report(report, out, stem="compare")
+    md, html = write_report(report, out, stem="compare", items_inline_mb=args.items_inline_mb)
     print("What changed")
     for line in report.overview[1:] + report.decision:
         print(" - " + line.replace("**", ""))

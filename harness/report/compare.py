@@ -5,7 +5,9 @@ the change in its primary metric with a paired test (McNemar's exact test on one
 yes/no outcomes, else the paired bootstrap), Holm-adjusted over the variants, with the
 smallest change the items could detect; and the change in cost, p95 latency and
 forgetting. Items that flipped (right to wrong, wrong to right) are listed with their
-questions and answers. Whether the decision changed is read from both sweeps' reports.
+questions and answers, and compare.html's item explorer shows every item with both sweeps'
+answers side by side (#items/changed: the items a variant flipped on). Whether the decision
+changed is read from both sweeps' reports.
 When the sweeps do not share a task, a split or any items, it says so and shows what can
 still be set side by side (each sweep's own estimate; no paired test).
 """
@@ -21,6 +23,7 @@ import pandas as pd
 
 from harness.report import fmt as f
 from harness.report.build import Report, build_report
+from harness.report.items import View
 from harness.report.power import EQUIVALENCE, with_power
 from harness.report.tables import Table
 from harness.report.variants import Variant, tied_with
@@ -261,7 +264,24 @@ def compare_sweeps(old_dirs: list[Path], new_dirs: list[Path], *, primary_metric
         tables=[t for t in tables if t is not None], variants=[], pairs=[],
         costs=pd.DataFrame(), failures=[], queries=queries,
         methods=METHODS,
-        summary_title="What changed")
+        summary_title="What changed", items=[explorer_view(matched)],
+        compare=[(old_label(m.name), new_label(m.name)) for m in matched], metric=metric)
+
+
+def old_label(name: str) -> str:
+    return f"{name} · old"
+
+
+def new_label(name: str) -> str:
+    return f"{name} · new"
+
+
+def explorer_view(matched: list[Matched]) -> View:
+    """The item explorer over both sweeps: each matched variant's old and new answers side by
+    side; its 'changed' filter shows the items a variant flipped on."""
+    columns = [v for m in matched for v in (m.old, m.new)]
+    labels = [label(m.name) for m in matched for label in (old_label, new_label)]
+    return View("test", "test split, both sweeps", columns, labels)
 
 
 def _metric(runs: list[Run]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from harness.cost.prices import api_usd_per_1k
 from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
+from harness.report.items import fragment
 from harness.report.power import EQUIVALENCE, POWER
 from harness.report.variants import Pairs, Variant
 from harness.runs import Run
@@ -26,6 +27,9 @@ class Table:
     title: str
     frame: pd.DataFrame  # cells already formatted as text
     note: str = ""
+    # (row, column) -> [(text, href), ...]: the HTML shows those cells as links (the pairs
+    # table's discordant counts open the item explorer's view of them)
+    links: dict[tuple[int, str], list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def accuracy_table(variants: list[Variant], metric: str, extra: Sequence[Metric] = ()) -> Table:
@@ -68,8 +72,12 @@ def pair_verdict(t, p_adj: float, margin: float = EQUIVALENCE) -> str:
 
 
 def pairs_table(pairs: Pairs, margin: float = EQUIVALENCE) -> Table:
-    rows = []
+    rows, links = [], {}
     for a, b, t, p_adj in pairs:
+        if t.a_only is not None:  # each count opens the explorer on exactly those items
+            links[(len(rows), "A only / B only")] = [
+                (str(t.a_only), fragment(("right", a), ("wrong", b))), (" / ", ""),
+                (str(t.b_only), fragment(("right", b), ("wrong", a)))]
         rows.append({"A": a, "B": b, "A − B": f"{t.diff:+.3f}",
                      "95% CI": f"[{t.low:+.3f}, {t.high:+.3f}]", "test": t.test,
                      "p": f"{t.p_value:.2g}", "p (Holm)": f"{p_adj:.2g}",
@@ -86,7 +94,8 @@ def pairs_table(pairs: Pairs, margin: float = EQUIVALENCE) -> Table:
                  "discordant items; bootstrap: 2.8 × its standard error). A pair that is not "
                  f"significant is 'equivalent' only when its 95% CI lies inside ±{margin:.2f} "
                  "(report.equivalence_margin); otherwise the set could not tell: differences "
-                 "smaller than 'detectable' would usually go unseen.")
+                 "smaller than 'detectable' would usually go unseen. In report.html each "
+                 "count opens the Items section on those items.", links)
 
 
 def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Table:

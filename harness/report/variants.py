@@ -88,12 +88,14 @@ def kind_order(v: Variant) -> tuple[int, int]:
     return int(v.tuned), int(v.retrieves)
 
 
-def make_variants(runs: list[Run], metric: str | None = None) -> list[Variant]:
+def make_variants(runs: list[Run], metric: str | None = None, *,
+                  on_val: bool = False) -> list[Variant]:
     """Variants of the complete runs on the test split, scored by `metric` (None: each run's
-    primary metric). Validation runs chose something (harness.report.selection, .tuning)."""
+    primary metric). Validation runs chose something (harness.report.selection, .tuning);
+    on_val=True makes their variants instead (the item explorer's validation view)."""
     by_name: dict[str, list[Run]] = {}
     for r in runs:
-        if r.complete and not r.on_val:
+        if r.complete and r.on_val == on_val:
             by_name.setdefault(r.variant, []).append(r)
     variants = []
     for name, group in by_name.items():

@@ -5,6 +5,7 @@ predict."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -125,7 +126,13 @@ def seen_eval(cfg: DictConfig, strategy: Strategy, task: Task, run_dir: Path) ->
 
 
 def prediction_rows(examples: list[Example], preds: list[Prediction], items: list[dict],
-                     strategy: Strategy, details: list[dict] | None = None):
+                    strategy: Strategy, details: list[dict] | None = None,
+                    task: Task | None = None):
+    """The lines of predictions.jsonl. With the task: each item's `source_in_train`, whether
+    a train-split question asks about one of its source documents (tuning and few-shot pools
+    saw that document asked about; the item explorer filters on it)."""
+    trained = ({s for e in task.examples if e.split == "train" for s in e.source_ids}
+               if task is not None else None)
     for i, (e, p, s) in enumerate(zip(examples, preds, items)):
         yield {
             "id": e.id, "question": e.question, "gold": list(e.answers),
@@ -133,5 +140,21 @@ def prediction_rows(examples: list[Example], preds: list[Prediction], items: lis
             "source_ids": list(e.source_ids), "output": p.output, "choice": p.choice,
             "choice_logprobs": list(p.choice_logprobs), "scores": s,
             "usage": p.to_dict()["usage"], "citations": p.to_dict()["citations"],
-            "can_cite": strategy.cites, **(details[i] if details else {}),
+            "can_cite": strategy.cites, "split": e.split,
+            **({"source_in_train": bool(trained & set(e.source_ids))}
+               if trained is not None and e.source_ids else {}),
+            **({"meta": plain(e.meta)} if e.meta else {}),
+            **(details[i] if details else {}),
         }
+
+
+def plain(value: Any) -> Any:
+    """A value JSON can hold in any reader: NaN and infinities (a blank spreadsheet cell)
+    become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

@@ -245,7 +245,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     free_form, details = scorer.score(run.examples, run.preds, items, cites=strategy.cites,
                                       doc_text={d.id: d.text for d in task.corpus})
     write_jsonl(run_dir / "predictions.jsonl",
-                prediction_rows(run.examples, run.preds, items, strategy, details))
+                prediction_rows(run.examples, run.preds, items, strategy, details, task))
     metrics = {**base, **record_fields(cfg, task, strategy, fit, run, items, free_form, run_dir),
                "cost": prices,  # the prices the report turns seconds and tokens into money with
                "peak_mem_mb": max(peaks.values()), "wall_s": time.perf_counter() - t_start}

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from harness.report.cli import main as report_main
+from tests.report.browser import chromium_page, needs_chromium, open_items
 
 N = 40
 
@@ -78,3 +79,20 @@ def test_sweeps_that_share_no_items_or_split_say_so(tmp_path, capsys):
     assert "No item is in both sweeps" in md
     assert "not paired (no shared items)" in md and "## Items that flipped" not in md
     assert report_main(["--compare", str(old), str(tmp_path / "nope")]) == 2
+
+
+@needs_chromium
+def test_the_comparison_explorer_shows_both_answers_of_the_items_that_changed(tmp_path):
+    old, new = _sweeps(tmp_path)
+    assert report_main(["--compare", str(old), str(new)]) == 0
+    url = (new / "compare.html").as_uri()
+    with chromium_page() as page:
+        changed = open_items(page, url + "#items/changed")
+        flipped = open_items(page, url + "#" + "items/right=lora · new/wrong=lora · old")
+        heads = page.eval_on_selector_all("table[data-items] th", "hs => hs.map(h => h.textContent)")
+        page.click("tr[data-item=q10]")
+        detail = page.text_content("tr[data-detail=q10]")
+        assert page.errors == []
+    assert changed == flipped == 18  # items 10-27 went wrong -> right; nothing else moved
+    assert heads[2:-1] == [f"{v} · {s}" for v in ("lora", "prompt", "rag") for s in ("old", "new")]
+    assert "lora · old — wrong" in detail and "lora · new — right" in detail

@@ -4,18 +4,12 @@ console or page errors, and fits a laptop screen. Chromium comes from Debian's p
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from tests.report.browser import CHROMIUM, FLAGS, needs_chromium
 from tests.report.test_report import PLOTS, TABLES
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="no chromium on PATH (make test installs Debian's)")
+pytestmark = needs_chromium
 
 
 def test_report_html_renders_in_chromium(quick_sweep, tmp_path):

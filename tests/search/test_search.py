@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.report.cli import main as report_main
 from tests.conftest import kill_while_running
+from tests.report.browser import chromium_page, needs_chromium, open_items
 
 TINY = ["model=tiny-random", "task.n_entities=30", "answer.generate=false", "progress=false"]
 
@@ -182,3 +184,25 @@ def test_a_search_stopped_before_its_test_runs_still_reports_its_trials(searched
     md = (partial / "report.md").read_text()
     assert "No run completed" in md and "## Tuning: every trial" in md
     assert "No test run for lora, prompt" in md
+
+
+@needs_chromium
+def test_the_item_explorer_keeps_the_trials_validation_items_apart(searched):
+    """The Items section's columns are each strategy's test run; the trials' validation
+    predictions sit behind the split switch, one column per trial, never mixed in."""
+    frame = pd.read_parquet(searched / "items.parquet")
+    val, test = frame[frame.split == "val"], frame[frame.split == "test"]
+    assert sorted(test.variant.unique()) == ["lora", "prompt"]
+    assert val.variant.nunique() == 6 and val.variant.str.startswith("trial ").all()
+    assert not set(val.id) & set(test.id)
+    url = (searched / "report.html").as_uri()
+    with chromium_page() as page:
+        n_test = open_items(page, url + "#items")
+        test_columns = page.eval_on_selector_all("table[data-items] th", "hs => hs.length")
+        n_val = open_items(page, url + "#items/split=val")
+        val_columns = page.eval_on_selector_all("table[data-items] th", "hs => hs.length")
+        shown = page.eval_on_selector_all("tr[data-item]", "rs => rs.map(r => r.dataset.item)")
+        assert page.errors == []
+    assert (n_test, n_val) == (test.id.nunique(), val.id.nunique())
+    assert (test_columns, val_columns) == (2 + 2 + 1, 2 + 6 + 1)  # question, gold, ..., right
+    assert set(shown) == set(val.id)
