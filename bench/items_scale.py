@@ -99,3 +99,49 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def bench_items(work: Path, n_items: int = 5000, n_variants: int = 10, loads: int = 3) -> dict:
+    """The item explorer at scale: harness-report over a synthetic n_items x n_variants sweep
+    (seconds; report.html and items.parquet sizes), then report.html opened in headless
+    Chromium `loads` times (seconds until the explorer has drawn its first page: the
+    median, target <= 3) and one filter applied (seconds until redrawn)."""
+    import shutil
+    import statistics
+    import subprocess
+    import sys
+    import time
+
+    from bench.browser import CHROMIUM, FLAGS
+
+    shutil.rmtree(work, ignore_errors=True)
+    sweep = write_sweep(work / "sweep", n_items, n_variants)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "harness.report.cli", str(sweep)], check=True,
+                   capture_output=True)
+    out = {"items": n_items, "variants": n_variants,
+           "report_s": round(time.perf_counter() - t0, 2),
+           "report_html_mb": round((sweep / "report.html").stat().st_size / 1e6, 2),
+           "items_parquet_mb": round((sweep / "items.parquet").stat().st_size / 1e6, 2),
+           "items_inline": not (sweep / "items.html").exists()}
+    if CHROMIUM is None:
+        return {**out, "browser": "no chromium on PATH: load time not measured"}
+    from playwright.sync_api import sync_playwright
+
+    url = (sweep / "report.html").as_uri()
+    opened, filtered = [], []
+    with sync_playwright() as p:
+        for _ in range(loads):
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1366, "height": 900})
+            t0 = time.perf_counter()
+            page.goto(url + "#items", wait_until="load")
+            page.wait_for_selector("#items-root[data-ready=true]")
+            opened.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            page.select_option("select[data-control=mode]", "disagree")
+            page.wait_for_function("location.hash === '#items/disagree'")
+            filtered.append(time.perf_counter() - t0)
+            browser.close()
+    return {**out, "open_s": round(statistics.median(opened), 3),
+            "open_s_max": round(max(opened), 3), "filter_s": round(statistics.median(filtered), 3)}

@@ -32,6 +32,9 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               again into a new directory (caches warm): both wall times and their ratio
   scaling     harness-make-task and the dense + BM25 index build on one kind of corpus at 1x,
               4x and 16x: seconds, peak memory, the 16x / 1x ratio (target <= 20; bench/scaling.py)
+  items       the report's item explorer on a synthetic 5,000-item x 10-variant sweep: the
+              report's seconds and size, and its opening in headless Chromium (target <= 3 s)
+              and one filter (bench/items_scale.py)
   search      an N-trial lora search (experiment=fair) with and without pruning and sharing,
               against the same N configs as independent runs: trainings, training steps,
               modelled cost and the pick of each (bench/search.py; --search-trials N)
@@ -56,6 +59,7 @@ import torch
 from bench.cost_model import bench_cost_model
 from bench.dtype import bench_dtype
 from bench.free_form import bench_free_form
+from bench.items_scale import bench_items
 from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
@@ -315,6 +319,7 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("served", "harness_over_bare", ">=", 0.8, "served rps: harness / bare asyncio loop"),
     ("scaling", "make_task_x16_over_x1", "<=", 20.0, "make-task: 16x corpus / 1x, seconds"),
     ("scaling", "index_x16_over_x1", "<=", 20.0, "index build: 16x corpus / 1x, seconds"),
+    ("items", "open_s", "<=", 3.0, "report with 5,000 x 10 items opens, seconds"),
 ]
 
 
@@ -350,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
                              "retrieval", "dtype", "cost_model", "served", "multiprocess",
-                             "sweep", "scaling", "search"])
+                             "sweep", "scaling", "search", "items"])
     ap.add_argument("--served-requests", type=int, default=48,
                     help="served section: requests per batch (3 rounds)")
     ap.add_argument("--search-trials", type=int, default=8, help="search section: lora trials")
@@ -430,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         results["search"] = bench_search([*model, f"model.device={args.device}"],
                                          args.out / "search", args.search_trials,
                                          tuple(args.search_args))
+    if "items" in args.only:
+        clock.start("items")
+        results["items"] = bench_items(args.out / "items")
     results["section_s"] = clock.stop()
     checks = []
     for section, key, op, bound, what in TARGETS:
@@ -446,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
                     "dtype", "cost_model", "served", "multiprocess", "sweep", "scaling",
-                    "search", "section_s"):
+                    "search", "items", "section_s"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():
