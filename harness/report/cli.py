@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
                          "qwen2.5-7b, llama-3.1-70b) or a path to a config.json; each variant's "
                          "work rescaled to it, the smallest plan that fits the GPU (checkpointing, "
                          "QLoRA, FSDP over N GPUs), time and cost")
+    _decision_options(ap)
+    return ap
+
+
+def _decision_options(ap: argparse.ArgumentParser) -> None:
+    """How the report decides and shows: timing flags, ties, picks, items, comparisons."""
     ap.add_argument("--contention-factor", type=float, default=CONTENTION_FACTOR, metavar="X",
                     help="flag a run whose measured seconds differ from its modelled ones by "
                          f"more than this factor (also report.contention_factor=; default "
@@ -99,7 +105,6 @@ def _parser() -> argparse.ArgumentParser:
                     help="what changed between two sweeps: matched variants' paired changes, "
                          "flipped items, whether the decision changed; writes compare.md and "
                          "compare.html (into --out, default NEW)")
-    return ap
 
 
 def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
