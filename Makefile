@@ -64,17 +64,30 @@ $(BROWSER_STAMP): $(STAMP)
 # llama.cpp's server for the served-model tests; without a compiler they are skipped, saying why.
 # The wheel is built once per version and CMAKE_ARGS into a folder named by their hash: pip's
 # own wheel cache ignores CMAKE_ARGS, so it could hand back a build made with other flags
-# (a native one that dies with SIGILL).
+# (a native one that dies with SIGILL). The same source package holds llama.cpp's converters
+# (convert_hf_to_gguf.py, convert_lora_to_gguf.py, gguf-py): extracted beside the wheels, they
+# write the small test model's GGUF and a run's export (harness/export/gguf.py).
+LLAMA_SDIST := $(HOME)/.cache/adaptbench/sdist/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
+LLAMA_TOOLS := $(HOME)/.cache/adaptbench/tools/llama.cpp-$(LLAMA_CPP_VERSION)
 LLAMA_WHEELS := $(HOME)/.cache/adaptbench/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-$(shell \
 	echo "$(LLAMA_CMAKE_ARGS)" | md5sum | cut -c1-10)
 served-setup: $(LLAMA_STAMP)
+$(LLAMA_SDIST):
+	@mkdir -p $(dir $@)
+	$(PIP) download --no-deps --no-binary :all: -d $(dir $@) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
 $(LLAMA_STAMP): $(STAMP)
 	@if $(PY) -c "import llama_cpp.server" 2>/dev/null; then :; \
 	else { ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
-		|| CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-			$(PIP) wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"; } \
+		|| { $(MAKE) --no-print-directory $(LLAMA_SDIST) && CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+			CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+			$(PIP) wheel --no-deps --no-cache-dir -w $(LLAMA_WHEELS) $(LLAMA_SDIST); }; } \
 		&& $(PIP_INSTALL) --no-cache-dir "$$(ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl)[server]" \
 		|| echo "setup: llama-cpp-python could not be built here; the served-model tests will be skipped"; fi
+	@test -f $(LLAMA_TOOLS)/convert_hf_to_gguf.py || { $(MAKE) --no-print-directory $(LLAMA_SDIST) \
+		&& mkdir -p $(LLAMA_TOOLS) && tar xzf $(LLAMA_SDIST) -C $(LLAMA_TOOLS) --strip-components=3 \
+			--wildcards '*/vendor/llama.cpp/convert_*.py' '*/vendor/llama.cpp/conversion/*' \
+			'*/vendor/llama.cpp/gguf-py/*'; } \
+		|| echo "setup: llama.cpp's converters could not be extracted; the GGUF tests will be skipped"
 	@touch $@
 
 # Optional: vLLM's CPU build in an environment of its own (it pins transformers < 5.20), for

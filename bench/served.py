@@ -95,3 +95,66 @@ def bench_served(work: Path, n: int = 48, rounds: int = 3) -> dict:
             "harness_rps_c1": sequential, "harness_over_bare": h / b, "c8_over_c1": h / sequential,
             "harness_rps_c8_each": [round(x, 3) for x in harness],
             "bare_rps_c8_each": [round(x, 3) for x in bare]}
+
+
+QUICK = ["task.n_entities=45", "task.n_paraphrases=1", "task.split_ratios=[0.5,0.1,0.4]",
+         "answer.generate=false", "progress=false", "seen_eval_limit=0",
+         "answer.choice_scoring=letter", "strategy=prompt"]
+SURE_NATS = 0.5  # an item the model is sure of: its top two letters this far apart
+
+
+def _letter_logprobs(run_dir: Path) -> dict[str, list[float]]:
+    import json
+
+    rows = (run_dir / "predictions.jsonl").read_text().splitlines()
+    return {r["id"]: r["choice_logprobs"] for r in map(json.loads, rows)}
+
+
+def bench_served_agreement(work: Path, model: str = "bundled", n: int = 36) -> dict:
+    """The same weights scored by letter in process and served by llama.cpp, on n items of
+    the built-in task: how far each letter's log-probability lies apart (and, for scale, a
+    letter mapping shifted by one), how often the same letter wins, and on the items the
+    model is sure of (top two letters >= 0.5 nats apart). model: `bundled` (SmolLM2-135M:
+    de-quantized in process, Q4_1 served) or `small-random` (random weights, f32 both sides,
+    the whole vocabulary read since no letter reaches the top 20)."""
+    from hydra import compose, initialize_config_dir
+
+    from bench.llama_server import small_random_gguf
+    from harness.export.gguf import missing_reason
+    from harness.run.runner import CONF_DIR, run
+
+    reason = skip_reason() or (missing_reason() if model == "small-random" else None)
+    if reason:
+        return {"skipped": reason}
+    work.mkdir(parents=True, exist_ok=True)
+    if model == "small-random":
+        gguf, hf = small_random_gguf(work)
+        server = LlamaServer(work, model=gguf, alias="small-random", tokenizer=str(hf))
+        local, extra = ["model=small-random"], ["answer.letter_top_k=49152"]
+    else:
+        server, local, extra = LlamaServer(work), ["model=smollm2-135m"], []
+    server.start()
+    try:
+        def one(name: str, overrides: list[str]) -> dict:
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                cfg = compose(config_name="config", overrides=[
+                    *QUICK, *extra, f"limit={n}", f"results_dir={work}", *overrides])
+            return run(cfg, work / name)
+
+        here = one("in_process", local)
+        there = one("served", ["model=openai", *server.model_overrides()])
+    finally:
+        server.stop()
+    a, b = _letter_logprobs(work / "in_process"), _letter_logprobs(work / "served")
+    gap = [abs(x - y) for i in a for x, y in zip(a[i], b[i])]
+    shifted = [abs(x - y) for i in a for x, y in zip(a[i], b[i][1:] + b[i][:1])]
+    top = {i: max(range(len(a[i])), key=a[i].__getitem__) for i in a}
+    top_b = {i: max(range(len(b[i])), key=b[i].__getitem__) for i in b}
+    sure = [i for i in a if sorted(a[i])[-1] - sorted(a[i])[-2] >= SURE_NATS]
+    return {"model": model, "items": len(a), "mean_gap_nats": sum(gap) / len(gap),
+            "max_gap_nats": max(gap), "shifted_mapping_gap_nats": sum(shifted) / len(shifted),
+            "same_letter": sum(top[i] == top_b[i] for i in a) / len(a),
+            "sure_items": len(sure),
+            "sure_same_letter": (sum(top[i] == top_b[i] for i in sure) / len(sure)) if sure else None,
+            "accuracy_in_process": here["choice_accuracy"], "accuracy_served": there["choice_accuracy"],
+            "dtype_in_process": here.get("dtype")}

@@ -20,7 +20,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bench.llama_server import LlamaServer, skip_reason
+from bench.llama_server import LlamaServer, skip_reason, small_random_gguf
 from harness.report.cli import main as report_main
 from harness.run.runner import CONF_DIR
 
@@ -167,6 +167,23 @@ def llama_server(tmp_path_factory) -> LlamaServer:
     if reason:
         pytest.skip(reason)
     server = LlamaServer(tmp_path_factory.mktemp("llama")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def small_server(tmp_path_factory) -> LlamaServer:
+    """llama.cpp serving model=small-random's weights (an f32 GGUF made by llama.cpp's own
+    converter): what a served model computes, checked against the same weights in process
+    in seconds rather than minutes."""
+    from harness.export.gguf import missing_reason
+
+    reason = skip_reason() or missing_reason()
+    if reason:
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("small-served")
+    gguf, hf = small_random_gguf(folder)
+    server = LlamaServer(folder, model=gguf, alias="small-random", tokenizer=str(hf)).start()
     yield server
     server.stop()
 

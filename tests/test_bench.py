@@ -79,12 +79,25 @@ def test_cost_model_section(tmp_path):
 
 
 def test_served_and_multiprocess_sections(tmp_path):
-    out = _bench(tmp_path, "served", "multiprocess")
+    out = _bench(tmp_path, "served", "multiprocess", "served_agreement",
+                 extra=("--agreement-items", "8"))
     sv = out["served"]  # llama.cpp's server (skipped, saying why, where it is not built)
     assert "skipped" in sv or (sv["requests"] == 8 and sv["harness_rps_c8"] > 0
                                and sv["bare_asyncio_rps_c8"] > 0 and sv["harness_rps_c1"] > 0)
     mp = out["multiprocess"]
     assert mp["one_process_rows_per_s"] > 0 and mp["two_process_rows_per_s"] > 0
+    ag = out["served_agreement"]  # the small model here (make bench: the bundled one)
+    assert "skipped" in ag or (ag["model"] == "small-random" and ag["items"] == 8
+                               and ag["mean_gap_nats"] < 0.01 < ag["shifted_mapping_gap_nats"])
+
+
+def test_memory_section(tmp_path):
+    """The memory section's bookkeeping, on the tiny model's prompt run (the ratio means
+    little at that size: tests/cost/test_memory_measured.py holds the small model to it)."""
+    assert main([*BASE, "--out", str(tmp_path), "--only", "memory", "--memory-runs", "prompt"]) == 0
+    m = json.loads((tmp_path / "perf.json").read_text())["memory"]
+    assert m["prompt_phase"] == "predict" and m["prompt_measured_mb"] > 0
+    assert m["worst_ratio_off"] == abs(m["prompt_ratio"] - 1)
 
 
 def test_padding_share_by_hand():

@@ -68,16 +68,39 @@ def strategy_factory(cfg: DictConfig, pruning: Callable[[float, float, bool], bo
 
 def import_libraries(cfg: DictConfig) -> None:
     """Import the libraries the strategy's fit and predict will import (`libraries`, an
-    optional attribute of the class or function its `_target_` names), so that they are in
-    the run's memory baseline: what importing them holds (peft, with the bitsandbytes it
-    imports: about 165 MB resident; sentence-transformers, with scikit-learn: about 150 MB)
-    is the process's, as a GPU's runtime is, and the run's peak is measured above it. A
-    library that is not installed is left to the phase that needs it to name."""
+    optional attribute of the class or function its `_target_` names), and the model's own
+    modelling code in transformers, so that they are in the run's memory baseline: what
+    importing them holds (peft, with the bitsandbytes it imports: about 165 MB resident;
+    sentence-transformers, with scikit-learn: about 150 MB; a model class with what it
+    imports: about 200 MB) is the process's, as a GPU's runtime is, and the run's peak is
+    measured above it. A library that is not installed is left to the phase that needs it
+    to name."""
     target = cfg.strategy.get("_target_")
     names = tuple(getattr(get_object(target), "libraries", ())) if target else ()
     for name in names:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    import_model_class(OmegaConf.to_container(cfg.model, resolve=True))
+
+
+def import_model_class(model: dict) -> None:
+    """Import the transformers class an in-process model will be built from (transformers
+    imports it lazily, at load), where its config is at hand; nothing for a served model."""
+    from harness.models.loading import GGUF_PREFIX, TINY
+
+    name = str(model.get("name_or_path") or "")
+    if not name or model.get("base_url"):
+        return
+    with contextlib.suppress(Exception):  # not at hand, or not a causal LM: loading will say
+        from transformers import AutoConfig, LlamaConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+        if name == TINY or name.startswith(GGUF_PREFIX):  # tiny: llama; the bundled GGUF: llama
+            config = LlamaConfig()
+        else:
+            config = AutoConfig.from_pretrained(name, local_files_only=True,
+                                                trust_remote_code=bool(model.get("trust_remote_code")))
+        MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
 
 
 def effective_config(cfg: DictConfig) -> DictConfig:

@@ -233,9 +233,10 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
-    _describe_model(lm, base)
-    log.info("fit %s on %s", strategy.name, task.name)
     peaks = {"load": mark_peak()}  # measured per phase: the model, the task, the strategy
+    _describe_model(lm, base)  # its warm-up's transient memory, like its time, is set-up:
+    mark_peak()  # charged to no phase
+    log.info("fit %s on %s", strategy.name, task.name)
     with METER.scope() as build_work, OtherLoad() as fit_load:
         fit: FitReport = strategy.fit(task)
     peaks["fit"] = mark_peak()
