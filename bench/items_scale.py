@@ -114,6 +114,7 @@ def bench_items(work: Path, n_items: int = 5000, n_variants: int = 10, loads: in
 
     from bench.browser import CHROMIUM, FLAGS
 
+    work = work.resolve()  # its report is opened as a file:// URL
     shutil.rmtree(work, ignore_errors=True)
     sweep = write_sweep(work / "sweep", n_items, n_variants)
     t0 = time.perf_counter()

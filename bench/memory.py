@@ -55,6 +55,8 @@ def run_alone(work: Path, name: str, overrides: list[str], model: list[str],
               shared_cache: Path, extra: tuple[str, ...] = ()) -> dict:
     """One run in a process of its own; its metrics.json (raises with the run's stderr when
     it fails)."""
+    work = work.resolve()  # the run's process starts in it
+    work.mkdir(parents=True, exist_ok=True)
     args = [*overrides, *TASK, *model, "seen_eval_limit=0", "torch_threads=1",
             "answer.generate=false", "progress=false", "prediction_cache=false",
             f"cache_dir={fresh_cache(shared_cache, work)}", f"hydra.run.dir={work / name}",

@@ -333,14 +333,20 @@ TARGETS = [  # (section, key, comparison, bound, description)
 
 
 class SectionClock:
-    """Wall seconds per bench section (a section ends where the next one starts)."""
+    """Wall seconds per bench section (a section ends where the next one starts). With
+    `saved`, what the sections measured so far is written at each section's start (to
+    <out>/perf.partial.json): a later section that fails loses nothing measured before it."""
 
-    def __init__(self) -> None:
+    def __init__(self, results: dict | None = None, saved: Path | None = None) -> None:
         self.seconds: dict[str, float] = {}
         self.current: tuple[str, float] | None = None
+        self.results, self.saved = results, saved
 
     def start(self, name: str) -> None:
         self.stop()
+        if self.saved is not None and self.results is not None:
+            self.saved.write_text(json.dumps({**self.results, "section_s": self.seconds},
+                                             indent=2, default=str))
         self.current = (name, time.perf_counter())
 
     def stop(self) -> dict[str, float]:
@@ -394,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     lm = get_lm({"name_or_path": name, "device": args.device, "dtype": "float32"})
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {"model": name, "threads": torch.get_num_threads()}
-    clock = SectionClock()
+    clock = SectionClock(results, args.out / "perf.partial.json")
     if "scoring" in args.only:
         clock.start("scoring")
         results["scoring"] = bench_scoring(lm, args.questions, args.batch_size, args.out)
@@ -470,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         if v is None:  # nothing to measure it on (no sure items)
             continue
         ok = v >= bound if op == ">=" else v <= bound
-        checks.append({"what": what, "value": round(v, 3), "target": f"{op} {bound}", "ok": ok})
+        checks.append({"section": section, "what": what, "value": round(v, 3),
+                       "target": f"{op} {bound}", "ok": ok})
     results["checks"] = checks
     from bench.demo import measured
 

@@ -1,7 +1,9 @@
 """Publish the benchmark's output: copy bench/out/demo*.json (one per CPU class: demo.json in
-bfloat16, demo-float32.json) and bench/out/perf.json (each with its machine, date and commit)
-into docs/measured/, where the results page reads them, and put the demo's time on each CPU
-class, its decision summary and its accuracy table into the README's sample.
+bfloat16, demo-float32.json) into docs/measured/, and bench/out/perf.json there as one file
+per section it holds (bench-<section>.json, each with its machine, date, commit and checks:
+a later `make bench BENCH_ARGS="--only <section>"` replaces that section alone), where the
+results page reads them; put the demo's time on each CPU class, its decision summary and its
+accuracy table into the README's sample.
 
     python -m bench.publish        (after make demo and/or make bench)
 """
@@ -45,13 +47,37 @@ def readme_sample(demo: dict, demos: list[dict] | None = None) -> str:
             f"{demo['sample']['decision']}\n\n{demo['sample']['accuracy']}\n{END}")
 
 
+def perf_sections(perf: Path) -> list[str]:
+    """bench/out/perf.json split into docs/measured/bench-<section>.json; their names."""
+    if not perf.is_file():
+        return []
+    data = json.loads(perf.read_text(encoding="utf-8"))
+    if not {"machine", "date", "commit"} <= set(data.get("measured") or {}):
+        print(f"bench.publish: {perf} does not say where and when it was measured; skipped",
+              file=sys.stderr)
+        return []
+    names = []
+    for section, seconds in (data.get("section_s") or {}).items():
+        if section not in data:
+            continue
+        out = {"title": f"make bench: {section}", "measured": data["measured"],
+               "model": data.get("model"), "threads": data.get("threads"),
+               section: data[section], "seconds": {section: seconds},
+               "checks": [c for c in data.get("checks", []) if c.get("section") == section]}
+        path = MEASURED / f"bench-{section}.json"
+        path.write_text(json.dumps(out, indent=2), encoding="utf-8")
+        names.append(path.name)
+    return names
+
+
 def main() -> int:
     MEASURED.mkdir(parents=True, exist_ok=True)
     published: list[str] = []
     if (OUT / "items.png").is_file():  # the explorer on the demo sweep (getting-started.md)
         shutil.copyfile(OUT / "items.png", MEASURED / "items.png")
         published.append("items.png")
-    for src in sorted(OUT.glob("demo*.json")) + [OUT / "perf.json"]:
+    published += perf_sections(OUT / "perf.json")
+    for src in sorted(OUT.glob("demo*.json")):
         if not src.is_file():
             continue
         data = json.loads(src.read_text(encoding="utf-8"))

@@ -126,6 +126,7 @@ def bench_served_agreement(work: Path, model: str = "bundled", n: int = 36) -> d
     reason = skip_reason() or (missing_reason() if model == "small-random" else None)
     if reason:
         return {"skipped": reason}
+    work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     if model == "small-random":
         gguf, hf = small_random_gguf(work)
@@ -138,7 +139,8 @@ def bench_served_agreement(work: Path, model: str = "bundled", n: int = 36) -> d
         def one(name: str, overrides: list[str]) -> dict:
             with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
                 cfg = compose(config_name="config", overrides=[
-                    *QUICK, *extra, f"limit={n}", f"results_dir={work}", *overrides])
+                    *QUICK, *extra, f"limit={n}", f"results_dir={work}",
+                    "prediction_cache=false", *overrides])
             return run(cfg, work / name)
 
         here = one("in_process", local)
