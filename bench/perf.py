@@ -373,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                              "sweep", "scaling", "search", "memory", "served_agreement",
                              "items"])
     ap.add_argument("--served-requests", type=int, default=48,
-                    help="served section: requests per batch (3 rounds)")
+                    help="served section: requests per batch")
+    ap.add_argument("--served-rounds", type=int, default=3,
+                    help="served section: rounds of harness and bare batches (medians compared)")
     ap.add_argument("--search-trials", type=int, default=8, help="search section: lora trials")
     ap.add_argument("--memory-runs", nargs="+", default=list(MEMORY_RUNS), choices=list(MEMORY_RUNS),
                     help="memory section: which strategies' runs (default: all five)")
@@ -437,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  args.cost_profiles_from)
     if "served" in args.only:
         clock.start("served")
-        results["served"] = bench_served(args.out / "served", n=args.served_requests)
+        results["served"] = bench_served(args.out / "served", n=args.served_requests,
+                                         rounds=args.served_rounds)
     if "multiprocess" in args.only:
         clock.start("multiprocess")
         results["multiprocess"] = bench_multiprocess([*model, f"model.device={args.device}"],

@@ -11,7 +11,8 @@ from bench.perf import main, padding_share
 from harness.tuning.rows import TrainRow
 
 BASE = ["--model", "tiny-random", "--questions", "8", "--batch-size", "4", "--train-steps", "2",
-        "--served-requests", "8", "--sweep-args", "strategy=prompt,rag", "task.n_entities=15"]
+        "--served-requests", "8", "--served-rounds", "1",
+        "--sweep-args", "strategy=prompt,rag", "task.n_entities=15"]
 
 
 def _bench(tmp_path, *sections: str, extra: tuple[str, ...] = ()) -> dict:
