@@ -1,5 +1,5 @@
 """Served-model throughput (`make bench`, section "served"): against llama.cpp's server on a
-free loopback port serving the bundled GGUF (bench/llama_server.py), the same letter-scoring
+free loopback port serving the bundled GGUF (harness/export/llamacpp.py), the same letter-scoring
 requests sent three ways, each from an empty response cache:
 
     harness      ServedLM.score_letters with max_concurrency=8 (retries, rate limits, cache
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from bench.llama_server import ALIAS, LlamaServer, skip_reason
 from harness.answering import with_letters
 from harness.data.synthetic import generate as synthetic
+from harness.export.llamacpp import ALIAS, LlamaServer, skip_reason
 from harness.models.endpoint import Endpoint, EndpointSettings
 from harness.models.served import ServedLM
 from harness.prompting import PromptSettings, build_messages
@@ -119,7 +119,7 @@ def bench_served_agreement(work: Path, model: str = "bundled", n: int = 36) -> d
     the whole vocabulary read since no letter reaches the top 20)."""
     from hydra import compose, initialize_config_dir
 
-    from bench.llama_server import small_random_gguf
+    from bench.small_model import small_random_gguf
     from harness.export.gguf import missing_reason
     from harness.run.runner import CONF_DIR, run
 

@@ -10,8 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from bench.llama_server import free_port
-from bench.server_process import launch, stop, wait_ready
+from harness.export.llamacpp import free_port
+from harness.processes import launch, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 ALIAS = "smollm2-vllm"  # not the llama.cpp server's id: responses are cached by model id

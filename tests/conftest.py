@@ -20,7 +20,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bench.llama_server import LlamaServer, skip_reason, small_random_gguf
+from bench.small_model import small_random_gguf
+from harness.export.llamacpp import LlamaServer, skip_reason
 from harness.report.cli import main as report_main
 from harness.run.runner import CONF_DIR
 
@@ -159,7 +160,7 @@ def small_task_files(tmp_path: Path) -> tuple[Path, Path]:
         tmp_path / "examples.jsonl", examples)
 
 
-# Served models: llama.cpp's OpenAI-compatible server on the bundled GGUF (bench/llama_server.py),
+# Served models: llama.cpp's OpenAI-compatible server on the bundled GGUF (harness/export/llamacpp.py),
 # one for the session; tests that stop a server start their own.
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory) -> LlamaServer:

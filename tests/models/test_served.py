@@ -1,6 +1,7 @@
 """Served models against a real server: llama.cpp's OpenAI-compatible server serving the
-bundled GGUF, or model=small-random's weights as an f32 GGUF (bench/llama_server.py). The
-same weights in process and served, scored by the same method, must agree; the run records
+bundled GGUF, or model=small-random's weights as an f32 GGUF (harness/export/llamacpp.py,
+bench/small_model.py). The same weights in process and served, scored by the same method,
+must agree; the run records
 tokens, price and requests; the key is written nowhere; a rerun with the server gone sends
 nothing; a server that dies mid-sweep costs only the missing requests."""
 
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench.llama_server import ALIAS
 from harness.errors import ConfigError
+from harness.export.llamacpp import ALIAS
 from harness.models import get_lm
 from harness.models.endpoint import ServedError
 from harness.report.cli import main as report_main

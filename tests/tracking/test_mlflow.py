@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench.llama_server import free_port
-from bench.server_process import launch, stop, wait_ready
 from harness.errors import ConfigError
+from harness.export.llamacpp import free_port
+from harness.processes import launch, stop, wait_ready
 from harness.run.compose import config_text, same_config
 from harness.tracking import TrackingSettings, config_hash, redact
 from harness.tracking.cli import main as track_main

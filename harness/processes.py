@@ -1,6 +1,6 @@
 """A server in a process of its own session: start it with its output in a log file, wait
-until a URL answers 200, stop it. The llama.cpp, vLLM and MLflow servers of the tests and
-the benches."""
+until a URL answers 200, stop it. llama.cpp's server for an export's parity check
+(harness.export.llamacpp), and the vLLM and MLflow servers of the tests and the benches."""
 
 from __future__ import annotations
 
