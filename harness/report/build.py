@@ -150,12 +150,26 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         decision=contest_line(studies) + [p.line() for p in picks if p.line()] + verdicts
         + cost_lines(studies, costs)
         + (frontier.lines if frontier is not None else [])
-        + contention_lines(variants, contention_factor),
+        + contention_lines(variants, contention_factor) + export_line(summary[0]),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
         frontier=frontier, studies=studies, picks=picks,
         items=views(variants, make_variants(runs, primary_metric, on_val=True)), metric=metric,
     )
+
+
+def export_line(variants: list[Variant]) -> list[str]:
+    """The command that carries the most accurate variant out, checked (docs/export.md)."""
+    done = [v for v in variants if not any(r.metrics.get("served") for r in v.runs)]
+    if not done:
+        return []
+    best = max(done, key=lambda v: v.estimate.mean)
+    sweep = best.runs[0].path.parent
+    peft = any(k.startswith("strategy.adapter.") for k in best.runs[0].config)
+    fmt = " --format merged" if best.tuned and peft else ""
+    return [f"To deploy {best.name}: `harness-export {sweep} --variant '{best.name}' "
+            f"--out export/{fmt} --check` carries it out with its tokenizer and settings and "
+            "checks that it scores what was measured (docs/export.md)."]
 
 
 def _summary(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, picks: list[Pick], *,

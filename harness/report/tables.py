@@ -310,13 +310,16 @@ def build_table(variants: list[Variant]) -> Table:
             "train tokens": f.integer(v.mean("train_tokens", fit)) if v.tuned else f.NOT_TUNED,
             "FLOPs (est.)": f"{v.mean('flops_est', fit):.3g}" if v.tuned else f.NOT_TUNED,
             "artifact": f.nbytes(v.mean("artifact_bytes", fit)),
+            "artifact at": _artifact_at(v),
             **_memory_cells(v),
             "weights trained on": _trained_weights(v),
             "cache hit": ", ".join(str(bool((r.metrics.get("fit") or {}).get("cache_hit")))
                                    for r in v.runs),
         })
     return Table("build", "What was built", pd.DataFrame(rows),
-                 "Artifact: the adapter or checkpoint (tuned) or the embedding index (RAG). "
+                 "Artifact: the adapter or checkpoint (tuned) or the embedding index (RAG); "
+                 "'artifact at': the cache folder it sits in, which harness-export carries out "
+                 "with its tokenizer, settings and a parity check (docs/export.md). "
                  "FLOPs = 2·N·T + 2·N_bwd·T + 2·N_train·T. Peak memory, measured: the run's "
                  "peak resident set (CPU) or allocated GPU memory, less what the process held "
                  "when the run started; predicted: the memory model's peak for what the run "
@@ -324,6 +327,17 @@ def build_table(variants: list[Variant]) -> Table:
                  "Weights trained on: the memory "
                  "the trained model's parameters held (QLoRA: the 4-bit base, packed, plus "
                  "the adapters) and their precision.")
+
+
+def _artifact_at(v: Variant) -> str:
+    """Where the variant's build sits (harness-export carries it out, docs/export.md)."""
+    dirs = sorted({str(((r.metrics.get("fit") or {}).get("notes") or {}).get("artifact_dir"))
+                   for r in v.runs} - {"None"})
+    if dirs:
+        return ", ".join(dirs)
+    if v.retrieves:
+        return "the index, rebuilt from the corpus (embeddings cached)"
+    return f.DASH
 
 
 def _memory_cells(v: Variant) -> dict[str, str]:
