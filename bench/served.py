@@ -121,6 +121,7 @@ def bench_served_agreement(work: Path, model: str = "bundled", n: int = 36) -> d
 
     from bench.small_model import small_random_gguf
     from harness.export.gguf import missing_reason
+    from harness.models.contract import LETTER_FLOOR
     from harness.run.runner import CONF_DIR, run
 
     reason = skip_reason() or (missing_reason() if model == "small-random" else None)
@@ -148,11 +149,14 @@ def bench_served_agreement(work: Path, model: str = "bundled", n: int = 36) -> d
     finally:
         server.stop()
     a, b = _letter_logprobs(work / "in_process"), _letter_logprobs(work / "served")
-    gap = [abs(x - y) for i in a for x, y in zip(a[i], b[i])]
-    shifted = [abs(x - y) for i in a for x, y in zip(a[i], b[i][1:] + b[i][:1])]
+    gap = [abs(x - y) for i in a for x, y in zip(a[i], b[i])
+           if x > LETTER_FLOOR and y > LETTER_FLOOR]  # a letter outside the top k: a bound
+    shifted = [abs(x - y) for i in a for x, y in zip(a[i], b[i][1:] + b[i][:1])
+               if x > LETTER_FLOOR and y > LETTER_FLOOR]
     top = {i: max(range(len(a[i])), key=a[i].__getitem__) for i in a}
     top_b = {i: max(range(len(b[i])), key=b[i].__getitem__) for i in b}
-    sure = [i for i in a if sorted(a[i])[-1] - sorted(a[i])[-2] >= SURE_NATS]
+    sure = [i for i in a if sorted(a[i])[-2] > LETTER_FLOOR  # both top letters read
+            and sorted(a[i])[-1] - sorted(a[i])[-2] >= SURE_NATS]
     return {"model": model, "items": len(a), "mean_gap_nats": sum(gap) / len(gap),
             "max_gap_nats": max(gap), "shifted_mapping_gap_nats": sum(shifted) / len(shifted),
             "same_letter": sum(top[i] == top_b[i] for i in a) / len(a),

@@ -42,6 +42,9 @@ def check(src: Source, out: Path, written: dict[str, Path], *, items: int | None
         adapter = adapter_active(measured, exported, base)
         if "gguf" in written:
             links.append(_gguf_link(src, written["gguf"], folder, local, work, items, letter_top_k))
+        if "gguf_adapter" in written:
+            links.append(_gguf_link(src, written["gguf_base"], folder, local, work, items,
+                                    letter_top_k, lora=written["gguf_adapter"]))
     elif src.retrieves:
         links.append(_bundle_link(src, out, measured))
     else:  # the prompt: the same model and settings, computed again
@@ -53,9 +56,9 @@ def check(src: Source, out: Path, written: dict[str, Path], *, items: int | None
 
 
 def _gguf_link(src: Source, gguf: Path, folder: Path, local: dict, work: Path,
-               items: int | None, letter_top_k: int | None) -> Parity:
+               items: int | None, letter_top_k: int | None, lora: Path | None = None) -> Parity:
     """The exported folder scored by letter in process against the GGUF served by
-    llama.cpp, scored by letter."""
+    llama.cpp (with `lora`: the base's GGUF and the adapter's), scored by letter."""
     from harness.export.llamacpp import LlamaServer, skip_reason
 
     reason = skip_reason()
@@ -63,19 +66,24 @@ def _gguf_link(src: Source, gguf: Path, folder: Path, local: dict, work: Path,
         return Parity(f"{folder.name}/ -> {gguf.name} served by llama.cpp", 0, None, None, None,
                       None, None, reproduces=False, why=f"not checked: {reason}")
     letter = {"choice_scoring": "letter", "letter_top_k": letter_top_k}
-    in_process = score(scoring_config(src, local, items=items, **letter), work / "letter")
+    letter_dir = work / "letter"
+    in_process = rows(letter_dir / "predictions.jsonl") if (letter_dir / "metrics.json").is_file() \
+        else score(scoring_config(src, local, items=items, **letter), letter_dir)
     work.mkdir(parents=True, exist_ok=True)
     server = LlamaServer(work, model=gguf.resolve(), alias=SERVED_ALIAS,
-                         tokenizer=str(folder.resolve())).start()
+                         tokenizer=str(folder.resolve()),
+                         lora=lora.resolve() if lora else None).start()
     try:
         served = OmegaConf.merge(OmegaConf.load(config_dir() / "model" / "openai.yaml"),
                                  {"base_url": server.base_url, "name": SERVED_ALIAS,
-                                  "tokenizer": str(folder.resolve()), "revision": gguf.name})
+                                  "tokenizer": str(folder.resolve()),
+                                  "revision": gguf.name + (f"+{lora.name}" if lora else "")})
         got = score(scoring_config(src, OmegaConf.to_container(served), items=items, **letter),
-                    work / "gguf")
+                    work / ("gguf-lora" if lora else "gguf"))
     finally:
         server.stop()
-    return compare(in_process, got, f"{folder.name}/ -> {gguf.name} served by llama.cpp "
+    what = f"{gguf.name} + --lora {lora.name}" if lora else gguf.name
+    return compare(in_process, got, f"{folder.name}/ -> {what} served by llama.cpp "
                                     "(both scored by letter)")
 
 

@@ -9,7 +9,8 @@ serve it and the parity table):
     rag, retrieval_only   rag/ (corpus, chunk store, FAISS/BM25 index, settings) and serve.py
     lora, ia3, prompt tuning, QLoRA   adapter/ (PEFT, its base referenced); --format merged:
                    merged/ (a Hugging Face folder, merged in float32); --format gguf: the
-                   merged weights through llama.cpp's converter (--quant f16|q8_0|f32)
+                   merged weights through llama.cpp's converter (--quant f16|q8_0|f32);
+                   --format gguf-adapter: a LoRA as a GGUF adapter beside the base's GGUF
     full           model/ (a Hugging Face folder); --format gguf as above
     hybrid         both halves
 
@@ -31,7 +32,7 @@ from omegaconf import OmegaConf
 from harness.errors import UserError
 from harness.export.source import Source, find_source
 
-FORMATS = ("auto", "adapter", "merged", "gguf")
+FORMATS = ("auto", "adapter", "merged", "gguf", "gguf-adapter")
 QUANTS = ("f16", "q8_0", "f32", "bf16")
 
 
@@ -46,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                          "accurate one); its lowest seed's run")
     ap.add_argument("--format", choices=FORMATS, default="auto",
                     help="a tuned run's model: adapter (PEFT; auto for an adapter), merged "
-                         "(a Hugging Face folder), gguf (merged, then llama.cpp's converter)")
+                         "(a Hugging Face folder), gguf (merged, then llama.cpp's converter), "
+                         "gguf-adapter (a LoRA as llama.cpp's --lora file, beside the base's GGUF)")
     ap.add_argument("--quant", choices=QUANTS, default="f16",
                     help="--format gguf: the GGUF's type (f16 keeps what bf16 held; q8_0 "
                          "quantizes: its drift is measured by --check)")
@@ -89,7 +91,7 @@ def _check_args(src: Source, args: argparse.Namespace) -> None:
         raise UserError(f"{src.run.path}: --format {args.format} is for a tuned model, and "
                         f"'{src.run.strategy}' trains none: it exports its "
                         f"{'retrieval bundle' if src.retrieves else 'prompt'} (leave --format out)")
-    if args.format == "adapter" and not src.peft:
+    if args.format in ("adapter", "gguf-adapter") and not src.peft:
         raise UserError(f"{src.run.path}: '{src.run.strategy}' tuned every weight: there is no "
                         "adapter; export --format auto (its model folder), or gguf")
     if args.parity_items is not None and args.parity_items < 1:

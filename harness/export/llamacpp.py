@@ -50,12 +50,13 @@ class LlamaServer:
 
     def __init__(self, log_dir: Path, *, api_key: str | None = None, port: int | None = None,
                  n_ctx: int = 4096, model: Path | None = None, alias: str = ALIAS,
-                 tokenizer: str = BUNDLED_SPEC) -> None:
+                 tokenizer: str = BUNDLED_SPEC, lora: Path | None = None) -> None:
         """`model`: a GGUF file (default: the bundled one), listed as `alias`; `tokenizer`:
-        what a run's served model counts and renders prompts with (a spec or a folder)."""
+        what a run's served model counts and renders prompts with (a spec or a folder);
+        `lora`: a GGUF adapter applied on top (llama.cpp's --lora)."""
         self.port = port or free_port()
         self.api_key, self.n_ctx = api_key, n_ctx
-        self.model, self.alias, self.tokenizer = model, alias, tokenizer
+        self.model, self.alias, self.tokenizer, self.lora = model, alias, tokenizer, lora
         self.log = log_dir / f"llama-server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -72,6 +73,8 @@ class LlamaServer:
                "--n_ctx", str(self.n_ctx), "--n_threads", threads, "--n_threads_batch", threads]
         if self.api_key:
             cmd += ["--api_key", self.api_key]
+        if self.lora:
+            cmd += ["--lora_path", str(self.lora)]
         self.proc = launch(cmd, self.log)
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         wait_ready(self.proc, f"{self.base_url}/models", self.log, "llama.cpp server",

@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from harness.errors import UserError
-from harness.export.gguf import hf_to_gguf
+from harness.export.gguf import hf_to_gguf, lora_to_gguf
 from harness.export.source import Source
 from harness.models.loading import GGUF_PREFIX, TINY, converted_gguf_dir, load_model
 from harness.system import cache_root
@@ -130,7 +130,7 @@ def write_model(src: Source, out: Path, fmt: str, quant: str) -> dict[str, Path]
         return {}
     written: dict[str, Path] = {}
     if src.peft:
-        if fmt in ("adapter", "auto"):
+        if fmt in ("adapter", "auto", "gguf-adapter"):
             written["adapter"] = write_adapter(src, out)
         if fmt in ("merged", "gguf"):
             written["merged"] = write_merged(src, out)
@@ -139,7 +139,27 @@ def write_model(src: Source, out: Path, fmt: str, quant: str) -> dict[str, Path]
     if fmt == "gguf":
         hf = written.get("merged") or written["model"]
         written["gguf"] = hf_to_gguf(hf, out / f"model-{quant}.gguf", quant)
+    if fmt == "gguf-adapter":  # llama.cpp's base model plus --lora
+        base = local_base(src, out)
+        written["gguf_adapter"] = lora_to_gguf(written["adapter"], base,
+                                               out / f"adapter-{quant}.gguf", quant)
+        written["gguf_base"] = hf_to_gguf(base, out / f"base-{quant}.gguf", quant)
     return written
+
+
+def local_base(src: Source, out: Path) -> Path:
+    """The base model's folder on this machine (the converters read its config and
+    weights): the adapter's reference, a hub id resolved in the local cache."""
+    ref = base_reference(src, out)
+    if Path(ref).is_dir():
+        return Path(ref)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref, local_files_only=True))
+    except Exception as e:  # noqa: BLE001 - not in the cache: say what to do
+        raise UserError(f"the base model {ref} is not on this machine ({type(e).__name__}); "
+                        "download it first, or export --format gguf (merged)") from None
 
 
 def folder_dtype(folder: Path) -> torch.dtype:

@@ -113,8 +113,12 @@ def compare(a: dict[str, dict], b: dict[str, dict], link: str, *, retrieval: boo
 
 
 def _margin(logprobs: list[float]) -> float:
+    """How far apart the top two choices are; 0 when it is unknown (a letter outside the
+    top tokens read has no log-prob, only a bound)."""
     top = sorted(logprobs, reverse=True)
-    return top[0] - top[1] if len(top) > 1 else 0.0
+    if len(top) < 2 or top[1] <= LETTER_FLOOR:
+        return 0.0
+    return top[0] - top[1]
 
 
 def adapter_active(run: dict[str, dict], export: dict[str, dict], base: dict[str, dict]) -> dict:

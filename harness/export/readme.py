@@ -39,6 +39,13 @@ def _serve_lines(src: Source, out: Path, written: dict[str, Path]) -> list[str]:
                   "", "```bash",
                   f"python -m llama_cpp.server --model {gguf} --model_alias {SERVED_ALIAS} --port 8000",
                   "```", ""]
+    if "gguf_adapter" in written:
+        base, lora = written["gguf_base"].name, written["gguf_adapter"].name
+        lines += ["llama.cpp with the adapter kept separate (the base's GGUF and `--lora`):", "",
+                  "```bash",
+                  f"python -m llama_cpp.server --model {base} --lora_path {lora} "
+                  f"--model_alias {SERVED_ALIAS} --port 8000",
+                  f"# llama.cpp's own: llama-server -m {base} --lora {lora} --port 8000", "```", ""]
     if folder is not None:
         lines += ["vLLM, or transformers:", "", "```bash", f"vllm serve {folder.name}", "```", "",
                   "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",

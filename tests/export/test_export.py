@@ -124,3 +124,29 @@ def test_what_cannot_be_exported_is_refused_in_one_line(quick_sweep, tmp_path, c
     m["served"] = {"base_url": "http://x/v1"}
     (served / "metrics.json").write_text(json.dumps(m))
     assert "its model is served" in refused(str(served), "--out", str(tmp_path / "f"))
+
+
+@pytest.mark.skipif(skip_reason() is not None or missing_reason() is not None,
+                    reason=str(skip_reason() or missing_reason()))
+def test_a_lora_as_a_gguf_adapter_beside_its_base_reproduces_the_run(quick_sweep, tmp_path):
+    code, parity = _export(quick_sweep, tmp_path / "out", "--variant", "lora", "--format",
+                           "gguf-adapter", "--quant", "f32", "--check", "--letter-top-k", "49152",
+                           "--parity-items", "12")
+    out = tmp_path / "out"
+    assert code == 0, parity
+    assert (out / "adapter-f32.gguf").is_file() and (out / "base-f32.gguf").is_file()
+    link = parity["links"][1]
+    assert "--lora adapter-f32.gguf" in link["link"] and link["same_choice"] == 1.0
+    assert "--lora_path adapter-f32.gguf" in (out / "README.md").read_text()
+
+
+def test_what_the_lora_converter_cannot_carry_is_named():
+    from harness.export.gguf import lora_refusal
+
+    plain = {"peft_type": "LORA", "target_modules": ["q_proj", "v_proj"]}
+    assert lora_refusal(plain) is None
+    assert "DoRA" in lora_refusal({**plain, "use_dora": True})
+    assert "modules_to_save" in lora_refusal({**plain, "modules_to_save": ["lm_head"]})
+    assert "per-module rank" in lora_refusal({**plain, "rank_pattern": {"q_proj": 4}})
+    assert "lm_head" in lora_refusal({**plain, "target_modules": ["q_proj", "lm_head"]})
+    assert "LoRA only" in lora_refusal({"peft_type": "IA3"})
