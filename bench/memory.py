@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,7 @@ def bench_memory(model: list[str], work: Path, shared_cache: Path | None = None,
     (prompt and rag: the bundled model cannot know the invented facts; passages state them)."""
     shared = shared_cache or Path(os.environ.get("ADAPTBENCH_CACHE")
                                   or Path.home() / ".cache" / "adaptbench")
+    shutil.rmtree(work, ignore_errors=True)  # a run folder left complete would be skipped
     out: dict = {}
     for name in names:
         m = run_alone(work, name, RUNS[name], model, shared)

@@ -68,7 +68,7 @@ from bench.memory import RUNS as MEMORY_RUNS
 from bench.memory import bench_memory
 from bench.multiprocess import bench_multiprocess
 from bench.questions import bench_questions
-from bench.retrieval import bench_bm25_build, bench_retrieval_sweep
+from bench.retrieval import RETRIEVERS, SIZES, bench_bm25_build, bench_retrieval_sweep
 from bench.scaling import bench_scaling
 from bench.search import bench_search
 from bench.served import bench_served, bench_served_agreement
@@ -372,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                              "retrieval", "dtype", "cost_model", "served", "multiprocess",
                              "sweep", "scaling", "search", "memory", "served_agreement",
                              "items"])
+    ap.add_argument("--retrievers", nargs="+", default=list(RETRIEVERS),
+                    help="retrieval section: the retrievers of its grid")
+    ap.add_argument("--chunk-sizes", nargs="+", type=int, default=list(SIZES),
+                    help="retrieval section: the chunk sizes of its grid")
     ap.add_argument("--served-requests", type=int, default=48,
                     help="served section: requests per batch")
     ap.add_argument("--served-rounds", type=int, default=3,
@@ -431,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         clock.start("retrieval")
         results["retrieval"] = {**bench_bm25_build(),
                                 **bench_retrieval_sweep(model, args.out / "retrieval",
-                                                        args.sweep_args)}
+                                                        args.sweep_args, args.retrievers,
+                                                        args.chunk_sizes)}
     if "cost_model" in args.only:
         clock.start("cost_model")
         results["cost_model"] = bench_cost_model([*model, f"model.device={args.device}"],

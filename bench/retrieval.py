@@ -35,12 +35,14 @@ def bench_bm25_build(repeats: int = 3) -> dict:
 
 
 def bench_retrieval_sweep(model_overrides: list[str], work: Path,
-                          extra: Sequence[str] = ()) -> dict:
-    """`extra`: the bench's --sweep-args, less any strategy (this sweep's is retrieval_only)."""
+                          extra: Sequence[str] = (), retrievers: Sequence[str] = RETRIEVERS,
+                          sizes: Sequence[int] = SIZES) -> dict:
+    """`extra`: the bench's --sweep-args, less any strategy (this sweep's is retrieval_only);
+    `retrievers` x `sizes`: the grid (make bench: 3 x 3)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     args = [sys.executable, "-m", "harness.run.runner", "-m", "strategy=retrieval_only",
-            f"retriever={','.join(RETRIEVERS)}", f"chunker.size={','.join(map(str, SIZES))}",
+            f"retriever={','.join(retrievers)}", f"chunker.size={','.join(map(str, sizes))}",
             "chunker.overlap=10", "progress=false", f"cache_dir={work / 'cache'}",
             f"hydra.sweep.dir={work / 'sweep'}", *model_overrides,
             *(a for a in extra if not a.startswith("strategy="))]

@@ -1,6 +1,6 @@
 """QLoRA on the tiny model: LoRA trained on a 4-bit (NF4, double-quant) copy of the base
-through bitsandbytes on this CPU, served on the full-precision base; and the fail-fast
-errors when 4-bit cannot run."""
+through bitsandbytes on this CPU, served on the full-precision base, and exported merged
+into that base (harness-export); and the fail-fast errors when 4-bit cannot run."""
 
 from __future__ import annotations
 
@@ -68,6 +68,15 @@ def test_qlora_trains_and_serves_on_the_full_base(tmp_path):
     assert m["build_work"]["train_passes/4bit"] == 4
     assert "train_passes/frozen" not in m["build_work"]
     assert m["versions"]["bitsandbytes"]
+    # exported merged into the full-precision base it was served on, it scores what was measured
+    from harness.export.cli import main as export_main
+
+    assert export_main([str(tmp_path / "qlora"), "--out", str(tmp_path / "export"),
+                        "--format", "merged", "--check"]) == 0
+    parity = json.loads((tmp_path / "export" / "parity.json").read_text())
+    assert parity["links"][0]["same_choice"] == 1.0 and parity["reproduces"]
+    readme = (tmp_path / "export" / "README.md").read_text()
+    assert "This QLoRA adapter was trained on a 4-bit copy" in readme
 
 
 def test_qlora_without_bitsandbytes_fails_before_training(tmp_path, monkeypatch):
