@@ -71,6 +71,7 @@ def bench_search(model_overrides: list[str], work: Path, trials: int = 8,
     work.mkdir(parents=True)
     model_cache = work / "model-cache"  # the converted model, shared: not what is measured
     base = ["-m", "experiment=fair", "strategy=lora", f"search.trials={trials}", *TASK,
+            "search.final_seeds=1", "search.select=best",  # the trainings of the search alone
             *model_overrides, f"model.cache_dir={model_cache}", *extra]
     out: dict = {"trials": trials}
     plain = work / "search"  # every run its own cache: no sharing

@@ -100,23 +100,16 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
                  primary_metric: str | None = None, labels: Path | None = None,
                  cost_basis: str = "modelled", project_to: Sequence[str] = (),
                  project_model: str | None = None, contention_factor: float = CONTENTION_FACTOR,
-                 equivalence_margin: float = EQUIVALENCE, select_on: str = "auto") -> Report:
+                 equivalence_margin: float = EQUIVALENCE, select_on: str = "auto",
+                 cluster_by: str | None = None) -> Report:
     check_metric(primary_metric, runs)
-    if cost_basis not in BASES:
-        raise UserError(f"report.cost_basis: '{cost_basis}' is not one of {', '.join(BASES)}")
-    if not contention_factor > 1:
-        raise UserError(f"report.contention_factor must be > 1, got {contention_factor}")
-    if not 0 < equivalence_margin < 1:
-        raise UserError(f"report.equivalence_margin must be in (0, 1), got {equivalence_margin}")
-    if project_model and not project_to:
-        raise UserError("report.project_model needs the hardware to project to: add "
-                        "report.project_to=[A100] (names of conf/cost/hardware/*.yaml)")
+    _check_options(cost_basis, contention_factor, equivalence_margin, project_model, project_to)
     try:
         hardware = load_hardware(project_to, [config_dir()])
         target = load_target(project_model, [config_dir()]) if project_model else None
     except ConfigError as e:
         raise UserError(str(e)) from None
-    variants = make_variants(runs, primary_metric)
+    variants = make_variants(runs, primary_metric, cluster=cluster_by)
     metric = primary_metric or (variants[0].runs[0].primary_metric if variants else "")
     failures = [r for r in runs if not r.complete]
     pairs = compare_pairs(variants, equivalence_margin)
@@ -154,7 +147,8 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
         queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
         frontier=frontier, studies=studies, picks=picks,
-        items=views(variants, make_variants(runs, primary_metric, on_val=True)), metric=metric,
+        items=views(variants, make_variants(runs, primary_metric, on_val=True, cluster=cluster_by)),
+        metric=metric,
     )
 
 
@@ -170,6 +164,19 @@ def export_line(variants: list[Variant]) -> list[str]:
     return [f"To deploy {best.name}: `harness-export {sweep} --variant '{best.name}' "
             f"--out export/{fmt} --check` carries it out with its tokenizer and settings and "
             "checks that it scores what was measured (docs/export.md)."]
+
+
+def _check_options(cost_basis: str, contention_factor: float, equivalence_margin: float,
+                   project_model: str | None, project_to: Sequence[str]) -> None:
+    if cost_basis not in BASES:
+        raise UserError(f"report.cost_basis: '{cost_basis}' is not one of {', '.join(BASES)}")
+    if not contention_factor > 1:
+        raise UserError(f"report.contention_factor must be > 1, got {contention_factor}")
+    if not 0 < equivalence_margin < 1:
+        raise UserError(f"report.equivalence_margin must be in (0, 1), got {equivalence_margin}")
+    if project_model and not project_to:
+        raise UserError("report.project_model needs the hardware to project to: add "
+                        "report.project_to=[A100] (names of conf/cost/hardware/*.yaml)")
 
 
 def _summary(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, picks: list[Pick], *,
@@ -268,7 +275,7 @@ def power_line(pairs: Pairs, diff: float = 0.05) -> str:
     (McNemar) or standard errors (bootstrap); the median over the pairs."""
     need = []
     for _, _, t, _ in pairs:
-        if t.discordance is not None:
+        if t.mcnemar and t.discordance is not None:
             need.append(items_needed(diff, t.discordance))
         elif t.mde == t.mde and t.mde > 0:  # the bootstrap's SE shrinks as 1/sqrt(items)
             need.append(math.ceil(t.n_items * (t.mde / diff) ** 2))
@@ -289,10 +296,14 @@ def methods(costs: pd.DataFrame, queries: int, pairs: Pairs = ()) -> list[str]:
         if not costs.empty else []
     return [
         "Confidence intervals: percentile bootstrap (5,000 resamples) over test items, and "
-        "over seeds when a variant has several.",
-        "Paired tests: McNemar's exact test (one seed per variant, a yes/no metric) or a "
-        "paired bootstrap over items (several seeds, or a continuous metric such as F1 or "
-        f"semantic similarity); p-values Holm-adjusted over all pairs; α = {ALPHA}.",
+        "over seeds when a variant has several. Questions that share a cluster (by default "
+        "their first source document; task.cluster_by names another field, or none) are "
+        "resampled together: the unit that was sampled (Miller 2024, 'Adding Error Bars to "
+        "Evals'); the Accuracy table gives the clusters and the design effect.",
+        "Paired tests: McNemar's exact test (one seed per variant, a yes/no metric, independent "
+        "items) or a paired bootstrap over items or clusters (several seeds, a continuous "
+        "metric such as F1 or semantic similarity, or clustered items); p-values "
+        f"Holm-adjusted over all pairs; α = {ALPHA}.",
         f"Total cost = build cost + {queries:,} queries × cost per query; prices used: "
         + (", ".join(prices) or "none") + " (conf/cost, user-editable assumptions). Seconds: "
         + (f"modelled from each run's counted work and this machine's calibrated throughput "

@@ -97,6 +97,10 @@ def _decision_options(ap: argparse.ArgumentParser) -> None:
                          "test = the test split (optimistic: the summary says by how much); "
                          "auto (default) = val where every variant has one, else test; none = "
                          "rank every variant (also report.select_on=)")
+    ap.add_argument("--cluster-by", default=None, metavar="WHAT",
+                    help="resample test questions by cluster (also report.cluster_by=): source "
+                         "(their first source document), a field of the examples file, or none; "
+                         "default: each run's task.cluster_by (source)")
     ap.add_argument("--items-inline-mb", type=float, default=INLINE_MB, metavar="MB",
                     help="the item explorer's data is embedded in report.html up to this size; "
                          "above it, it goes to items.html beside the report, which report.html "
@@ -116,7 +120,8 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
                 "report.project_model": "project_model",
                 "report.contention_factor": "contention_factor",
                 "report.equivalence_margin": "equivalence_margin",
-                "report.select_on": "select_on", "report.items_inline_mb": "items_inline_mb"}
+                "report.select_on": "select_on", "report.items_inline_mb": "items_inline_mb",
+                "report.cluster_by": "cluster_by"}
     for d in args.dirs:  # report.<key>=<value> is the same as the option
         key, eq, value = str(d).partition("=")
         if eq and key in settings:
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                               project_model=args.project_model,
                               contention_factor=args.contention_factor,
                               equivalence_margin=args.equivalence_margin,
-                              select_on=args.select_on)
+                              select_on=args.select_on, cluster_by=args.cluster_by)
     except UserError as e:
         print(f"harness-report: error: {e}", file=sys.stderr)
         return 2

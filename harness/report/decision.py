@@ -76,7 +76,7 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
                      + (f"; ⚠ {warning}: the ranking may not hold." if warning else "."))
     lines.extend(scoring_method_lines(variants))
     top, accuracy = _accuracy_lines(variants, pairs)
-    lines += accuracy
+    lines += accuracy + order_lines(variants, pairs)
     lines += _cost_lines(costs, top, queries)
     lines += _citation_lines(variants, pairs)
     lines.extend(break_even_lines(variants, costs))
@@ -86,7 +86,8 @@ def decision_lines(variants: list[Variant], pairs: Pairs, costs: pd.DataFrame, q
     if {len(v.runs) for v in variants} == {1}:
         lines.append("Each variant ran with one seed: the intervals reflect the sampling of "
                      "test items only, not training-run variance; add seeds (seed=0,1,2) to "
-                     "include it.")
+                     "include it, or run the fair contest (experiment=fair), which tests each "
+                     "tuned strategy's chosen config with 3 seeds and gives P(A > B).")
     if failures:
         lines.append(f"**{len(failures)} run(s) did not complete** and are left out of every "
                      "number above (see Failed runs).")
@@ -108,6 +109,34 @@ def _accuracy_lines(variants: list[Variant], pairs: Pairs) -> tuple[list[str], l
                      f"runner-up {runner_up.name} ({runner_up.estimate.mean:.3f}) with "
                      f"Holm-adjusted p={p:.2g}."]
     return top, [f"Only one variant completed: {best.name} ({f.ci(best.estimate)})."]
+
+
+RELIABLE = 0.95  # P(A > B) at or beyond this (or 1 - it): the order held under resampling
+
+
+def order_lines(variants: list[Variant], pairs: Pairs) -> list[str]:
+    """Whether the most accurate variant's lead holds when the training seeds and the test
+    items are drawn again (P(A > B)), for each variant that ran several seeds beside it: the
+    same words for a fair contest's final runs and an ordinary sweep with seed=0,1,2."""
+    by = {v.name: v for v in variants}
+    best = max(variants, key=lambda v: v.estimate.mean)
+    lines = []
+    for a, b, t, _ in pairs:
+        if best.name not in (a, b) or t.superior != t.superior:
+            continue
+        other = b if a == best.name else a
+        if len(by[a].seeds) < 2 and len(by[b].seeds) < 2:
+            continue
+        p = t.superior if a == best.name else 1 - t.superior
+        seeds = f"{len(by[best.name].seeds)} and {len(by[other].seeds)} seeds"
+        if p >= RELIABLE:
+            lines.append(f"Order: {best.name} beat {other} in {p:.0%} of resamples of the test "
+                         f"items and of their training seeds ({seeds}): the order held.")
+        else:
+            lines.append(f"**Order not stable**: {best.name} beat {other} in only {p:.0%} of "
+                         f"resamples of the test items and of their training seeds ({seeds}): "
+                         "no reliable order between the two (Bouthillier et al. 2021).")
+    return lines
 
 
 def _tie_lines(best: Variant, tied: list[tuple[str, float]], pairs: Pairs,

@@ -11,9 +11,10 @@ find with probability POWER at level ALPHA (two-sided, before Holm's correction)
   Binomial(d, (psi + diff) / (2 psi)). The test rejects where the two-sided binomial
   p-value of that split is below ALPHA. psi is the observed discordance, and at least
   the difference itself (a difference of diff needs diff of the items discordant).
-- Otherwise (scores, or several seeds: the paired bootstrap): the normal approximation
+- Otherwise (scores, several seeds, or items that share a cluster: the paired bootstrap,
+  over clusters where there are some): the normal approximation
   MDE = (z_{1-ALPHA/2} + z_POWER) x SE, with SE the paired bootstrap's standard deviation
-  of the mean difference.
+  of the mean difference (clustered: larger by the square root of the design effect).
 
 Items needed for a given difference (the Methods line) use the normal approximation for
 paired proportions (Connor 1987, Biometrics 43:207): n = (z_a sqrt(psi) + z_b sqrt(psi -
@@ -96,7 +97,7 @@ def items_needed(diff: float, discordance: float, power: float = POWER,
 def detectable(test: PairedTest, power: float = POWER, alpha: float = ALPHA) -> float:
     """The minimum detectable difference of the test a pair was given: McNemar's exact
     power where it was McNemar, the bootstrap's normal approximation otherwise."""
-    if test.discordance is not None:
+    if test.mcnemar and test.discordance is not None:
         return mcnemar_mde(test.n_items, test.discordance, power, alpha)
     return normal_mde(test.se, power, alpha) if test.se == test.se else math.nan
 

@@ -16,6 +16,7 @@ from harness.report import fmt as f
 from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
 from harness.report.items import fragment
 from harness.report.power import EQUIVALENCE, POWER
+from harness.report.uncertainty import cluster_note, superiority
 from harness.report.variants import Pairs, Variant
 from harness.runs import Run
 from harness.stats import ALPHA
@@ -48,7 +49,13 @@ def accuracy_table(variants: list[Variant], metric: str, extra: Sequence[Metric]
         if not df.empty and (df[col] == f.NA).all():
             df = df.drop(columns=col)
     seeds = sorted({s for v in variants for s in v.seeds})
+    clustered = [v for v in variants if v.estimate.n_clusters]
+    if clustered:
+        df.insert(3, "clusters (design effect)", [
+            f"{v.estimate.n_clusters} ({f.number(v.estimate.design_effect, 2)})"
+            if v.estimate.n_clusters else "items independent" for v in variants])
     return Table("accuracy", "Accuracy", df,
+                 cluster_note(variants) +
                  f"Seeds: how many seeds each variant ran (values: {', '.join(map(str, seeds))}). "
                  + ("Also the metrics of your own the runs recorded: "
                     + ", ".join(f"{m.label} ({m.name}, {m.kind})" for m in extra) + ". "
@@ -82,12 +89,15 @@ def pairs_table(pairs: Pairs, margin: float = EQUIVALENCE) -> Table:
                      "95% CI": f"[{t.low:+.3f}, {t.high:+.3f}]", "test": t.test,
                      "p": f"{t.p_value:.2g}", "p (Holm)": f"{p_adj:.2g}",
                      "A only / B only": f"{t.a_only} / {t.b_only}" if t.a_only is not None else "",
+                     "P(A > B)": superiority(t),
                      f"detectable ({POWER:.0%} power)": f.number(t.mde),
                      "verdict": pair_verdict(t, p_adj, margin), "items": t.n_items})
     return Table("pairs", "Paired comparisons", pd.DataFrame(rows),
-                 "Every pair on the items both answered. One seed each: McNemar's exact test "
-                 "on the items only one of the two got right (A only / B only). Several seeds: "
-                 "a paired bootstrap over items of the seed-averaged scores. p (Holm) corrects "
+                 "Every pair on the items both answered. One seed each on independent items: "
+                 "McNemar's exact test on the items only one of the two got right (A only / B "
+                 "only). Several seeds, or items that share a cluster: a paired bootstrap over "
+                 "items (over whole clusters) of the seed-averaged scores; A only / B only are "
+                 "still counted. p (Holm) corrects "
                  f"for testing every pair; verdicts use it at α={ALPHA}. Detectable: the "
                  f"smallest true difference this test finds with {POWER:.0%} power at "
                  f"α={ALPHA} on these items (McNemar: exact power at the observed share of "
@@ -95,7 +105,10 @@ def pairs_table(pairs: Pairs, margin: float = EQUIVALENCE) -> Table:
                  f"significant is 'equivalent' only when its 95% CI lies inside ±{margin:.2f} "
                  "(report.equivalence_margin); otherwise the set could not tell: differences "
                  "smaller than 'detectable' would usually go unseen. In report.html each "
-                 "count opens the Items section on those items.", links)
+                 "count opens the Items section on those items. P(A > B): the share of "
+                 "resamples of the test items (their clusters) and of each variant's seeds in "
+                 "which A scored above B (ties half; Bouthillier et al. 2021), with its 95% "
+                 "interval over the item draws when both ran several seeds.", links)
 
 
 def cost_table(variants: list[Variant], costs: pd.DataFrame, queries: int) -> Table:

@@ -19,6 +19,7 @@ from harness.report.expected_best import Curve, budget_lines
 from harness.report.tables import Table
 from harness.report.variants import Variant
 from harness.runs import BARE_KEYS, Run, short_label, varying_keys
+from harness.search.select import Candidate, Choice, choose, item_se
 
 
 @dataclass
@@ -47,6 +48,8 @@ class StudyResult:
     val_items: int = 0
     sampler: str = ""
     chosen: Trial | None = field(default=None)
+    rule: str = ""  # search.select: one_se | best
+    choice: Choice | None = None  # what the rule saw: the best trial, those within its noise
 
     @property
     def tune_usd(self) -> float:
@@ -99,6 +102,10 @@ def _settle(s: StudyResult) -> None:
         m = done[0].run.metrics
         s.metric, s.val_items = str(m.get("primary_metric") or ""), int(m.get("n_examples") or 0)
     s.sampler = str(next((t.run.config.get("search.sampler") for t in s.trials), "") or "")
+    # searches run before search.select existed took the top score
+    s.rule = str(next((t.run.config.get("search.select") for t in s.trials), "") or "best")
+    s.choice = choose([Candidate(t.number, t.value, t.cost_usd, item_se(t.run.path, s.metric))
+                       for t in s.trials if t.eligible], s.rule)
     eligible = [t.value for t in s.trials if t.eligible]
     if eligible:  # a pruned trial counts as the worst eligible one (its pruner judged it so)
         floor = min(eligible)
@@ -111,16 +118,22 @@ def trials_table(results: list[StudyResult]) -> Table:
     rows = []
     for s in results:
         for t in s.trials:
+            near = s.choice is not None and t.number in s.choice.within_noise
             rows.append({"strategy": s.study, "trial": t.number, "config": t.config,
                          f"validation {s.metric}": f.number(t.value),
+                         "within 1 SE of the best": "✓" if near else "",
                          "modelled cost": f.usd(t.cost_usd),
                          "status": _status(t), "chosen": "✓" if t is s.chosen else ""})
     return Table("trials", "Tuning: every trial (validation split)", pd.DataFrame(rows),
                  "Each trial is one draw from its strategy's search space "
                  "(conf/search/<strategy>.yaml), fitted and scored on the validation split "
                  "only. Cost: the trial's modelled build and validation predictions at the "
-                 "run's price. A pruned trial stopped training early (search.pruner) and is "
-                 "never chosen; a failed one is rerun when the search is invoked again.")
+                 "run's price. Within 1 SE: the trial's score lies within one standard error "
+                 "(over the validation items) of the best score: the validation set cannot tell "
+                 "it from the best. search.select=one_se chooses the cheapest of those (the "
+                 "one-standard-error rule, Breiman et al. 1984), best the top score. A pruned "
+                 "trial stopped training early (search.pruner) and is never chosen; a failed "
+                 "one is rerun when the search is invoked again.")
 
 
 def _status(t: Trial) -> str:
@@ -151,12 +164,33 @@ def summary_table(results: list[StudyResult], variants: list[Variant]) -> Table:
     return Table("tuning", "Tuning", pd.DataFrame(rows),
                  "Each strategy searched its own space with the same number of trials (unless "
                  "search.budget_usd stopped it sooner), each scored on the validation split; "
-                 "its best trial (ties: the cheaper) was then scored once on the test split, "
-                 "reusing what the trial fitted. A drop from validation to test is expected: "
+                 "the trial search.select chose (one_se: the cheapest within one standard error "
+                 "of the best; best: the top score, ties to the cheaper) was then scored on the "
+                 "test split, reusing what the trial fitted, with search.final_seeds training "
+                 "seeds for a strategy that trains. A drop from validation to test is expected: "
                  "the best of several noisy validation scores is optimistic (the winner's "
                  "curse), and the test items differ. 'To tune': every trial's modelled cost. "
                  "'Expected best of N': the expected best validation score of N random trials "
                  "(Dodge et al. 2019), which the plot draws against trials and cost.")
+
+
+def selection_lines(results: list[StudyResult]) -> list[str]:
+    """Where the rule's pick differs from the top validation score: both, and why."""
+    lines = []
+    for s in results:
+        c = s.choice
+        if c is None or c.number == c.best:
+            continue
+        top = next(t for t in s.trials if t.number == c.best)
+        pick = next(t for t in s.trials if t.number == c.number)
+        lines.append(
+            f"{s.study}: the top validation score was trial {top.number}'s ({top.value:.3f}, "
+            f"{f.usd(top.cost_usd)} to try), but {len(c.within_noise)} trials lie within one "
+            f"standard error ({c.se:.3f}) of it, which {s.val_items} validation items cannot "
+            f"tell apart; search.select={s.rule} chose the cheapest, trial {pick.number} "
+            f"({pick.value:.3f}, {f.usd(pick.cost_usd)}). With search.select=best it would "
+            f"have been trial {top.number}.")
+    return lines
 
 
 def contest_line(results: list[StudyResult]) -> list[str]:
@@ -168,9 +202,11 @@ def contest_line(results: list[StudyResult]) -> list[str]:
     tried = (f"each strategy was tuned with {counts[0]} trials" if len(counts) == 1 else
              "the strategies were tuned with " + ", ".join(f"{s.study} {len(s.trials)}"
                                                           for s in results) + " trials")
+    rules = sorted({s.rule for s in results if s.rule})
     return [f"**A fair contest**: {tried} on {', '.join(map(str, items)) or f.NA} validation "
-            f"items ({results[0].sampler or 'random'} sampler); the ranking below is of each "
-            "one's chosen configuration, scored once on the test split."]
+            f"items ({results[0].sampler or 'random'} sampler; chosen by "
+            f"{'/'.join(rules) or 'best'}); the ranking below is of each one's chosen "
+            "configuration, scored on the test split."] + selection_lines(results)
 
 
 def cost_lines(results: list[StudyResult], costs: pd.DataFrame) -> list[str]:

@@ -4,6 +4,7 @@ runs' metrics, never from the strategy's name. Also the paired comparisons betwe
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -13,7 +14,18 @@ import numpy as np
 
 from harness.report.power import EQUIVALENCE, with_power
 from harness.runs import Run
-from harness.stats import ALPHA, Estimate, PairedTest, bootstrap_ci, holm, paired_test
+from harness.stats import (
+    ALPHA,
+    Estimate,
+    PairedTest,
+    bootstrap_ci,
+    cluster_ids,
+    holm,
+    paired_test,
+    prob_superior,
+)
+
+CLUSTER_BY = "source"  # task.cluster_by's default: an item's first source document
 
 Pairs = list[tuple[str, str, PairedTest, float]]  # a, b, test, Holm-adjusted p
 
@@ -28,6 +40,15 @@ class Variant:
     latency: np.ndarray  # every item of every seed: seconds
     retrieval_latency: np.ndarray
     estimate: Estimate
+    cluster_labels: list | None = None  # per item of item_ids: what it was sampled with
+    cluster_by: str = CLUSTER_BY
+
+    def clusters_on(self, ids: list[str]) -> np.ndarray | None:
+        """Per item of `ids`, its cluster's index (None: the items are independent)."""
+        if self.cluster_labels is None:
+            return None
+        label = dict(zip(self.item_ids, self.cluster_labels))
+        return cluster_ids([label[i] for i in ids])
 
     def values(self, key: str, path: tuple[str, ...] = ()) -> list[Any]:
         """The value at metrics[path...][key] of every run that has one."""
@@ -89,7 +110,7 @@ def kind_order(v: Variant) -> tuple[int, int]:
 
 
 def make_variants(runs: list[Run], metric: str | None = None, *,
-                  on_val: bool = False) -> list[Variant]:
+                  on_val: bool = False, cluster: str | None = None) -> list[Variant]:
     """Variants of the complete runs on the test split, scored by `metric` (None: each run's
     primary metric). Validation runs chose something (harness.report.selection, .tuning);
     on_val=True makes their variants instead (the item explorer's validation view)."""
@@ -108,11 +129,36 @@ def make_variants(runs: list[Run], metric: str | None = None, *,
         outcomes, ids = outcomes[:, keep], [i for i, k in zip(ids, keep) if k]  # and no text)
         lat = np.concatenate([f.latency_s.to_numpy(float) for f in frames])
         rlat = np.concatenate([f.retrieval_latency_s.fillna(0).to_numpy(float) for f in frames])
-        est = bootstrap_ci(outcomes) if outcomes.size else Estimate(math.nan, math.nan, math.nan, 0,
-                                                                    len(group))
-        variants.append(Variant(name, group[0].strategy, group, ids, outcomes, lat, rlat, est))
+        labels = cluster_labels(group[0], ids, cluster)
+        est = bootstrap_ci(outcomes, clusters=cluster_ids(labels)) if outcomes.size \
+            else Estimate(math.nan, math.nan, math.nan, 0, len(group))
+        variants.append(Variant(name, group[0].strategy, group, ids, outcomes, lat, rlat, est,
+                                labels, cluster_by(group[0], cluster)))
     variants.sort(key=lambda v: (*kind_order(v), v.name))
     return variants
+
+
+def cluster_by(run: Run, override: str | None = None) -> str:
+    """What the run's items were sampled with (task.cluster_by, or the report's
+    report.cluster_by): `source` (the first source document), `none`, or a field of the
+    examples file."""
+    return str(override or run.config.get("task.cluster_by") or CLUSTER_BY)
+
+
+def cluster_labels(run: Run, ids: list[str], override: str | None = None) -> list | None:
+    """Per item, its cluster: its first source document (task.cluster_by=source), a field of
+    the examples file (task.cluster_by=<field>), or none; an item without one is its own."""
+    by = cluster_by(run, override)
+    if by == "none":
+        return None
+    rows = {p["id"]: p for p in run.predictions()}
+    out = []
+    for i in ids:
+        p = rows.get(i) or {}
+        value = (p.get("source_ids") or [None])[0] if by == "source" \
+            else (p.get("meta") or {}).get(by)
+        out.append(("cluster", str(value)) if value is not None else ("item", i))
+    return out
 
 
 def compare_pairs(variants: list[Variant], margin: float = EQUIVALENCE) -> Pairs:
@@ -124,7 +170,10 @@ def compare_pairs(variants: list[Variant], margin: float = EQUIVALENCE) -> Pairs
         shared = sorted(set(a.item_ids) & set(b.item_ids))
         if not shared:
             continue
-        t = paired_test(a.outcomes_on(shared), b.outcomes_on(shared))
+        oa, ob, clusters = a.outcomes_on(shared), b.outcomes_on(shared), a.clusters_on(shared)
+        t = paired_test(oa, ob, clusters=clusters)
+        sup = prob_superior(oa, ob, clusters=clusters, n_boot=1000)
+        t = dataclasses.replace(t, superior=sup.p, superior_low=sup.low, superior_high=sup.high)
         tests.append((a.name, b.name, with_power(t, margin)))
     adjusted = holm([t.p_value for _, _, t in tests]) if tests else []
     return [(a, b, t, p) for (a, b, t), p in zip(tests, adjusted)]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.search.select import check_rule
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class SearchSettings:
     pruner_startup_trials: int = 2
     pruner_warmup_epochs: float = 1.0
     batch_size: int | None = None
+    select: str = "one_se"  # best | one_se (harness.search.select)
+    final_seeds: int = 1  # training seeds each chosen config of a tuned strategy is tested with
 
     @classmethod
     def from_config(cls, search: Any) -> SearchSettings:
@@ -54,6 +57,9 @@ class SearchSettings:
         if self.pruner not in PRUNERS:
             raise ConfigError(f"unknown search.pruner '{self.pruner}'; choose one of: "
                               f"{', '.join(PRUNERS)}")
+        check_rule(self.select)
+        if int(self.final_seeds) < 1:
+            raise ConfigError(f"search.final_seeds must be >= 1, got {self.final_seeds}")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ConfigError(f"search.batch_size must be >= 1 or null, got {self.batch_size}")
 

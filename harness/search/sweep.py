@@ -23,6 +23,7 @@ from typing import Any
 from harness.cost.prices import run_usd
 from harness.results import STATUS_COMPLETE, read_json, write_json
 from harness.search.plan import Plan, StrategyPlan
+from harness.search.select import Candidate, choose, item_se
 from harness.search.space import from_stored, overrides, suggest
 from harness.search.study import SearchSettings, open_study
 
@@ -43,8 +44,10 @@ def trial_dir(strategy: str, number: int) -> str:
     return f"{strategy}_trial{number:02d}"
 
 
-def final_dir(strategy: str) -> str:
-    return f"{strategy}_final"
+def final_dir(strategy: str, seed: int | None = None) -> str:
+    """The test run of a strategy's chosen trial; with `seed`, its re-run under that training
+    seed (search.final_seeds)."""
+    return f"{strategy}_final" + (f"_seed{seed}" if seed is not None else "")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Outcome:
     value: float | None  # its validation primary metric
     cost_usd: float  # modelled build + predictions (NaN: unpriced)
     pruned: bool
+    se: float = math.nan  # the value's standard error over the validation items
+    trains: bool = False  # its strategy trains (changes the model's weights)
 
     @classmethod
     def read(cls, run_dir: Path) -> Outcome:
@@ -62,10 +67,13 @@ class Outcome:
         except (OSError, ValueError):
             return cls(False, None, math.nan, False)
         complete = m.get("status") == STATUS_COMPLETE
-        value = m.get(m.get("primary_metric") or "") if complete else None
+        metric = m.get("primary_metric") or ""
+        value = m.get(metric) if complete else None
         return cls(complete, float(value) if isinstance(value, int | float) else None,
                    run_usd(m) if complete else math.nan,
-                   bool((m.get("search") or {}).get("pruned")))
+                   bool((m.get("search") or {}).get("pruned")),
+                   item_se(run_dir, metric) if complete and metric else math.nan,
+                   bool(m.get("trains")))
 
 
 @dataclass(frozen=True)
@@ -182,19 +190,23 @@ class Search:
 
     # -- the test runs
     def best(self, s: StrategyPlan) -> tuple[int, dict[str, Any]] | None:
-        """The trial with the highest validation score among those that finished their
-        training (a pruned trial's model is not the config as given); a tie goes to the
-        cheaper trial, then the earlier one."""
-        ranked = []
+        """The trial search.select picks among those that finished their training (a
+        pruned trial's model is not the config as given): harness.search.select."""
+        params, candidates = {}, []
         for t in self.studies[s.name].get_trials(deepcopy=False):
             out = self._outcome(s.name, t.number)
             if out.complete and not out.pruned and out.value is not None:
-                cost = out.cost_usd if not math.isnan(out.cost_usd) else math.inf
-                ranked.append((-out.value, cost, t.number, t.params))
-        if not ranked:
+                candidates.append(Candidate(t.number, out.value, out.cost_usd, out.se))
+                params[t.number] = t.params
+        chosen = choose(candidates, self.settings.select)
+        if chosen is None:
             return None
-        _, _, number, params = min(ranked, key=lambda r: r[:3])
-        return number, from_stored(params, s.params)
+        if chosen.number != chosen.best:
+            log.info("search: %s: trial %d has the top validation score, but trials %s are "
+                     "within one standard error (%.3f) of it: the cheapest, trial %d, is chosen "
+                     "(search.select=one_se)", s.name, chosen.best,
+                     ", ".join(map(str, sorted(chosen.within_noise))), chosen.se, chosen.number)
+        return chosen.number, from_stored(params[chosen.number], s.params)
 
     def _finals(self) -> dict[str, Path | None]:
         jobs, done = [], {}
@@ -212,4 +224,26 @@ class Search:
             done[s.name] = jobs[-1].run_dir
         if jobs:
             self._launch(jobs)
+        self._other_seeds(jobs)
         return done
+
+    def _other_seeds(self, finals: list[Job]) -> None:
+        """search.final_seeds: each chosen config of a strategy that trains, tested again
+        under training seeds seed+1, seed+2, ... (its trial kept the search's seed, and its
+        artifact). Strategies that do not train are deterministic: not multiplied."""
+        n = int(self.settings.final_seeds)
+        jobs = []
+        for job in finals:
+            if n <= 1 or not Outcome.read(job.run_dir).trains:
+                continue
+            base = int(read_json(job.run_dir / "metrics.json").get("seed") or 0)
+            for k in range(1, n):
+                name = final_dir(job.strategy, base + k)
+                own = [o for o in job.overrides if not o.startswith(("hydra.sweep.subdir=", "seed="))]
+                jobs.append(Job(job.strategy, job.number, job.values,
+                                own + [f"seed={base + k}", f"hydra.sweep.subdir={name}"],
+                                self.sweep_dir / name))
+        if jobs:
+            log.info("search: %d re-run(s) of the chosen configs under other training seeds "
+                     "(search.final_seeds=%d)", len(jobs), n)
+            self._launch(jobs)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.cost.prices import run_usd
 from harness.report.cli import main as report_main
+from harness.search.select import item_se
 from tests.conftest import kill_while_running
 from tests.report.browser import chromium_page, needs_chromium, open_items
 
@@ -66,17 +68,46 @@ def test_trials_see_the_validation_split_only_and_each_strategy_is_tested_once(s
     # every trial had ended before the first test prediction was made
     last_trial = max(x["finished_at"] for x in trials.values())
     assert all(x["started_at"] >= last_trial for x in finals.values())
-    for name, x in finals.items():
+    for name, x in finals.items():  # search.select=one_se: the cheapest within 1 SE of the best
         assert x["split"] == "test" and x["search"]["phase"] == "final"
-        chosen = trials[f"{name.split('_')[0]}_trial{x['search']['trial']:02d}"]
-        best = max(t[t["primary_metric"]] for n, t in trials.items()
-                   if n.startswith(name.split("_")[0]))
-        assert chosen[chosen["primary_metric"]] == best
+        study = name.split("_")[0]
+        chosen = trials[f"{study}_trial{x['search']['trial']:02d}"]
+        own = {n: t for n, t in trials.items() if n.startswith(study)}
+        value = {n: t[t["primary_metric"]] for n, t in own.items()}
+        top = max(own, key=lambda n: value[n])
+        se = item_se(searched / top, own[top]["primary_metric"])
+        near = [n for n in own if value[n] >= value[top] - se]
+        assert chosen[chosen["primary_metric"]] >= value[top] - se
+        assert run_usd(chosen) <= min(run_usd(own[n]) for n in near)
     # the tuned test run reused its trial's adapter: no retraining
     lora = finals["lora_final"]
     assert lora["fit"]["cache_hit"] is True
     chosen = trials[f"lora_trial{lora['search']['trial']:02d}"]
     assert lora["fit"]["notes"]["artifact_key"] == chosen["fit"]["notes"]["artifact_key"]
+
+
+def test_the_chosen_tuned_config_is_tested_with_three_seeds(searched):
+    """search.final_seeds=3 (the fair preset): lora's chosen config is tested again under
+    seeds 1 and 2, trained anew; prompt, deterministic, is not multiplied. The report pools
+    the seeds and says how often the order held (P(A > B))."""
+    m = _metrics(searched)
+    assert sorted(n for n in m if n.startswith("lora_final")) == [
+        "lora_final", "lora_final_seed1", "lora_final_seed2"]
+    assert not any(n.startswith("prompt_final_seed") for n in m)
+    assert sorted(m[n]["seed"] for n in m if n.startswith("lora_final")) == [0, 1, 2]
+    assert m["lora_final_seed1"]["fit"]["cache_hit"] is False  # its own training seed
+    assert {m[n]["search"]["trial"] for n in m if n.startswith("lora_final")} == \
+        {m["lora_final"]["search"]["trial"]}
+    md = (searched / "report.md").read_text()
+    accuracy = md.split("## Accuracy")[1].split("\n## ")[0]
+    lora_row = next(line for line in accuracy.splitlines() if line.startswith("| lora |"))
+    assert lora_row.split("|")[2].strip() == "3"  # seeds
+    pairs = md.split("## Paired comparisons")[1].split("\n## ")[0]
+    row = next(line for line in pairs.splitlines() if line.startswith("| ") and "lora" in line
+               and "prompt" in line)
+    assert "[" in row.split("|")[9]  # P(A > B) with its interval over seed pairs
+    decision = md.split("## Decision summary")[1].split("\n## ")[0]
+    assert "Order" in decision or "Order not stable" in decision
 
 
 def test_the_report_has_the_tuning_section_and_ranks_the_chosen_configs(searched):
@@ -96,7 +127,8 @@ def test_the_report_has_the_tuning_section_and_ranks_the_chosen_configs(searched
 
 def test_a_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     sweep = tmp_path / "sweep"
-    args = ["strategy=prompt,lora", "search.trials=3", "++per_strategy.lora.train.max_steps=40"]
+    args = ["strategy=prompt,lora", "search.trials=3", "++per_strategy.lora.train.max_steps=40",
+            "search.final_seeds=1"]
     proc = _search(sweep, *args, wait=False)
     kill_while_running(proc, sweep / "lora_trial01" / "metrics.json", timeout_s=600)
     before = _metrics(sweep)
@@ -178,8 +210,8 @@ def test_a_search_stopped_before_its_test_runs_still_reports_its_trials(searched
     import shutil
 
     partial = tmp_path / "partial"
-    shutil.copytree(searched, partial, ignore=shutil.ignore_patterns("*_final", "report*",
-                                                                     "plots", "summary*"))
+    shutil.copytree(searched, partial, ignore=shutil.ignore_patterns(
+        "*_final", "*_final_seed*", "report*", "plots", "summary*", "items*"))
     assert report_main([str(partial)]) == 0
     md = (partial / "report.md").read_text()
     assert "No run completed" in md and "## Tuning: every trial" in md

@@ -110,3 +110,21 @@ def test_random_draws_go_out_together_tpe_and_a_budget_one_at_a_time():
     assert SearchSettings(trials=6, sampler="tpe").batch() == 1
     assert SearchSettings(trials=6, budget_usd=0.5).batch() == 1
     assert SearchSettings(trials=6, batch_size=2).batch() == 2
+
+
+def test_one_se_chooses_the_cheapest_trial_the_validation_set_cannot_tell_from_the_best():
+    """19 validation items: 0.737 and 0.684 are one item apart, inside one standard error
+    (0.10); the search must not pay 5x per query for the noise (issue: a rag config 5x
+    dearer chosen on 19 items tested below the default)."""
+    from harness.search.select import Candidate, choose
+
+    se = (0.737 * 0.263 / 19) ** 0.5
+    trials = [Candidate(0, 0.737, 6.03, se), Candidate(1, 0.737, 6.10, se),
+              Candidate(2, 0.684, 1.15, se), Candidate(3, 0.526, 0.40, se)]
+    one_se, best = choose(trials, "one_se"), choose(trials, "best")
+    assert best.number == 0  # the top score, the tie to the cheaper
+    assert one_se.number == 2 and one_se.best == 0 and one_se.within_noise == {0, 1, 2}
+    assert 3 not in one_se.within_noise  # 0.526 is beyond the noise: not a candidate
+    # a clear winner (a large validation set) is chosen by both rules
+    sure = [Candidate(0, 0.80, 6.0, 0.01), Candidate(1, 0.70, 1.0, 0.01)]
+    assert choose(sure, "one_se").number == choose(sure, "best").number == 0
