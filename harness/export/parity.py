@@ -158,6 +158,7 @@ def scoring_config(src: Source, model: dict[str, Any], *, items: int | None = No
                 else PROMPT_STRATEGY)
         cfg.seen_eval_limit = 0
         cfg.progress = False
+        cfg.cost.model_time = False  # what it costs is the run's; parity is about its answers
         cfg.prediction_cache = cached
         cfg.memory = OmegaConf.merge(cfg.get("memory") or {}, {"check": False})
         cfg.tracking = OmegaConf.create({"backend": "none"})

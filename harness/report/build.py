@@ -284,7 +284,9 @@ def power_line(pairs: Pairs, diff: float = 0.05) -> str:
     n_items = sorted({t.n_items for _, _, t, _ in pairs})
     return (f"Power: each pair's 'detectable' difference is the smallest it finds with "
             f"{POWER:.0%} power at α = {ALPHA} before Holm's correction (McNemar: exact power "
-            f"at the pair's share of discordant items). Over the pairs here (median), "
+            f"at the pair's share of discordant items; the bootstrap, over items or clusters: "
+            f"2.8 × its standard error, which clustering widens by the square root of the "
+            f"design effect). Over the pairs here (median), "
             f"about {int(np.median(need)):,} items (here {', '.join(map(str, n_items))}) would "
             f"detect a {points(diff)} difference (Connor 1987's formula for paired "
             "proportions).")

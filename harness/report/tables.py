@@ -86,7 +86,9 @@ def pairs_table(pairs: Pairs, margin: float = EQUIVALENCE) -> Table:
                 (str(t.a_only), fragment(("right", a), ("wrong", b))), (" / ", ""),
                 (str(t.b_only), fragment(("right", b), ("wrong", a)))]
         rows.append({"A": a, "B": b, "A − B": f"{t.diff:+.3f}",
-                     "95% CI": f"[{t.low:+.3f}, {t.high:+.3f}]", "test": t.test,
+                     "95% CI": f"[{t.low:+.3f}, {t.high:+.3f}]",
+                     "test": t.test + (f" (design effect {t.design_effect:.2f})"
+                                       if t.design_effect == t.design_effect else ""),
                      "p": f"{t.p_value:.2g}", "p (Holm)": f"{p_adj:.2g}",
                      "A only / B only": f"{t.a_only} / {t.b_only}" if t.a_only is not None else "",
                      "P(A > B)": superiority(t),

@@ -7,8 +7,10 @@
              mostly noise, and paying for it (a config several times dearer per query) buys
              nothing that the set can show
 
-The standard error is the best trial's: the standard deviation of its per-item validation
-scores over the square root of their number (for a 0/1 metric, sqrt(p(1-p)/n)). A trial's
+The standard error is the best trial's, over its validation items: for a 0/1 metric
+Agresti and Coull's, sqrt(p~(1-p~)/(n+4)) with p~ = (right+2)/(n+4), which stays above zero
+when a trial gets every item right (the plain sqrt(p(1-p)/n) would call a perfect score on
+20 items certain); for a continuous score, its standard deviation over sqrt(n). A trial's
 cost: its modelled build and validation predictions (what the Tuning table shows); a trial
 with no price counts as dearest."""
 
@@ -81,5 +83,8 @@ def item_se(run_dir: Path, metric: str) -> float:
     n = len(scores)
     if n < 2:
         return math.nan
+    if all(x in (0.0, 1.0) for x in scores):  # Agresti-Coull: two successes, two failures added
+        p = (sum(scores) + 2) / (n + 4)
+        return math.sqrt(p * (1 - p) / (n + 4))
     mean = sum(scores) / n
     return math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1) / n)

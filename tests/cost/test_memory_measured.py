@@ -18,10 +18,11 @@ import pytest
 
 from bench.memory import RUNS, run_alone, summary
 
-PHASE = {"prompt": "predict", "rag": "predict", "lora": "fit", "full": "fit", "qlora": "fit"}
+PHASE = {"rag": "predict", "lora": "fit", "full": "fit", "qlora": "fit"}
 
 
-@pytest.mark.parametrize("name", list(RUNS))
+# prompt's predict phase is rag's without the index (make bench measures all five at 135M)
+@pytest.mark.parametrize("name", list(PHASE))
 def test_peak_memory_is_predicted_from_what_the_run_computed(tmp_path, name):
     m = run_alone(tmp_path, name, RUNS[name], ["model=small-random"],
                   Path(os.environ["ADAPTBENCH_CACHE"]))

@@ -118,7 +118,7 @@ def test_one_se_chooses_the_cheapest_trial_the_validation_set_cannot_tell_from_t
     dearer chosen on 19 items tested below the default)."""
     from harness.search.select import Candidate, choose
 
-    se = (0.737 * 0.263 / 19) ** 0.5
+    se = ((14 + 2) / 23 * (1 - (14 + 2) / 23) / 23) ** 0.5  # Agresti-Coull, 14 of 19 right
     trials = [Candidate(0, 0.737, 6.03, se), Candidate(1, 0.737, 6.10, se),
               Candidate(2, 0.684, 1.15, se), Candidate(3, 0.526, 0.40, se)]
     one_se, best = choose(trials, "one_se"), choose(trials, "best")
