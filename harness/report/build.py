@@ -47,6 +47,7 @@ from harness.report.tuning import (
     StudyResult,
     contest_line,
     cost_lines,
+    method_lines,
     summary_table,
     trials_table,
     tuning_data,
@@ -145,7 +146,8 @@ def build_report(runs: list[Run], *, queries: int = 100_000, title: str = "",
         + (frontier.lines if frontier is not None else [])
         + contention_lines(variants, contention_factor) + export_line(summary[0]),
         tables=parts, variants=variants, pairs=pairs, costs=costs, failures=failures,
-        queries=queries, methods=methods(costs, queries, pairs), freshness=fresh,
+        queries=queries, methods=methods(costs, queries, pairs) + method_lines(studies),
+        freshness=fresh,
         frontier=frontier, studies=studies, picks=picks,
         items=views(variants, make_variants(runs, primary_metric, on_val=True, cluster=cluster_by)),
         metric=metric,
@@ -313,6 +315,12 @@ def methods(costs: pd.DataFrame, queries: int, pairs: Pairs = ()) -> list[str]:
            "count as equal (the model's uncertainty)." if costs.attrs.get("basis") == "modelled"
            else "measured (report.cost_basis=measured" + (f"; {costs.attrs['why']}"
                                                         if costs.attrs.get("why") else "") + ")."),
+        "P(A > B): the share of resamples of the test items (their clusters) and of each "
+        "variant's training seeds in which A scored above B, ties half (Bouthillier et al. "
+        "2021, 'Accounting for variance in machine learning benchmarks'); with several seeds "
+        "on both sides, its 95% interval over the item draws. One seed is one draw of a "
+        "tuned model: its variance is in the numbers only when seeds were run (seed=0,1,2, or "
+        "search.final_seeds in a fair contest).",
         "Pareto-optimal: no other variant is at least as accurate and at most as costly "
         "(or as slow), and strictly better in one.",
     ] + [line for line in [power_line(pairs)] if line]

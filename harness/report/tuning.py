@@ -193,6 +193,19 @@ def selection_lines(results: list[StudyResult]) -> list[str]:
     return lines
 
 
+def method_lines(results: list[StudyResult]) -> list[str]:
+    """The Methods section's line on how a search chose its trials."""
+    rules = sorted({s.rule for s in results if s.rule})
+    if not rules:
+        return []
+    return ["Selection (search.select=" + "/".join(rules) + "): one_se tests the cheapest trial "
+            "whose validation score lies within one standard error of the best (the "
+            "one-standard-error rule of Breiman et al. 1984, CART; glmnet's lambda.1se), the "
+            "standard error over the validation items (Agresti-Coull for a yes/no metric); "
+            "best tests the top score. Each chosen config of a strategy that trains is tested "
+            "with search.final_seeds training seeds."]
+
+
 def contest_line(results: list[StudyResult]) -> list[str]:
     """The decision summary's first line for a search: the budget each strategy had."""
     if not results:

@@ -231,10 +231,17 @@ def test_the_item_explorer_keeps_the_trials_validation_items_apart(searched):
     with chromium_page() as page:
         n_test = open_items(page, url + "#items")
         test_columns = page.eval_on_selector_all("table[data-items] th", "hs => hs.length")
+        folded = page.eval_on_selector_all("table[data-items] td .seeds", "ds => ds.map(d => d.textContent)")
+        first = page.get_attribute("tr[data-item]", "data-item")
+        page.click(f"tr[data-item='{first}']")
+        lora_detail = page.text_content(f"tr[data-detail='{first}'] section[data-variant=lora]")
         n_val = open_items(page, url + "#items/split=val")
         val_columns = page.eval_on_selector_all("table[data-items] th", "hs => hs.length")
         shown = page.eval_on_selector_all("tr[data-item]", "rs => rs.map(r => r.dataset.item)")
         assert page.errors == []
     assert (n_test, n_val) == (test.id.nunique(), val.id.nunique())
     assert (test_columns, val_columns) == (2 + 2 + 1, 2 + 6 + 1)  # question, gold, ..., right
+    # lora's three seeds fold into one column; its answers grouped by identical text
+    assert len(folded) == n_test and all(t.endswith("of 3 seeds right") for t in folded)
+    assert "seeds right" in lora_detail and "×)" in lora_detail
     assert set(shown) == set(val.id)
