@@ -36,7 +36,7 @@ from typing import Any
 
 Work = dict[str, float]
 
-# What each counter means (README "Cost" and metrics.json build_work / predict_work).
+# What each counter means (docs/cost-model.md and metrics.json build_work / predict_work).
 COUNTERS = {
     "fwd_positions": "positions run through the model in whole-sequence passes (prefill, "
                      "choice scoring, log-likelihoods), padding included",

@@ -385,7 +385,7 @@ def main() -> None:
     if size > 1 and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
         sys.exit("harness-run: error: a sweep (-m) cannot run under a multi-process launcher: "
                  "launch one run per `accelerate launch`, or sweep with launcher=slurm and "
-                 "hydra.launcher.tasks_per_node=N (README: Several processes)")
+                 "hydra.launcher.tasks_per_node=N (docs/clusters.md: Several processes, GPUs and nodes)")
     if rank > 0:  # only rank 0 writes: Hydra's own files of other ranks go to a temp folder
         tmp = tempfile.mkdtemp(prefix=f"harness-rank{rank}-")
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)

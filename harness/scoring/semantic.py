@@ -12,7 +12,7 @@ strategy writes them (a bare "1987" or a sentence around it), against same-kind 
 answers, which are the hard cases. With fewer usable outputs than
 `scoring.min_calibration_outputs` (or a task without choices), the embedder's stored
 threshold is used (`embedder.semantic_threshold`, calibrated once on tasks with choices;
-see README "Scoring free-form answers"). The run records the threshold and where it came
+see docs/scoring.md, "Scoring free-form answers"). The run records the threshold and where it came
 from.
 """
 

@@ -42,7 +42,7 @@ def settings_for(run_dir: Path, uri: str | None, experiment: str | None) -> Trac
     return TrackingSettings.from_config(block, config.get("results_dir") or "results")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="harness-track", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[2:]))
@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                     "sqlite:///path/mlflow.db); credentials: MLFLOW_TRACKING_USERNAME/PASSWORD "
                     "or MLFLOW_TRACKING_TOKEN in the environment")
     ap.add_argument("--experiment", default=None, help="MLflow experiment name")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     missing = [d for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"harness-track: not a directory: {', '.join(map(str, missing))}", file=sys.stderr)
