@@ -26,7 +26,8 @@ CHOICE_NORMS = ("sum", "mean")
 @dataclass(frozen=True)
 class AnswerSettings:
     score_choices: bool = True  # rank `choices` by log-likelihood when an example has them
-    generate: bool = True  # also generate a free answer (EM / F1 / contains)
+    generate: bool | str = True  # also generate a free answer (EM / F1 / contains); auto: only
+    # for the questions that have no choices to score (a free-form task's)
     max_new_tokens: int = 24  # generation stops earlier at a newline or end of turn
     batch_size: int = 16  # higher: faster on CPU up to ~16, more memory
     choice_norm: str = "sum"  # sum: total log p; mean: per token (favours long choices less)
@@ -44,6 +45,8 @@ class AnswerSettings:
         check_method(self.choice_scoring)
         if self.letter_top_k < 1:
             raise ConfigError("answer.letter_top_k must be >= 1")
+        if self.generate not in (True, False, "auto"):
+            raise ConfigError(f"answer.generate must be true, false or auto, got {self.generate!r}")
         if not (self.score_choices or self.generate):
             raise ConfigError("answer.score_choices and answer.generate are both off: nothing to do")
 
@@ -100,9 +103,14 @@ def answer(lm: LanguageModel, examples: Sequence[Example], messages: Sequence[Se
         for i, r in zip(with_choices, res):
             scored[i] = r
     gens = [None] * n
-    if settings.generate:
-        gens = lm.generate([lm.render(m) for m in messages], max_new_tokens=settings.max_new_tokens,
-                           batch_size=settings.batch_size, progress=progress)
+    wanted = [i for i in range(n) if settings.generate is True or not settings.score_choices
+              or (settings.generate == "auto" and not examples[i].choices)]
+    if settings.generate and wanted:
+        out = lm.generate([lm.render(messages[i]) for i in wanted],
+                          max_new_tokens=settings.max_new_tokens,
+                          batch_size=settings.batch_size, progress=progress)
+        for i, g in zip(wanted, out):
+            gens[i] = g
     preds = []
     for i, ex in enumerate(examples):
         s, g = scored[i], gens[i]

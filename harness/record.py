@@ -34,6 +34,9 @@ RUN_KEYS: dict[str, str] = {
     "strategy": "the strategy's name (conf/strategy/<name>.yaml: name)",
     "task": "the task's name", "model": "the model's name or path, or a served model's id",
     "seed": "the run seed", "started_at": "UTC", "finished_at": "UTC",
+    "dtype": "what an in-process model computed in (model.dtype resolved)",
+    "dtype_why": "why: model.dtype=auto's rule for this device (harness.system.dtype_rule), "
+                 "or the setting",
     "versions": "library versions and the git commit",
     "split": "the split predictions were scored on (eval_split: test, or val for a run that "
              "chooses settings)", "n_examples": "items scored",

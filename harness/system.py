@@ -53,16 +53,49 @@ def bf16_forced_off() -> bool:
     return os.environ.get("ADAPTBENCH_CPU_BF16", "").strip() == "0"
 
 
-def auto_dtype(device: torch.device) -> torch.dtype:
-    """model.dtype=auto: bfloat16 where the hardware runs it natively (a CUDA GPU that
-    supports it, or a CPU with AVX-512 BF16 / AMX), float16 on other GPUs, else float32."""
+def dtype_rule(device_type: str, *, capability: tuple[int, int] | None = None,
+               cpu_bf16: bool = False, forced_off: bool = False) -> tuple[str, str]:
+    """model.dtype=auto, decided: (dtype, why). A CUDA GPU of compute capability 8.0 or more
+    (Ampere on) runs bfloat16 natively; an older one computes in float16 (its tensor cores'
+    half type; training then runs float16 autocast with loss scaling, as transformers'
+    Trainer does with fp16=True); a CPU with AVX-512 BF16 or AMX runs bfloat16, any other
+    CPU float32 (bfloat16 matmuls are emulated there, about 1 GFLOP/s on AVX2)."""
+    if device_type == "cuda":
+        major, minor = capability or (0, 0)
+        if (major, minor) >= (8, 0):
+            return "bfloat16", f"GPU compute capability {major}.{minor} runs bfloat16 natively"
+        return "float16", (f"GPU compute capability {major}.{minor} (< 8.0) has no native "
+                           "bfloat16: float16, training with loss scaling")
+    if device_type == "cpu" and cpu_bf16 and not forced_off:
+        return "bfloat16", "the CPU runs bfloat16 natively (AVX-512 BF16 or AMX)"
+    if device_type == "cpu":
+        return "float32", ("ADAPTBENCH_CPU_BF16=0 asks for float32" if cpu_bf16 else
+                           "the CPU has no native bfloat16 (no AVX-512 BF16 or AMX): float32")
+    return "float32", f"device {device_type}: float32"
+
+
+def auto_dtype_choice(device: torch.device) -> tuple[str, str]:
+    """dtype_rule for this process's device."""
     import torch
 
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_bf16():
-        return torch.bfloat16
-    return torch.float32
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    return dtype_rule(device.type, capability=capability,
+                      cpu_bf16=device.type == "cpu" and cpu_bf16_native(),
+                      forced_off=bf16_forced_off())
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """model.dtype=auto: the dtype dtype_rule chooses for the device."""
+    import torch
+
+    return getattr(torch, auto_dtype_choice(device)[0])
+
+
+def dtype_reason(requested: str, device: torch.device) -> str:
+    """Why a run computes in its dtype: the rule's reason for auto, else the setting."""
+    if str(requested) == "auto":
+        return "model.dtype=auto: " + auto_dtype_choice(device)[1]
+    return f"model.dtype={requested} (set in the config)"
 
 
 def resolve_dtype(dtype: str, device: torch.device | None = None) -> torch.dtype:

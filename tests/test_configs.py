@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,7 +18,8 @@ from tests.conftest import compose_cfg
 STRATEGIES = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # run in full by tests/models/test_served.py (one run is enough) and tests/search
-RUN_ELSEWHERE = {"served_vs_tuned", "fair"}  # fair: tests/search/test_search.py
+# study: fair's search at a GPU's size (composed, with its search plan, below)
+RUN_ELSEWHERE = {"served_vs_tuned", "fair", "study"}  # fair: tests/search/test_search.py
 TINY = ["model=tiny-random", "task.n_entities=20", "answer.generate=false", "seen_eval_limit=4"]
 SHORT_TRAINING = ["train.max_steps=2", "train.batch_size=4"]
 
@@ -89,3 +91,19 @@ def test_every_experiment_runs_as_a_multirun(tmp_path, name, request):
     if name == "freshness":
         assert all(m["freshness"]["supported"] for m in metrics)
     preset_applied(name, sweep / f"0_{strategies[0]}_seed0")
+
+
+def test_the_study_preset_is_the_fair_contest_at_a_gpus_size():
+    from harness.report.cli import runs_project_to
+    from harness.runs import Run
+    from tests.test_doc_commands import check_run
+
+    cfg = compose_cfg(["experiment=study"])
+    assert (cfg.search.trials, cfg.search.final_seeds, cfg.answer.generate) == (8, 3, "auto")
+    assert list(cfg.report.project_to) == ["auto"] and cfg.task.split_ratios[1] > 0
+    assert check_run(["-m", "experiment=study", "model=hf", "model.name_or_path=org/model"]) == 4
+    # report.project_to=auto: the profile of the GPU the runs were priced on; none on a CPU
+    runs = [Run(Path("a"), {"cost": {"hardware": hw}}, {"report.project_to": '["auto"]'})
+            for hw in ("A100", "cpu")]
+    assert runs_project_to(runs) == ["A100"] and runs_project_to(runs[1:]) == []
+    assert runs_project_to([Run(Path("b"), {}, {"report.project_to": '["L4"]'})]) == ["L4"]

@@ -60,6 +60,13 @@ class Hardware:
                    sources=tuple(str(s) for s in d.get("sources") or ()))
 
 
+def own_hardware(priced_at: Sequence[str], search_dirs: Sequence[Path]) -> list[str]:
+    """report.project_to=auto: the hardware profiles named by the GPUs the runs were priced
+    on (their cost.hardware: `A100` on an A100), none for runs on a CPU."""
+    known = {p.stem for s in search_dirs for p in (Path(s) / "cost" / "hardware").glob("*.yaml")}
+    return sorted({str(h) for h in priced_at} & known)
+
+
 def load_hardware(names: Sequence[str], search_dirs: Sequence[Path]) -> list[Hardware]:
     """Each name: conf/cost/hardware/<name>.yaml (in a search dir) or a path to a YAML file."""
     import yaml

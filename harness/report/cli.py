@@ -14,11 +14,13 @@ compare.html, harness.report.compare).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from harness.cost.projection import own_hardware
 from harness.errors import UserError
 from harness.report.build import build_report
 from harness.report.cost import BASES
@@ -30,6 +32,7 @@ from harness.report.render import write_report
 from harness.report.selection import SELECT_ON
 from harness.results import atomic_write_text
 from harness.runs import read_runs, summary_frame
+from harness.system import config_dir
 
 
 def newest_sweep(results_dir: Path) -> Path | None:
@@ -150,6 +153,26 @@ def _apply_settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> li
     return project_to
 
 
+def runs_project_to(runs: list) -> list[str]:
+    """The runs' own report.project_to (a preset's, e.g. experiment=study) when the command
+    line gives none: names, or `auto` for the profile of the GPU they ran on."""
+    wanted = {str(h) for r in runs for h in _as_list(r.config.get("report.project_to"))}
+    names = sorted(wanted - {"auto"})
+    if "auto" in wanted:
+        names += own_hardware([(r.metrics.get("cost") or {}).get("hardware", "") for r in runs],
+                              [config_dir()])
+    return list(dict.fromkeys(names))
+
+
+def _as_list(value) -> list:
+    """A flattened config value (a list as JSON text) as a list."""
+    if isinstance(value, str) and value.startswith("["):
+        value = json.loads(value)
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     args = ap.parse_args(argv)
@@ -170,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness-report: no run directories (with metrics.json) under "
               f"{', '.join(map(str, dirs))}", file=sys.stderr)
         return 2
+    project_to = project_to or runs_project_to(runs)
     out = args.out or dirs[0]
     out.mkdir(parents=True, exist_ok=True)
     write_summary(summary_frame(runs), out)

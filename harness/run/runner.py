@@ -65,11 +65,12 @@ from harness.run.memory import Loaded, mark_peak, run_memory
 from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
 from harness.run.slurm import explain, slurm_job
 from harness.scoring.free_form import scorer_from_config
-from harness.search.study import SearchSettings, TrialReporter
+from harness.search.trial import search_fields, trial_pruning, trial_reporter
 from harness.system import (
     OtherLoad,
     cache_root,
     config_dir,
+    dtype_reason,
     reset_peak_memory,
     versions,
 )
@@ -169,38 +170,6 @@ def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Str
     return task, change, lm, strategy, loaded
 
 
-def trial_reporter(cfg: DictConfig, run_dir: Path) -> TrialReporter | None:
-    """A search trial's line to its study (harness.search.study), or None outside a trial."""
-    search = cfg.get("search") or {}
-    if search.get("phase") != "trial":
-        return None
-    settings = SearchSettings.from_config(OmegaConf.to_container(search, resolve=True))
-    return TrialReporter(run_dir.parent, str(search.study), int(search.trial), settings)
-
-
-def _pruning(reporter: TrialReporter | None):
-    """The trial's pruner (search.pruner), unless several processes train it (they would
-    have to stop together)."""
-    if reporter is None or reporter.pruning is None:
-        return None
-    if world()[1] > 1:
-        log.warning("search.pruner is off for a trial trained by several processes")
-        return None
-    return reporter.pruning
-
-
-def search_fields(cfg: DictConfig, fit: FitReport) -> dict[str, Any] | None:
-    """What a run of a search records (metrics.json -> search): its phase (trial: scored on
-    the validation split; final: the chosen trial on the test split), study and trial
-    number, and whether the trial was pruned. None outside a search."""
-    search = cfg.get("search") or {}
-    if not search.get("phase"):
-        return None
-    pruned = (fit.notes or {}).get("pruned_at_epoch")
-    return {"phase": str(search.phase), "study": search.get("study"), "trial": search.get("trial"),
-            "pruned": pruned is not None, "pruned_at_epoch": pruned}
-
-
 def import_metric_modules(modules: list[str]) -> None:
     """`metrics=[mymodule, ...]`: modules whose harness.record.register_metric calls add
     per-item metrics to every run (importable from where harness-run starts)."""
@@ -228,14 +197,15 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     t_start = time.perf_counter()
     prices = run_prices(OmegaConf.to_container(cfg.cost, resolve=True))
     reporter = trial_reporter(cfg, run_dir)
-    task, change, lm, strategy, loaded = _setup(cfg, _pruning(reporter))
+    task, change, lm, strategy, loaded = _setup(cfg, trial_pruning(reporter))
     base["model_load_s"] = loaded.seconds
     scorer = scorer_from_config(cfg, _config_search_dirs())  # loads the judge, if any
     if scorer.judge_lm is not None:
         scorer.judge_lm.cache = lm.cache
     peaks = {"load": mark_peak()}  # measured per phase: the model, the task, the strategy
-    _describe_model(lm, base)  # its warm-up's transient memory, like its time, is set-up:
-    mark_peak()  # charged to no phase
+    # its warm-up's transient memory, like its time, is set-up: charged to no phase
+    _describe_model(lm, base, str(cfg.model.get("dtype", "float32")))
+    mark_peak()
     log.info("fit %s on %s", strategy.name, task.name)
     with METER.scope() as build_work, OtherLoad() as fit_load:
         fit: FitReport = strategy.fit(task)
@@ -278,13 +248,14 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
     return metrics
 
 
-def _describe_model(lm: LanguageModel, base: dict[str, Any]) -> None:
+def _describe_model(lm: LanguageModel, base: dict[str, Any], requested: str) -> None:
     """What the run records of its model, into `base`; an in-process model is warmed up."""
     if lm.where == "served":
         base["served"] = lm.describe()  # the endpoint and its price (never the key's value)
     else:
         warm_up(lm)  # untimed: a sweep's first run is not charged the process's set-up
         base["dtype"] = str(lm.model.dtype).removeprefix("torch.")  # what model.dtype resolved to
+        base["dtype_why"] = dtype_reason(requested, lm.device)
 
 
 def _predict(cfg: DictConfig, strategy: Strategy, task: Task, lm: LanguageModel) -> Predicted:

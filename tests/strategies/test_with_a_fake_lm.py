@@ -126,3 +126,17 @@ def test_a_tuned_strategy_refuses_a_served_model_before_any_work():
     with pytest.raises(ConfigError, match="strategy 'lora' trains the model's weights"):
         LoRAStrategy(context(lm), adapter={}, data={}, train={})
     assert lm.calls == []
+
+
+def test_generate_auto_writes_text_only_where_there_are_no_choices():
+    import dataclasses
+
+    lm = FakeLM()
+    mixed = [*TASK.split("test"), dataclasses.replace(EXAMPLES[1], id="free", choices=())]
+    rag = RAGStrategy(context(lm, generate="auto"), k=1)
+    rag.fit(TASK)
+    preds = rag.predict(mixed)
+    assert [p.output is None for p in preds] == [True] * (len(mixed) - 1) + [False]
+    assert ("generate", 1) in lm.calls and preds[-1].choice is None
+    with pytest.raises(ConfigError, match="true, false or auto"):
+        AnswerSettings(generate="sometimes")

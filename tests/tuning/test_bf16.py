@@ -75,11 +75,48 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
     import harness.system as system
 
     assert auto_dtype(torch.device("cpu")) == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
-    monkeypatch.setattr(system, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(system, "cpu_bf16_native", lambda: False)
     assert auto_dtype(torch.device("cpu")) == torch.float32
+
+
+@pytest.mark.parametrize("device, capability, cpu_bf16, forced_off, dtype", [
+    ("cuda", (9, 0), False, False, "bfloat16"),  # H100
+    ("cuda", (8, 0), False, False, "bfloat16"),  # A100: the first with native bf16
+    ("cuda", (8, 9), False, True, "bfloat16"),  # L4 (the CPU switch is the CPU's only)
+    ("cuda", (7, 5), False, False, "float16"),  # T4: float16, with loss scaling in training
+    ("cuda", (7, 0), True, False, "float16"),  # V100
+    ("cpu", None, True, False, "bfloat16"),  # AVX-512 BF16 / AMX
+    ("cpu", None, True, True, "float32"),  # ADAPTBENCH_CPU_BF16=0 (the AVX2 proxy)
+    ("cpu", None, False, False, "float32"),  # AVX2: bf16 matmuls are emulated
+    ("mps", None, False, False, "float32"),
+])
+def test_the_dtype_rule_for_each_device(device, capability, cpu_bf16, forced_off, dtype):
+    from harness.system import dtype_rule
+
+    chosen, why = dtype_rule(device, capability=capability, cpu_bf16=cpu_bf16, forced_off=forced_off)
+    assert chosen == dtype and why
+    if device == "cuda":
+        assert f"{capability[0]}.{capability[1]}" in why
+    if dtype == "float16":
+        assert "loss scaling" in why
+
+
+def test_model_hf_records_the_dtype_auto_chose_and_why(tmp_path, monkeypatch):
+    """model=hf takes dtype auto; on an AVX2-class CPU (here: the switch that stands for one)
+    it computes in float32 and the run says why."""
+    lm = get_lm({"name_or_path": "tiny-random"})
+    lm.model.save_pretrained(tmp_path / "hf")
+    lm.tokenizer.save_pretrained(tmp_path / "hf")
+    monkeypatch.setenv("ADAPTBENCH_CPU_BF16", "0")
+    m = run(compose_cfg(["model=hf", f"model.name_or_path={tmp_path / 'hf'}", "strategy=prompt",
+                         "task.n_entities=15", "answer.generate=false", "limit=4"], tmp_path),
+            tmp_path / "r")
+    assert m["dtype"] == "float32" and m["dtype_why"].startswith("model.dtype=auto: ")
+    assert "float32" in m["dtype_why"]
 
 
 def test_a_run_records_the_dtype_it_used(tmp_path):
     m = run(compose_cfg(["model=tiny-random", "model.dtype=bfloat16", "strategy=rag",
                          "task.n_entities=15", "answer.generate=false"], tmp_path), tmp_path / "r")
     assert m["dtype"] == "bfloat16" and m["choice_accuracy"] is not None
+    assert m["dtype_why"] == "model.dtype=bfloat16 (set in the config)"
