@@ -43,10 +43,11 @@ def run_prices(cost_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What a run records under metrics.json -> cost."""
     hw = hardware_name(cost_cfg)
     price = (cost_cfg.get("usd_per_hour") or {}).get(hw)
-    for name, p in (cost_cfg.get("api") or {}).items():
-        for field in ("input_usd_per_1m", "output_usd_per_1m"):
-            if not isinstance(p.get(field), int | float) or p[field] < 0:
-                raise ConfigError(f"cost.api.{name}.{field} must be a price >= 0, got {p.get(field)!r}")
+    for name, p in (cost_cfg.get("api") or {}).items():  # the schema of a served model's price
+        api = Price.from_config(p, f"cost.api.{name}")
+        if api.input_per_mtok is None or api.output_per_mtok is None:
+            raise ConfigError(f"cost.api.{name}: give input_per_mtok and output_per_mtok (USD "
+                              "per million tokens; conf/cost/api/*.yaml are examples)")
     if price is not None and price < 0:
         raise ConfigError(f"cost.usd_per_hour.{hw} must be >= 0, got {price}")
     return {"hardware": hw, "usd_per_hour": price, "api": dict(cost_cfg.get("api") or {})}
@@ -75,10 +76,15 @@ def break_even(build_a: float, per_query_a: float, build_b: float, per_query_b: 
     return (build_a - build_b) / (per_query_b - per_query_a)
 
 
-def api_usd_per_1k(prompt_tokens: float, completion_tokens: float, price: Mapping[str, float]) -> float:
-    """Per 1,000 queries at an API's token prices, from per-query token counts."""
-    return 1000 * (prompt_tokens * price["input_usd_per_1m"]
-                   + completion_tokens * price["output_usd_per_1m"]) / 1e6
+OLD_API_KEYS = {"input_usd_per_1m": "input_per_mtok", "output_usd_per_1m": "output_per_mtok"}
+
+
+def api_usd_per_1k(prompt_tokens: float, completion_tokens: float, price: Mapping[str, Any]) -> float:
+    """Per 1,000 queries at an API's token prices (Price's fields), from per-query token
+    counts. Runs recorded before the two price schemas became one named them
+    input_usd_per_1m / output_usd_per_1m: read as the same."""
+    p = {OLD_API_KEYS.get(k, k): v for k, v in price.items()}
+    return 1000 * (prompt_tokens * p["input_per_mtok"] + completion_tokens * p["output_per_mtok"]) / 1e6
 
 
 @dataclass(frozen=True)
@@ -93,19 +99,21 @@ class Price:
     source: str | None = None  # where it was read
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | None) -> Price:
+    def from_config(cls, cfg: Mapping[str, Any] | None, where: str = "model.price") -> Price:
+        """One schema for every price (a served model's model.price and the hosted-API
+        comparison's cost.api.<name>); `where` names the key in errors."""
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"model.price: unknown key(s) {', '.join(unknown)}; known: "
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: "
                               f"{', '.join(cls.__dataclass_fields__)}")
         price = cls(**cfg)
         for k in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "price_per_hour"):
             v = getattr(price, k)
             if v is not None and (not isinstance(v, int | float) or v < 0):
-                raise ConfigError(f"model.price.{k} must be a number >= 0 or null, got {v!r}")
+                raise ConfigError(f"{where}.{k} must be a number >= 0 or null, got {v!r}")
         if price.per_token and price.price_per_hour is not None:
-            raise ConfigError("model.price: give per-token prices (a hosted API) or "
+            raise ConfigError(f"{where}: give per-token prices (a hosted API) or "
                               "price_per_hour (a self-hosted endpoint), not both")
         return price
 

@@ -100,6 +100,18 @@ def test_hardware_and_price_validation():
     assert hardware_name({"hardware": "A100", "usd_per_hour": prices}) == "A100"
     with pytest.raises(ValueError, match="no price"):
         hardware_name({"hardware": "TPU", "usd_per_hour": prices})
-    with pytest.raises(ValueError, match="cost.api.x.input_usd_per_1m"):
+    with pytest.raises(ValueError, match="cost.api.x.input_per_mtok"):
         run_prices({"hardware": "cpu", "usd_per_hour": prices,
-                    "api": {"x": {"input_usd_per_1m": -1, "output_usd_per_1m": 1}}})
+                    "api": {"x": {"input_per_mtok": -1, "output_per_mtok": 1}}})
+    with pytest.raises(ValueError, match="cost.api.x: unknown key.*input_usd_per_1m"):  # the old schema
+        run_prices({"hardware": "cpu", "usd_per_hour": prices,
+                    "api": {"x": {"input_usd_per_1m": 1, "output_usd_per_1m": 1}}})
+    # one schema: a served model's price file prices the hosted-API table too
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_cfg
+    cost = OmegaConf.to_container(compose_cfg(["+cost/api@cost.api.gpt-4o-mini=gpt-4o-mini"]).cost,
+                                  resolve=True)
+    assert run_prices(cost)["api"]["gpt-4o-mini"]["input_per_mtok"] == 0.15
+    with pytest.raises(ValueError, match="cost.api.x: give input_per_mtok and output_per_mtok"):
+        run_prices({"hardware": "cpu", "usd_per_hour": prices, "api": {"x": {"price_per_hour": 1}}})

@@ -94,8 +94,11 @@ def test_cost_formulas():
     assert break_even(10, 0.001, 1, 0.004) == pytest.approx(3000)
     assert break_even(10, 0.005, 1, 0.004) == math.inf
     assert break_even(1, 0.001, 2, 0.004) == 0.0
-    assert api_usd_per_1k(500, 10, {"input_usd_per_1m": 0.2, "output_usd_per_1m": 1.0}) \
+    assert api_usd_per_1k(500, 10, {"input_per_mtok": 0.2, "output_per_mtok": 1.0}) \
         == pytest.approx(1000 * (500 * 0.2 + 10 * 1.0) / 1e6)
+    # a run recorded under the old schema's names reads the same
+    assert api_usd_per_1k(500, 10, {"input_usd_per_1m": 0.2, "output_usd_per_1m": 1.0}) \
+        == api_usd_per_1k(500, 10, {"input_per_mtok": 0.2, "output_per_mtok": 1.0})
 
 
 def test_break_even_treats_near_equal_per_query_costs_as_equal():
