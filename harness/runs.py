@@ -69,7 +69,7 @@ def extra_metrics(runs: list[Run]) -> list[Metric]:
 # Config keys that never make two runs different variants: the seed is pooled, the rest
 # are where and how a run was executed, not what it measured.
 IGNORED_KEYS = ("seed", "results_dir", "cache_dir", "progress", "torch_threads", "hydra", "metrics",
-                "tracking", "search", "eval_split",
+                "tracking", "search", "eval_split", "report",
                 "per_strategy", "cost", "strategy.cache_dir", "strategy.name",
                 "strategy._target_", "seen_eval_limit", "prediction_cache", "retriever._target_")
 

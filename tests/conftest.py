@@ -24,6 +24,7 @@ from bench.small_model import small_random_gguf
 from harness.export.llamacpp import LlamaServer, skip_reason
 from harness.report.cli import main as report_main
 from harness.run.runner import CONF_DIR
+from tests import warm
 
 # glibc serves an allocation over its mmap threshold (at most 32 MB) with a fresh mmap and
 # unmaps it when freed, so every forward pass's logits (tokens x a 49,152-word vocabulary)
@@ -36,7 +37,9 @@ MALLOC_REUSE = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": 
 def pytest_configure(config) -> None:
     """An xdist worker takes its share of the cores, for itself and the runs it starts
     (two workers each using every core would thrash); workers and runs reuse freed memory
-    instead of page-faulting it in again (MALLOC_REUSE)."""
+    instead of page-faulting it in again (MALLOC_REUSE); harness commands that tests and
+    the benchmark's sections start with subprocess.run fork from a warm helper per worker
+    (tests/warm.py; ADAPTBENCH_TEST_WARM=0 starts each one fresh)."""
     for key, value in MALLOC_REUSE.items():
         os.environ.setdefault(key, value)
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
@@ -44,11 +47,16 @@ def pytest_configure(config) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ["OMP_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
+    subprocess.run = warm.run  # harness commands start warm (tests/warm.py)
     if config.getoption("dist", "no") == "loadgroup" and not xdist_can_group():
         raise pytest.UsageError(
             f"pytest {pytest.__version__} and this pytest-xdist cannot group tests (--dist "
             "loadgroup): xdist would split the tests that share a cluster, a server or a "
             "sweep over its workers. Install the versions pyproject.toml's dev extra asks for.")
+
+
+def pytest_unconfigure(config) -> None:
+    warm.ZYGOTE.close()
 
 
 # ADAPTBENCH_TEST_TIMELINE=<file>: each test's worker, start, seconds and CPU seconds (the
@@ -64,7 +72,8 @@ def pytest_runtest_protocol(item, nextitem):
 
     def cpu() -> float:
         own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        return (own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+                + warm.ZYGOTE.children_cpu_s)  # the commands the warm launcher ran
 
     start, cpu0 = time.time(), cpu()
     yield

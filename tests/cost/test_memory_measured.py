@@ -23,7 +23,8 @@ PHASE = {"rag": "predict", "lora": "fit", "full": "fit", "qlora": "fit"}
 
 # prompt's predict phase is rag's without the index (make bench measures all five at 135M)
 @pytest.mark.parametrize("name", list(PHASE))
-def test_peak_memory_is_predicted_from_what_the_run_computed(tmp_path, name):
+def test_peak_memory_is_predicted_from_what_the_run_computed(tmp_path, name, monkeypatch):
+    monkeypatch.setenv("ADAPTBENCH_TEST_WARM", "0")  # a fresh process, not a fork (tests/warm.py)
     m = run_alone(tmp_path, name, RUNS[name], ["model=small-random"],
                   Path(os.environ["ADAPTBENCH_CACHE"]))
     mem = m["memory"]
