@@ -47,7 +47,7 @@ def bench_cost_model(model: list[str], work: Path, extra: Sequence[str] = (),
         shutil.copytree(profiles_from, work / "c1" / "profiles",
                         ignore=shutil.ignore_patterns("*.lock"))
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "harness.run.calibrate", *model,
+    res = subprocess.run([sys.executable, "-m", "harness.run.calibrate_cli", *model,
                           f"cache_dir={work / 'c1'}", f"cost.profile_dir={work / 'c1' / 'profiles'}",
                           f"hydra.run.dir={work / 'calibrate'}"],
                          capture_output=True, text=True)

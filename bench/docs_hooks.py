@@ -1,10 +1,11 @@
 """MkDocs hooks (mkdocs.yml -> hooks): the parts of the docs that are generated, so they
-cannot go stale: the run record's schema from harness.record, and the results page from the
+cannot go stale: the run record's schema from harness.run_record, and the results page from the
 benchmark's output in docs/measured/*.json (each file names its machine, date and commit)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,14 @@ MEASURED = Path(__file__).resolve().parent.parent / "docs" / "measured"
 
 
 def _run_keys() -> str:
-    from harness.record import RUN_KEYS
+    from harness.run_record import RUN_KEYS
 
     rows = [f"| `{k}` | {v or '(as above)'} |" for k, v in RUN_KEYS.items()]
     return "\n".join(["| key | what |", "|---|---|", *rows])
 
 
 def _metrics() -> str:
-    from harness.record import METRICS
+    from harness.run_record import METRICS
 
     rows = [f"| `{m.name}` | `{m.item_key}` | {m.label} | {m.kind} | "
             f"{'higher' if m.higher_is_better else 'lower'} |" for m in METRICS.values()]
@@ -69,9 +70,20 @@ def results_markdown(folder: Path = MEASURED) -> str:
     return "\n".join(out)
 
 
+def readme_section(title: str) -> str:
+    """The body of one of README.md's sections (its one home; the docs site shows it too),
+    with links into docs/ made relative to the site."""
+    text = (MEASURED.parent.parent / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}\n") + len(title) + 4
+    end = text.find("\n## ", start)
+    return text[start:end if end >= 0 else None].strip().replace("](docs/", "](")
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     for marker, make in (("<!-- run-keys -->", _run_keys), ("<!-- metrics -->", _metrics),
                          ("<!-- results -->", results_markdown)):
         if marker in markdown:
             markdown = markdown.replace(marker, make())
+    for title in re.findall(r"<!-- readme: ([^>]+?) -->", markdown):
+        markdown = markdown.replace(f"<!-- readme: {title} -->", readme_section(title))
     return markdown

@@ -81,7 +81,7 @@ def quick_sweeps(model_overrides: list[str], work: Path, sweep_args=()) -> dict:
     """experiment=quick in float32 and in bfloat16, each without prediction or artifact
     caches (a warm-up run converts the model and embeds the corpus first, for both)."""
     from harness.report.variants import make_variants
-    from harness.runs import read_runs
+    from harness.run_folders import read_runs
 
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

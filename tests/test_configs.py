@@ -95,7 +95,7 @@ def test_every_experiment_runs_as_a_multirun(tmp_path, name, request):
 
 def test_the_study_preset_is_the_fair_contest_at_a_gpus_size():
     from harness.report.cli import runs_project_to
-    from harness.runs import Run
+    from harness.run_folders import Run
     from tests.test_doc_commands import check_run
 
     cfg = compose_cfg(["experiment=study"])

@@ -138,8 +138,8 @@ def test_the_cost_package_and_the_run_reader_stand_below_their_users():
     assert not packages["harness.cost"] & {"harness.models", "harness.tuning",
                                           "harness.retrieval", "harness.run", "harness.report",
                                           "harness.search", "harness.data", "harness.scoring"}
-    assert not packages["harness.runs"] & {"harness.report", "harness.tracking"}
-    assert "harness.runs" in packages["harness.tracking"] & packages["harness.report"]
+    assert not packages["harness.run_folders"] & {"harness.report", "harness.tracking"}
+    assert "harness.run_folders" in packages["harness.tracking"] & packages["harness.report"]
 
 
 def test_the_report_imports_no_torch():

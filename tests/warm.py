@@ -28,7 +28,7 @@ from pathlib import Path
 
 ENTRY_POINTS = {"harness-run": "harness.run.runner", "harness-report": "harness.report.cli",
                 "harness-make-task": "harness.data.generate.cli",
-                "harness-calibrate": "harness.run.calibrate",
+                "harness-calibrate": "harness.run.calibrate_cli",
                 "harness-track": "harness.tracking.cli", "harness-export": "harness.export.cli"}
 # read once when a library is imported or a process starts: a command that changes one
 # of them runs in a fresh process
@@ -37,26 +37,27 @@ FIXED_AT_START = ("HF_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "
                   "ADAPTBENCH_TEST_WARM")
 PRELOAD = ("harness.run.runner", "harness.models.loading", "harness.report.cli",
            "harness.data.generate.cli", "harness.export.cli", "harness.tracking.cli",
-           "harness.run.calibrate", "sentence_transformers", "peft", "faiss", "bm25s",
+           "harness.run.calibrate_cli", "sentence_transformers", "peft", "faiss", "bm25s",
            "transformers.models.llama.modeling_llama")
 SERVED_KWARGS = {"capture_output", "text", "universal_newlines", "timeout", "env", "cwd",
                  "check", "stdout", "stderr", "encoding", "errors"}
 
 
-def module_of(cmd) -> str | None:
-    """The harness module a command runs, when this interpreter would run it."""
+def module_of(cmd) -> tuple[str, bool] | None:
+    """(the harness module a command runs, whether as `python -m`), when this interpreter
+    would run it."""
     if not isinstance(cmd, (list, tuple)) or not cmd \
             or not all(isinstance(c, (str, os.PathLike)) for c in cmd):
         return None
     args = [os.fspath(c) for c in cmd]
     if len(args) >= 3 and args[1] == "-m" and args[2].startswith("harness.") \
             and os.path.realpath(args[0]) == os.path.realpath(sys.executable):
-        return args[2]
+        return args[2], True
     name = Path(args[0]).name
     where = shutil.which(args[0]) if os.sep not in args[0] else args[0]
     if name in ENTRY_POINTS and where and \
             Path(where).resolve().parent == Path(sys.executable).parent.resolve():
-        return ENTRY_POINTS[name]
+        return ENTRY_POINTS[name], False
     return None
 
 
@@ -97,7 +98,7 @@ class Zygote:
             self.proc.wait(timeout=30)
             self.proc = None
 
-    def accepts(self, module: str | None, kwargs: dict) -> bool:
+    def accepts(self, module: tuple[str, bool] | None, kwargs: dict) -> bool:
         if module is None or os.environ.get("ADAPTBENCH_TEST_WARM") == "0" or set(kwargs) - SERVED_KWARGS:
             return False
         if any(kwargs.get(k) not in (None, subprocess.PIPE, subprocess.DEVNULL)
@@ -111,7 +112,7 @@ class Zygote:
             return False
         return _fixed(env) == _fixed(dict(os.environ)) or self.proc is not None
 
-    def run(self, module: str, cmd, kwargs: dict) -> subprocess.CompletedProcess:
+    def run(self, module: tuple[str, bool], cmd, kwargs: dict) -> subprocess.CompletedProcess:
         if self.proc is None:
             self._start()
         env = dict(kwargs.get("env") or os.environ)
@@ -120,7 +121,8 @@ class Zygote:
         err_mode = subprocess.PIPE if capture else kwargs.get("stderr")
         with tempfile.TemporaryDirectory(prefix="warm-") as tmp:
             out, err = Path(tmp) / "out", Path(tmp) / "err"
-            request = {"module": module, "argv": [os.fspath(c) for c in cmd], "env": env,
+            request = {"module": module[0], "as_module": module[1],
+                       "argv": [os.fspath(c) for c in cmd], "env": env,
                        "cwd": os.fspath(kwargs.get("cwd") or os.getcwd()),
                        "stdout": os.devnull if out_mode == subprocess.DEVNULL else str(out),
                        "stderr": (os.devnull if err_mode == subprocess.DEVNULL else
@@ -189,9 +191,10 @@ def _child(req: dict, channel: tuple[int, int]) -> None:
         os.environ.update(req["env"])
         os.chdir(req["cwd"])
         argv = req["argv"]
-        if argv[1:2] == ["-m"]:  # python -m harness.x ...: the working folder comes first
-            sys.path[0] = os.getcwd()
+        if req["as_module"]:  # python -m harness.x ...: the working folder comes first, and
+            sys.path[0] = os.getcwd()  # the module runs afresh as __main__ (as it would)
             sys.argv = [argv[0], *argv[3:]]
+            sys.modules.pop(req["module"], None)
             runpy.run_module(req["module"], run_name="__main__", alter_sys=True)
             code = 0
         else:  # the console script: sys.exit(main()), its own folder first on the path

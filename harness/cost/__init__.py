@@ -11,7 +11,7 @@
                     served model (Price), break-even
     fields.py       what a run records of all this in metrics.json
 
-harness-calibrate (harness.run.calibrate) measures the profile ahead of a sweep. The
+harness-calibrate (harness.run.calibrate_cli) measures the profile ahead of a sweep. The
 report's cost tables (harness.report.cost, harness.report.cost_tables) read the run records
 with work.py, projection.py and prices.py, which import no torch; profile.py is imported by
 the runner and harness-calibrate only.

@@ -46,7 +46,7 @@ from filelock import FileLock
 
 from harness.cost import BUSY_SHARE
 from harness.cost.work import Work
-from harness.results import atomic_write_text
+from harness.run_files import atomic_write_text
 from harness.system import OtherLoad, machine_id
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.cache import is_whole
 from harness.errors import UserError
-from harness.runs import Run, read_runs
+from harness.run_folders import Run, read_runs
 
 KINDS = ("prompt", "retrieval", "tuned", "hybrid")
 

@@ -37,7 +37,7 @@ from aiolimiter import AsyncLimiter
 from tqdm.auto import tqdm
 
 from harness.errors import ConfigError, UserError
-from harness.results import atomic_write_text
+from harness.run_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would drown the run's log

@@ -40,10 +40,7 @@ from harness.report.freshness import table_note as freshness_note
 from harness.report.frontier import Frontier, frontier_data, frontier_table
 from harness.report.items import View, views
 from harness.report.power import EQUIVALENCE, POWER, items_needed, points
-from harness.report.selection import Pick, pick_representatives
-from harness.report.tables import Table
-from harness.report.target import target_table
-from harness.report.tuning import (
+from harness.report.search import (
     StudyResult,
     contest_line,
     cost_lines,
@@ -53,8 +50,11 @@ from harness.report.tuning import (
     tuning_data,
     tuning_usd,
 )
+from harness.report.selection import Pick, pick_representatives
+from harness.report.tables import Table
+from harness.report.target import target_table
 from harness.report.variants import Pairs, Variant, compare_pairs, make_variants
-from harness.runs import Run, extra_metrics, item_key, known_metrics
+from harness.run_folders import Run, extra_metrics, item_key, known_metrics
 from harness.stats import ALPHA
 from harness.system import config_dir
 

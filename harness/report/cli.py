@@ -30,8 +30,8 @@ from harness.report.plots import make_plots
 from harness.report.power import EQUIVALENCE
 from harness.report.render import write_report
 from harness.report.selection import SELECT_ON
-from harness.results import atomic_write_text
-from harness.runs import read_runs, summary_frame
+from harness.run_files import atomic_write_text
+from harness.run_folders import read_runs, summary_frame
 from harness.system import config_dir
 
 
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                          "METRIC): choice_accuracy, exact_match, f1, contains, "
                          "semantic_similarity, semantic_correct, judge_correct, judge_score, "
                          "groundedness, recall_at_k, hit_at_k, mrr, ndcg_at_10, or a metric "
-                         "of your own the runs recorded (harness.record); default: each "
+                         "of your own the runs recorded (harness.run_record); default: each "
                          "run's own (choice_accuracy; contains on a task without choices; "
                          "recall_at_k for retrieval only)")
     ap.add_argument("--labels", type=Path, default=None, metavar="LABELS_JSONL",

@@ -27,7 +27,7 @@ from harness.report.items import View
 from harness.report.power import EQUIVALENCE, with_power
 from harness.report.tables import Table
 from harness.report.variants import Variant, tied_with
-from harness.runs import IGNORED_KEYS, Run, read_runs, short_label
+from harness.run_folders import IGNORED_KEYS, Run, read_runs, short_label
 from harness.stats import ALPHA, PairedTest, holm, paired_test
 
 MAX_FLIPS = 15  # items listed per variant and direction (all are counted)

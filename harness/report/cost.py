@@ -60,7 +60,7 @@ def cost_frame(variants: list[Variant], queries: int, basis: str = "modelled",
     """Numbers, one row per variant: build_s, seconds_per_query and p95_s on the basis
     used (df.attrs: basis, why when it differs from the one asked for, same_within), and
     both measured_* and modelled_* beside them. `tuning`: variant -> what the search that
-    chose it cost (harness.report.tuning); its build cost is then that search (its own
+    chose it cost (harness.report.search); its build cost is then that search (its own
     training included), and retrain_usd what one more build of it costs."""
     if basis not in BASES:
         raise ValueError(f"report.cost_basis must be one of {', '.join(BASES)}, got '{basis}'")

@@ -15,7 +15,7 @@ from harness.cost.projection import HOST_KINDS, Hardware, project_seconds, usd
 from harness.report import fmt as f
 from harness.report.tables import Table
 from harness.report.variants import Variant
-from harness.runs import Run
+from harness.run_folders import Run
 
 CONTENTION_FACTOR = 1.5  # measured / modelled beyond this (either way) is flagged
 MIN_FLAG_S = 1.0  # phases shorter than this are not flagged: fixed overheads dominate them

@@ -15,7 +15,7 @@ from harness.report.freshness import Freshness
 from harness.report.freshness import decision_lines as freshness_decision
 from harness.report.power import POWER, points
 from harness.report.variants import Pairs, Variant, tied_with
-from harness.runs import Run
+from harness.run_folders import Run
 from harness.stats import ALPHA
 
 

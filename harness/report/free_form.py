@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UserError
-from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.ppi import ppi_mean
 from harness.report.tables import Table
 from harness.report.variants import Variant
+from harness.run_record import Metric
 from harness.scoring.agreement import LOW_KAPPA, agreement, trust_warning
 from harness.stats import bootstrap_ci
 

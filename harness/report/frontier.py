@@ -21,7 +21,7 @@ import pandas as pd
 from harness.report import fmt as f
 from harness.report.tables import Table
 from harness.report.variants import Variant
-from harness.runs import short_label, varying_keys
+from harness.run_folders import short_label, varying_keys
 from harness.stats import Estimate
 
 TRAINING_KEYS = ("strategy.train.", "strategy.data.")  # what moves a point along a frontier

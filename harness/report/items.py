@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.variants import Variant
-from harness.results import atomic_write_text
+from harness.run_files import atomic_write_text
 
 RIGHT_AT = 0.5  # a score at or above this (seed-averaged) is "right"
 INLINE_MB = 25.0  # above this, the items go to a sibling items.html (report.items_inline_mb)

@@ -17,7 +17,7 @@ from harness.report.build import Report
 from harness.report.fmt import MUTED
 from harness.report.items import INLINE_MB, View, explorer_data, summary_line, to_json
 from harness.report.plots import TITLES
-from harness.results import atomic_write_text
+from harness.run_files import atomic_write_text
 
 
 def md_table(df: pd.DataFrame) -> str:

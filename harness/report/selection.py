@@ -21,7 +21,7 @@ from harness.errors import UserError
 from harness.report.expected_best import expected_max_normal
 from harness.report.power import points
 from harness.report.variants import Variant
-from harness.runs import Run
+from harness.run_folders import Run
 
 SELECT_ON = ("auto", "val", "test", "none")
 

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 
 from harness.cost.prices import api_usd_per_1k
-from harness.record import Metric
 from harness.report import fmt as f
 from harness.report.cost import baselines, crossover, percentile, same_within, served_pricing
 from harness.report.items import fragment
 from harness.report.power import EQUIVALENCE, POWER
 from harness.report.uncertainty import cluster_note, superiority
 from harness.report.variants import Pairs, Variant
-from harness.runs import Run
+from harness.run_folders import Run
+from harness.run_record import Metric
 from harness.stats import ALPHA
 
 

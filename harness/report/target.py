@@ -16,7 +16,7 @@ from harness.cost.target import USABLE, Target, rescale, shape_of, smallest_fit
 from harness.report import fmt as f
 from harness.report.tables import Table
 from harness.report.variants import Variant
-from harness.runs import Run
+from harness.run_folders import Run
 
 
 def _with_factor(work: Mapping[str, float], factor: float) -> dict[str, float]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.report.power import EQUIVALENCE, with_power
-from harness.runs import Run
+from harness.run_folders import Run
 from harness.stats import (
     ALPHA,
     Estimate,

@@ -27,8 +27,8 @@ import numpy as np
 
 from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
-from harness.record import item_score_of
-from harness.results import write_jsonl
+from harness.run_files import write_jsonl
+from harness.run_record import item_score_of
 from harness.scoring import contains, score_item
 from harness.types import Example, Prediction, Strategy, Task
 
@@ -54,7 +54,7 @@ def is_stale(ex: Example, pred: Prediction, old_answers: Sequence[str]) -> bool:
 
 
 def _primary(item: dict[str, float | None]) -> float:
-    """The item's primary score by the run record's one rule (harness.record): choice
+    """The item's primary score by the run record's one rule (harness.run_record): choice
     correctness; else the generated answer contains the gold; else recall@k."""
     return item_score_of(item) or 0.0
 

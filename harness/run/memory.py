@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.cost.memory import QUANT_OVERHEAD, SLACK, Dims, Memory, Plan, predict
 from harness.retrieval.embedder import loaded_embedders, weights_bytes
-from harness.run.fits import plan_of
+from harness.run.memory_check import plan_of
 from harness.run.outcome import Predicted
 from harness.system import peak_memory_mb, release_freed_memory, reset_peak_memory
 from harness.types import FitReport, Strategy

@@ -1,5 +1,5 @@
 """What a run's predictions add up to: the per-item scores (harness.scoring and the metrics
-registered in harness.record), the run record's score, strategy, leakage and timing fields,
+registered in harness.run_record), the run record's score, strategy, leakage and timing fields,
 and the rows of predictions.jsonl. The runner (harness.run.runner) calls these after
 predict."""
 
@@ -15,8 +15,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from harness.cost.fields import measured_usage
-from harness.record import METRICS, user_metrics
-from harness.results import STATUS_COMPLETE, write_jsonl
+from harness.run_files import STATUS_COMPLETE, write_jsonl
+from harness.run_record import METRICS, user_metrics
 from harness.scoring import aggregate, score_item
 from harness.types import Example, FitReport, Prediction, Strategy, Task
 
@@ -36,7 +36,7 @@ class Predicted:
 
 def record_fields(cfg: DictConfig, task: Task, strategy: Strategy, fit: FitReport, run: Predicted,
             items: list[dict], free_form: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """The run record's task, score, strategy, fit and timing fields (harness.record)."""
+    """The run record's task, score, strategy, fit and timing fields (harness.run_record)."""
     return {
         "status": STATUS_COMPLETE,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -63,7 +63,7 @@ def record_fields(cfg: DictConfig, task: Task, strategy: Strategy, fit: FitRepor
 
 
 def accuracy(items: list[dict]) -> dict[str, float | None]:
-    """The run's mean of every per-item metric (harness.record), and the other per-item
+    """The run's mean of every per-item metric (harness.run_record), and the other per-item
     scores (citations; groundedness's unsupported share)."""
     m = aggregate(items)
     return {**{name: m.get(metric.item_key) for name, metric in METRICS.items()},
@@ -76,7 +76,7 @@ def accuracy(items: list[dict]) -> dict[str, float | None]:
 
 def score_items(strategy: Strategy, examples: list[Example], preds: list[Prediction]) -> list[dict]:
     """Per item: the built-in scores (harness.scoring) and every registered metric of the
-    user's own (harness.record.register_metric)."""
+    user's own (harness.run_record.register_metric)."""
     items = [score_item(e, p, strategy.retrieval_k, strategy.cites) for e, p in zip(examples, preds)]
     for metric in user_metrics():
         for it, e, p in zip(items, examples, preds):

@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from harness.results import STATUS_COMPLETE, STATUS_FAILED, read_json, run_status, write_json
+from harness.run_files import STATUS_COMPLETE, STATUS_FAILED, read_json, run_status, write_json
 
 log = logging.getLogger("harness.sweep")
 

@@ -39,16 +39,6 @@ from harness.errors import ConfigError, UserError, full_errors
 from harness.models import LanguageModel, get_lm, is_loaded, is_served, model_label
 from harness.models.prediction_cache import CACHE_METER
 from harness.ranks import agree, from_slurm, is_main, main_first, world
-from harness.record import primary_metric
-from harness.results import (
-    STATUS_FAILED,
-    STATUS_RUNNING,
-    atomic_write_text,
-    is_complete,
-    read_json,
-    write_json,
-    write_jsonl,
-)
 from harness.retrieval import get_embedder
 from harness.retrieval.embedder import loaded_embedders
 from harness.run.calibration import measurer
@@ -59,11 +49,21 @@ from harness.run.compose import (
     same_config,
     strategy_factory,
 )
-from harness.run.fits import check_fits
 from harness.run.freshness import run_freshness
 from harness.run.memory import Loaded, mark_peak, run_memory
+from harness.run.memory_check import check_fits
 from harness.run.outcome import Predicted, prediction_rows, record_fields, score_items
 from harness.run.slurm import explain, slurm_job
+from harness.run_files import (
+    STATUS_FAILED,
+    STATUS_RUNNING,
+    atomic_write_text,
+    is_complete,
+    read_json,
+    write_json,
+    write_jsonl,
+)
+from harness.run_record import primary_metric
 from harness.scoring.free_form import scorer_from_config
 from harness.search.trial import search_fields, trial_pruning, trial_reporter
 from harness.system import (
@@ -171,7 +171,7 @@ def _setup(cfg: DictConfig, pruning=None) -> tuple[Task, Any, LanguageModel, Str
 
 
 def import_metric_modules(modules: list[str]) -> None:
-    """`metrics=[mymodule, ...]`: modules whose harness.record.register_metric calls add
+    """`metrics=[mymodule, ...]`: modules whose harness.run_record.register_metric calls add
     per-item metrics to every run (importable from where harness-run starts)."""
     for name in modules:
         try:

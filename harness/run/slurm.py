@@ -9,7 +9,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness.results import STATUS_FAILED, STATUS_RUNNING, read_json, write_json
+from harness.run_files import STATUS_FAILED, STATUS_RUNNING, read_json, write_json
 
 
 def slurm_job() -> str | None:

@@ -15,8 +15,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from harness.results import find_runs
 from harness.retrieval import get_embedder
+from harness.run_files import find_runs
 from harness.scoring.semantic import best_threshold, calibration_pairs, pair_cosines
 from harness.system import config_dir, group_config
 from harness.types import Example

@@ -11,4 +11,4 @@ The Hydra sweeper (hydra_plugins/adaptbench_search) puts them together; the runn
 (harness.run) prunes a trial through study.TrialReporter, so this package imports no runner.
 
 The report reads what the search did from the run directories alone
-(harness.report.tuning, harness.report.expected_best)."""
+(harness.report.search, harness.report.expected_best)."""

@@ -69,7 +69,7 @@ def choose(candidates: Sequence[Candidate], rule: str) -> Choice | None:
 def item_se(run_dir: Path, metric: str) -> float:
     """The standard error of a run's mean `metric` over its items (predictions.jsonl),
     nan when it has no per-item scores."""
-    from harness.runs import item_key
+    from harness.run_folders import item_key
 
     path = run_dir / "predictions.jsonl"
     if not path.is_file():

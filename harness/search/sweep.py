@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cost.prices import run_usd
-from harness.results import STATUS_COMPLETE, read_json, write_json
+from harness.run_files import STATUS_COMPLETE, read_json, write_json
 from harness.search.plan import Plan, StrategyPlan
 from harness.search.select import Candidate, choose, item_se
 from harness.search.space import from_stored, overrides, suggest

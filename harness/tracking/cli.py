@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from harness.errors import UserError
-from harness.results import find_runs
+from harness.run_files import find_runs
 from harness.tracking.settings import TrackingSettings, failure, redact, sweep_dir_of
 from harness.tracking.track import read_tracking
 

@@ -30,8 +30,8 @@ import yaml
 from filelock import FileLock
 
 from harness.cost.prices import usd
-from harness.results import STATUS_COMPLETE, STATUS_FAILED, read_json
-from harness.runs import Run, flatten, known_metrics, read_runs
+from harness.run_files import STATUS_COMPLETE, STATUS_FAILED, read_json
+from harness.run_folders import Run, flatten, known_metrics, read_runs
 from harness.stats import bootstrap_ci
 from harness.tracking.settings import TrackingSettings, config_hash, sweep_dir_of
 

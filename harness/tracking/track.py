@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from harness.results import read_json, write_json
+from harness.run_files import read_json, write_json
 from harness.tracking.settings import (
     TRACKING_FILE,
     TrackingSettings,

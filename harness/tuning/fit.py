@@ -31,7 +31,7 @@ from harness.data.update import TaskUpdate
 from harness.errors import ConfigError
 from harness.models.local import LM
 from harness.ranks import agree, distributed, is_main, world
-from harness.results import read_json, write_json
+from harness.run_files import read_json, write_json
 from harness.system import cache_root, peak_memory_mb, release_freed_memory
 from harness.tuning.forgetting import measure_forgetting
 from harness.tuning.loop import TrainResult, TrainSettings, train

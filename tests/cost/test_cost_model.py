@@ -271,7 +271,7 @@ def test_harness_calibrate_measures_every_section_once(tmp_path):
     import subprocess
     import sys
 
-    args = [sys.executable, "-m", "harness.run.calibrate", "model=tiny-random",
+    args = [sys.executable, "-m", "harness.run.calibrate_cli", "model=tiny-random",
             f"cache_dir={tmp_path}", "cost.calibration_repeats=1", "cost.profile_dir=null",
             f"hydra.run.dir={tmp_path}/hydra"]
     res = subprocess.run(args, capture_output=True, text=True, timeout=600)

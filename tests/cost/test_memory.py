@@ -122,7 +122,7 @@ def test_a_run_that_cannot_fit_stops_before_loading_in_one_line(tmp_path):
 
 
 def test_plans_follow_the_strategy_config():
-    from harness.run.fits import plan_of
+    from harness.run.memory_check import plan_of
 
     assert plan_of({"k_shot": 3}, half=True).trains == "none"
     lora = plan_of({"train": {"batch_size": 4, "grad_accum": 2}, "data": {"max_seq_len": 256},

@@ -13,7 +13,7 @@ from harness.report.build import build_report
 from harness.report.cli import main as report_main
 from harness.report.frontier import compare, frontier_data
 from harness.report.variants import make_variants
-from harness.runs import read_runs
+from harness.run_folders import read_runs
 from harness.stats import Estimate
 
 N = 40

@@ -18,7 +18,7 @@ from bench.items_scale import write_sweep
 from harness.report.items import fragment, item_frame, views
 from harness.report.render import write_items_page
 from harness.report.variants import make_variants
-from harness.runs import read_runs
+from harness.run_folders import read_runs
 from tests.report.browser import chromium_page, needs_chromium, open_items
 
 VARIANTS = ["prompt", "rag", "lora", "full", "hybrid"]

@@ -12,7 +12,7 @@ import yaml
 
 from harness.cost.prices import hardware_name, run_prices
 from harness.report.cli import main as report_main
-from harness.runs import read_runs
+from harness.run_folders import read_runs
 
 TABLES = ["accuracy", "pairs", "cost", "cost_model", "latency", "retrieval", "attribution",
           "forgetting", "seen", "build", "failures"]

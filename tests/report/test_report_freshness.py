@@ -12,7 +12,7 @@ import pytest
 
 from harness.report.build import build_report
 from harness.report.cli import main as report_main
-from harness.runs import read_runs
+from harness.run_folders import read_runs
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import yaml
 
 from harness.report.build import build_report
 from harness.report.cli import main as report_main
-from harness.runs import read_runs
+from harness.run_folders import read_runs
 
 N = 60
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from harness.cache import problem
-from harness.results import is_complete, run_status
+from harness.run_files import is_complete, run_status
 
 RUN = ["model=tiny-random", "strategy=lora", "task.n_entities=30", "limit=10",
        "seen_eval_limit=10", "progress=false", "strategy.train.max_steps=12"]

@@ -1,4 +1,4 @@
-"""The run record's metrics (harness.record): the one primary-metric rule, and a metric a
+"""The run record's metrics (harness.run_record): the one primary-metric rule, and a metric a
 user registers in a module of their own, which every run then records and the report
 tables, tests and ranks by."""
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.record import METRICS, item_score_of, primary_metric, register_metric
 from harness.report.cli import main as report_main
+from harness.run_record import METRICS, item_score_of, primary_metric, register_metric
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_MODULE = '''
-from harness.record import register_metric
+from harness.run_record import register_metric
 
 
 @register_metric("short_answer", label="answer of at most 2 words", kind="binary")

@@ -66,7 +66,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     assert not (sweep / "2_rag_seed0").exists()
 
     # the killed run reads as incomplete in a report, with no numbers from it
-    from harness.runs import load_runs
+    from harness.run_folders import load_runs
     table = load_runs([sweep]).set_index("strategy")
     assert table.loc["lora", "status"] == "incomplete"
 

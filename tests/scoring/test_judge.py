@@ -123,6 +123,6 @@ def test_judge_model_is_a_config_name_a_mapping_or_an_id(tmp_path):
     assert judge_model_config("smollm2-135m", [tmp_path, CONF_DIR], None)["name_or_path"] == \
         "/models/mine"  # a user's --config-dir comes first
     hub = judge_model_config("Qwen/Qwen2.5-7B-Instruct", [CONF_DIR], None)
-    assert hub["name_or_path"] == "Qwen/Qwen2.5-7B-Instruct" and hub["dtype"] == "float32"
+    assert hub["name_or_path"] == "Qwen/Qwen2.5-7B-Instruct" and hub["dtype"] == "auto"
     mapping = judge_model_config({"name_or_path": "/m", "dtype": "bfloat16"}, [CONF_DIR], None)
     assert mapping["dtype"] == "bfloat16" and mapping["use_chat_template"] == "auto"

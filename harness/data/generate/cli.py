@@ -22,7 +22,7 @@ from harness.data.generate.paraphrase import ParaphraseSettings, paraphrase
 from harness.data.generate.validity import validity
 from harness.errors import ConfigError, UserError, full_errors
 from harness.models import get_lm
-from harness.results import write_json, write_jsonl
+from harness.run_files import write_json, write_jsonl
 from harness.system import cache_root, config_dir, versions
 from harness.types import Document, Example
 

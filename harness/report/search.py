@@ -18,7 +18,7 @@ from harness.report import fmt as f
 from harness.report.expected_best import Curve, budget_lines
 from harness.report.tables import Table
 from harness.report.variants import Variant
-from harness.runs import BARE_KEYS, Run, short_label, varying_keys
+from harness.run_folders import BARE_KEYS, Run, short_label, varying_keys
 from harness.search.select import Candidate, Choice, choose, item_se
 
 

@@ -9,7 +9,7 @@ in metrics.json and the item scores in predictions.jsonl).
 
 A metric of your own is one function of a test item and its prediction, and a name:
 
-    from harness.record import register_metric
+    from harness.run_record import register_metric
 
     @register_metric("short_answer", label="answer of at most 5 words", kind="binary")
     def short_answer(example, prediction):

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.record import BUILTIN, METRICS, Metric
-from harness.record import metric_info as record_metrics
-from harness.results import find_runs
+from harness.run_files import find_runs
+from harness.run_record import BUILTIN, METRICS, Metric
+from harness.run_record import metric_info as record_metrics
 
 COLUMNS = ["run", "variant", "strategy", "seed", "status", "trains", "can_cite", "retrieval_k",
            "n_examples", "choice_accuracy",
@@ -51,7 +51,7 @@ NESTED = [
 ]
 def known_metrics(runs: list[Run]) -> dict[str, Metric]:
     """The metrics a report may rank by: the built-in ones and every metric the runs
-    recorded (metric_info: a user's own, registered with harness.record.register_metric)."""
+    recorded (metric_info: a user's own, registered with harness.run_record.register_metric)."""
     return record_metrics([r.metrics.get("metric_info") for r in runs])
 
 
