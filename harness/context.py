@@ -17,6 +17,7 @@ from harness.answering import AnswerSettings
 from harness.models import LanguageModel
 from harness.prompting import PromptSettings
 from harness.retrieval import Embedder, Retriever, Services, make_retriever
+from harness.types import Pruning
 
 DEFAULT_RETRIEVER = {"_target_": "harness.retrieval.dense.DenseRetriever", "name": "dense"}
 
@@ -37,7 +38,7 @@ class StrategyContext:
     # a search trial's pruner (experiment=fair with search.pruner): a strategy that trains
     # calls it after each validation with (epoch, validation loss, last validation?); True:
     # stop training (harness.tuning.fit_tuned takes it as `pruning`). None outside a search.
-    pruning: Callable[[float, float, bool], bool] | None = None
+    pruning: Pruning | None = None
 
     def with_lm(self, lm: LanguageModel) -> StrategyContext:
         """The same context around another model (a tuned copy, say)."""

@@ -8,11 +8,16 @@ predictions return, never from its name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 SPLITS = ("train", "val", "test")
+
+# A search trial's pruner, asked after each validation of a training run: (epoch, validation
+# loss, last) -> stop now? (harness.search.trial.trial_pruning makes it; the strategy's
+# StrategyContext.pruning carries it to training).
+Pruning = Callable[[float, float, bool], bool]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ repo must exist."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import shlex
 import subprocess
@@ -72,6 +73,12 @@ def _conf() -> Iterator[None]:
         yield
 
 
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
+    """A job's effective config (the same job in several pages is composed once)."""
+    return effective_config(compose(config_name="config", overrides=list(overrides)))
+
+
 def check_run(args: list[str]) -> int:
     """Compose every job of a harness-run command; returns how many were composed."""
     with _conf():
@@ -91,7 +98,7 @@ def _check_run(args: list[str]) -> int:
                      return_hydra_config=True)
     if not multirun:
         assert not any(o.is_sweep_override() for o in parsed), "a sweep without -m"
-        effective_config(compose(config_name="config", overrides=overrides))
+        _composed(tuple(overrides))
         return 1
     sweeper = master.hydra.sweeper
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
@@ -99,7 +106,7 @@ def _check_run(args: list[str]) -> int:
         return _check_search(params + overrides)
     jobs = BasicSweeper.split_arguments(parser.parse_overrides(params + overrides), None)[0]
     for job in jobs[:MAX_JOBS]:
-        effective_config(compose(config_name="config", overrides=job))
+        _composed(tuple(job))
     return len(jobs)
 
 
@@ -115,8 +122,7 @@ def _check_search(arguments: list[str]) -> int:
         except Exception:
             return []
 
-    plan = plan_search(strategies, shared,
-                       lambda ov: effective_config(compose(config_name="config", overrides=ov)),
+    plan = plan_search(strategies, shared, lambda ov: _composed(tuple(ov)),
                        group_options, lambda cfg: ("task", 100))
     return len(plan.strategies)
 

@@ -131,7 +131,7 @@ class Dims:
 
 
 @dataclass(frozen=True)
-class Plan:
+class MemoryPlan:
     """How a variant runs: what trains, in which precision, on how many shards."""
 
     trains: str = "none"  # none | all (every weight) | adapter
@@ -186,7 +186,7 @@ class Memory:
         return {k: round(v / GB, 3) for k, v in {**self.terms, "total": self.total}.items()}
 
 
-def saved_per_token(d: Dims, p: Plan, seq: int | None = None) -> float:
+def saved_per_token(d: Dims, p: MemoryPlan, seq: int | None = None) -> float:
     """Bytes autograd saves per token for one decoder layer of a LLaMA block (see the module
     text), for what `p` trains, in its regime; `seq` for unfused attention's scores. Counted
     from transformers' LlamaDecoderLayer and peft's LoRA layer: rotary embeddings save only
@@ -212,13 +212,13 @@ def saved_per_token(d: Dims, p: Plan, seq: int | None = None) -> float:
     return 0.0
 
 
-def loss_bytes(d: Dims, p: Plan) -> float:
+def loss_bytes(d: Dims, p: MemoryPlan) -> float:
     """Per token: the logits (compute dtype), their float32 log-softmax, and the two float32
     gradients of that size the backward pass starts with."""
     return d.vocab * (p.compute_bytes + 4.0 + 2 * 4.0)
 
 
-def _state_terms(d: Dims, p: Plan) -> dict[str, float]:
+def _state_terms(d: Dims, p: MemoryPlan) -> dict[str, float]:
     w, copy, grad, optim = REGIMES[p.regime]
     n = max(p.shards, 1)
     body = d.params - d.embedding_params
@@ -241,7 +241,7 @@ def _state_terms(d: Dims, p: Plan) -> dict[str, float]:
     return out
 
 
-def _activation_bytes(d: Dims, p: Plan) -> float:
+def _activation_bytes(d: Dims, p: MemoryPlan) -> float:
     tokens = p.batch * p.seq
     layer = saved_per_token(d, p) * tokens
     kept = (d.layers * d.hidden * tokens * p.residual_bytes + layer) if p.checkpointing \
@@ -249,7 +249,7 @@ def _activation_bytes(d: Dims, p: Plan) -> float:
     return kept + tokens * loss_bytes(d, p)
 
 
-def _scoring_terms(d: Dims, p: Plan) -> dict[str, float]:
+def _scoring_terms(d: Dims, p: MemoryPlan) -> dict[str, float]:
     """Inference: a batch of contexts, each choice scored after its context's cache."""
     c = p.compute_bytes
     rows = p.batch * max(p.choices, 1)
@@ -259,7 +259,7 @@ def _scoring_terms(d: Dims, p: Plan) -> dict[str, float]:
     return {"kv_cache": cache, "scoring": logits + attention}
 
 
-def predict(d: Dims, p: Plan) -> Memory:
+def predict(d: Dims, p: MemoryPlan) -> Memory:
     """The predicted peak of one process (one shard)."""
     terms = _state_terms(d, p)
     apart = 0.0

@@ -31,12 +31,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.cost.memory import GB, Dims, Plan, predict
+from harness.cost.memory import GB, Dims, MemoryPlan, predict
 from harness.errors import ConfigError
 from harness.system import group_config
 
 USABLE = 0.9  # of a GPU's memory a plan may use: the CUDA context and fragmentation beside
-SHARDS = (2, 4, 8)
+FSDP_GPU_COUNTS = (2, 4, 8)
 RECOMPUTE = 4 / 3  # training FLOPs with checkpointing: forward + backward (3) + forward again
 
 
@@ -125,20 +125,20 @@ def rescale(work: Mapping[str, float], src: Mapping[str, float], dst: Mapping[st
     return out
 
 
-def gpu_plans(record: Mapping[str, Any], d: Dims) -> list[tuple[str, Plan, float]]:
+def gpu_plans(record: Mapping[str, Any], d: Dims) -> list[tuple[str, MemoryPlan, float]]:
     """The plans to try for a run on the target, smallest first: (words, plan, FLOPs factor
     of its training). `record`: metrics.json -> memory -> plan."""
     trains = str(record.get("trains") or "none")
     if trains == "none":
-        p = Plan(trains="none", regime="bf16", batch=int(record.get("batch") or 1),
+        p = MemoryPlan(trains="none", regime="bf16", batch=int(record.get("batch") or 1),
                  seq=int(record.get("seq") or 0), choices=int(record.get("choices") or 0),
                  choice_tokens=int(record.get("choice_tokens") or 0),
                  retrieval_bytes=float(record.get("retrieval_bytes") or 0))
         return [("1 GPU", p, 1.0)] + [(f"weights split over {n} GPUs", replace(p, shards=n), 1.0)
-                                      for n in SHARDS]
+                                      for n in FSDP_GPU_COUNTS]
     adapter = trains == "adapter"
     regime = "nf4" if record.get("quantized") else ("bf16" if adapter else "amp")
-    p = Plan(trains=trains, regime=regime, batch=int(record.get("batch") or 1),
+    p = MemoryPlan(trains=trains, regime=regime, batch=int(record.get("batch") or 1),
              seq=int(record.get("seq") or 512),
              adapter_params=int(float(record.get("adapter_per_layer_width") or 0) * d.layers * d.hidden),
              adapter_rank=int(record.get("adapter_rank") or 16),
@@ -152,7 +152,7 @@ def gpu_plans(record: Mapping[str, Any], d: Dims) -> list[tuple[str, Plan, float
         plans.append(("1 GPU, QLoRA (4-bit base), gradient checkpointing",
                       replace(ck, regime="nf4"), factor))
     plans += [(f"FSDP over {n} GPUs, gradient checkpointing", replace(ck, shards=n), factor)
-              for n in SHARDS]
+              for n in FSDP_GPU_COUNTS]
     return plans
 
 

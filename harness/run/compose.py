@@ -24,10 +24,10 @@ from harness.models import LanguageModel
 from harness.prompting import PromptSettings
 from harness.retrieval import get_embedder
 from harness.system import config_dir, group_config
-from harness.types import Strategy, missing_members
+from harness.types import Pruning, Strategy, missing_members
 
 
-def strategy_factory(cfg: DictConfig, pruning: Callable[[float, float, bool], bool] | None = None
+def strategy_factory(cfg: DictConfig, pruning: Pruning | None = None
                      ) -> Callable[[LanguageModel], Strategy]:
     """Check the strategy's config and the run's prompt/answer settings before the model is
     loaded; returns lm -> the strategy, built from one StrategyContext and its knobs

@@ -26,7 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.cost.memory import QUANT_OVERHEAD, SLACK, Dims, Memory, Plan, predict
+from harness.cost.memory import QUANT_OVERHEAD, SLACK, Dims, Memory, MemoryPlan, predict
 from harness.retrieval.embedder import loaded_embedders, weights_bytes
 from harness.run.memory_check import plan_of
 from harness.run.outcome import Predicted
@@ -59,7 +59,7 @@ def checkpoint_bytes(model: Any) -> float:
                      if p.suffix in (".safetensors", ".bin")))
 
 
-def _quantizing(d: Dims, plan: Plan, lm_bytes: float, half: bool) -> Memory:
+def _quantizing(d: Dims, plan: MemoryPlan, lm_bytes: float, half: bool) -> Memory:
     """QLoRA's 4-bit copy being made (harness.tuning.quantize): the float32 weights (loaded
     for it when the model serves in 16 bits), written to a temporary checkpoint and read
     back (the file mapped while its tensors are quantized), and the 4-bit result, beside the
@@ -117,7 +117,7 @@ def memory_fields(lm: Any, strategy: dict[str, Any], *, fit: Any, scoring_batch:
     elif retrieval_bytes:
         phases["fit"] = Memory({"weights": lm_bytes, "retrieval": retrieval_bytes})
     if computed_predictions:
-        plan = Plan(trains="none", regime="bf16" if half else "float32", batch=scoring_batch,
+        plan = MemoryPlan(trains="none", regime="bf16" if half else "float32", batch=scoring_batch,
                     seq=prompt_tokens, choices=choices, choice_tokens=choice_tokens,
                     retrieval_bytes=retrieval_bytes, resident_bytes=tuned_copy)
         mem = predict(d, plan)
@@ -132,7 +132,7 @@ def memory_fields(lm: Any, strategy: dict[str, Any], *, fit: Any, scoring_batch:
     return {**_record(phases, loaded, peaks_mb), "plan": _plan_record(base, d, fit, notes, scoring)}
 
 
-def _plan_record(base: Plan, d: Dims, fit: Any, notes: dict, scoring: dict) -> dict[str, Any]:
+def _plan_record(base: MemoryPlan, d: Dims, fit: Any, notes: dict, scoring: dict) -> dict[str, Any]:
     """What the run computed, without the model's size: the plan another model is sized by
     (harness.cost.target, report.project_model)."""
     if base.trains == "none":

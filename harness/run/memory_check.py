@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.cost.memory import GB, SLACK, Dims, Plan, predict
+from harness.cost.memory import GB, SLACK, Dims, MemoryPlan, predict
 from harness.errors import ConfigError
 from harness.system import resolve_device, resolve_dtype
 
@@ -39,12 +39,12 @@ def model_config(name: str) -> dict | None:
         else None
 
 
-def plan_of(strategy: Mapping[str, Any], half: bool) -> Plan:
+def plan_of(strategy: Mapping[str, Any], half: bool) -> MemoryPlan:
     """How the run's strategy uses memory; `half`: the model computes in a 16-bit dtype
     (then training runs on float32 weights under autocast, as harness.tuning does)."""
     train = strategy.get("train")
     if not isinstance(train, Mapping):  # no training: the weights in their dtype
-        return Plan(trains="none", regime="bf16" if half else "float32")
+        return MemoryPlan(trains="none", regime="bf16" if half else "float32")
     adapter = strategy.get("adapter") or {}
     seq = int((strategy.get("data") or {}).get("max_seq_len") or 512)
     common = {"batch": int(train.get("batch_size") or 1), "seq": seq,
@@ -52,9 +52,9 @@ def plan_of(strategy: Mapping[str, Any], half: bool) -> Plan:
               "grads_kept": int(train.get("grad_accum") or 1) > 1}
     if adapter:
         regime = "nf4" if adapter.get("quantize") == "4bit" else ("amp" if half else "float32")
-        return Plan(trains="adapter", regime=regime, adapter_rank=int(adapter.get("r") or 0),
+        return MemoryPlan(trains="adapter", regime=regime, adapter_rank=int(adapter.get("r") or 0),
                     adapter_dropout=float(adapter.get("dropout") or 0) > 0, **common)
-    return Plan(trains="all", regime="amp" if half else "float32", **common)
+    return MemoryPlan(trains="all", regime="amp" if half else "float32", **common)
 
 
 def available_bytes(device: str) -> float:

@@ -29,7 +29,7 @@ class StrategyPlan:
 
 
 @dataclass(frozen=True)
-class Plan:
+class SearchPlan:
     strategies: list[StrategyPlan]
     shared: list[str]  # the command line's plain overrides, given to every job
 
@@ -57,7 +57,7 @@ def split_arguments(parsed: Sequence[Any]) -> tuple[list[str], list[str]]:
 def plan_search(strategies: list[str], shared: list[str],
                 compose: Callable[[list[str]], DictConfig],
                 group_options: Callable[[str], list[str]],
-                val_count: Callable[[DictConfig], tuple[str, int]]) -> Plan:
+                val_count: Callable[[DictConfig], tuple[str, int]]) -> SearchPlan:
     """Compose each strategy's config with its space and check every key (compose: overrides
     -> the job's effective config, per_strategy merged; val_count: config -> (task name,
     validation items))."""
@@ -84,7 +84,7 @@ def plan_search(strategies: list[str], shared: list[str],
         task, n_val = counted[task_key]
         _check_val(task, n_val, list(cfg.task.get("split_ratios") or []))
         plans.append(StrategyPlan(name, params, base, n_val))
-    return Plan(plans, shared)
+    return SearchPlan(plans, shared)
 
 
 def _check_val(task: str, n_val: int, ratios: list[float]) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.cost.prices import run_usd
 from harness.run_files import STATUS_COMPLETE, read_json, write_json
-from harness.search.plan import Plan, StrategyPlan
+from harness.search.plan import SearchPlan, StrategyPlan
 from harness.search.select import Candidate, choose, item_se
 from harness.search.space import from_stored, overrides, suggest
 from harness.search.study import SearchSettings, open_study
@@ -86,7 +86,7 @@ class Job:
 
 
 class Search:
-    def __init__(self, sweep_dir: Path, settings: SearchSettings, plan: Plan,
+    def __init__(self, sweep_dir: Path, settings: SearchSettings, plan: SearchPlan,
                  launch: Launch, progress_file: str = "sweep.json") -> None:
         self.sweep_dir, self.settings, self.plan, self.launch = sweep_dir, settings, plan, launch
         self.progress_file = progress_file  # where the sweep's progress line reads its total

@@ -5,7 +5,6 @@ a search."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.ranks import world
 from harness.search.study import SearchSettings, TrialReporter
-from harness.types import FitReport
+from harness.types import FitReport, Pruning
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ def trial_reporter(cfg: DictConfig, run_dir: Path) -> TrialReporter | None:
     return TrialReporter(run_dir.parent, str(search.study), int(search.trial), settings)
 
 
-def trial_pruning(reporter: TrialReporter | None) -> Callable[[float, float, bool], bool] | None:
+def trial_pruning(reporter: TrialReporter | None) -> Pruning | None:
     """The trial's pruner (search.pruner), unless several processes train it (they would
     have to stop together)."""
     if reporter is None or reporter.pruning is None:

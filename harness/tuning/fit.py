@@ -18,7 +18,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from harness.tuning.methods import Method
 from harness.tuning.quantize import weights_mb
 from harness.tuning.rows import TrainRow, rows_about
 from harness.tuning.shard import full_state_dict
-from harness.types import FitReport
+from harness.types import FitReport, Pruning
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)  # trained in mixed precision
 
@@ -106,7 +106,7 @@ def fit_tuned(lm: LM, method: Method, rows: Sequence[TrainRow], val_rows: Sequen
               cache_dir: str | None = None, forgetting: bool = True,
               progress: bool = True, notes: dict | None = None,
               parent: FitReport | None = None,
-              pruning: Callable[[float, float, bool], bool] | None = None) -> Tuned:
+              pruning: Pruning | None = None) -> Tuned:
     """Train (or load from the artifact cache) a tuned copy of `lm`'s model; with `parent`
     (the report of an earlier fit_tuned), train on from that artifact instead of the base.
     `pruning`: a search trial's pruner (harness.tuning.loop.train); a pruned model is not
@@ -153,7 +153,7 @@ def _artifact_builder(lm: LM, method: Method, rows: Sequence[TrainRow],
                       val_rows: Sequence[TrainRow], settings: TrainSettings, *, seed: int,
                       progress: bool, parent: FitReport | None,
                       trained: dict[str, PreTrainedModel],
-                      pruning: Callable[[float, float, bool], bool] | None = None):
+                      pruning: Pruning | None = None):
     """build(tmp): train from the master weights (or on from `parent`'s artifact), save the
     artifact and what training took into tmp; the model to serve goes into `trained`. A
     pruned training raises Pruned (with what it took) after the model is in `trained`."""

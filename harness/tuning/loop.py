@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from transformers import (
 from harness.errors import ConfigError
 from harness.ranks import world
 from harness.tuning.rows import IGNORE, TrainRow, plan_batches
-from harness.tuning.shard import SHARDS, shard, states_mb
+from harness.tuning.shard import SHARD_MODES, shard, states_mb
+from harness.types import Pruning
 
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -85,8 +86,8 @@ class TrainSettings:
             raise ConfigError("train.lr must be > 0, train.batch_size and train.grad_accum >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("train.epochs or train.max_steps must be > 0")
-        if self.shard not in SHARDS:
-            raise ConfigError(f"unknown train.shard '{self.shard}'; choose one of: {', '.join(SHARDS)}")
+        if self.shard not in SHARD_MODES:
+            raise ConfigError(f"unknown train.shard '{self.shard}'; choose one of: {', '.join(SHARD_MODES)}")
         if self.shard == "fsdp" and self.checkpoint == "best":
             raise ConfigError("train.shard=fsdp serves the last weights (keeping the best "
                               "checkpoint of sharded weights is not supported): set train.checkpoint=last")
@@ -192,7 +193,7 @@ class _Prune(TrainerCallback):
     """After each validation, asks `pruning(epoch, validation loss, last)` (a search's trial
     reporter) whether to stop; records the epoch it stopped at."""
 
-    def __init__(self, pruning: Callable[[float, float, bool], bool], steps_per_epoch: int) -> None:
+    def __init__(self, pruning: Pruning, steps_per_epoch: int) -> None:
         self.pruning, self.steps_per_epoch = pruning, steps_per_epoch
         self.at: float | None = None
 
@@ -225,7 +226,7 @@ def epoch_orders(rows: Sequence[TrainRow], settings: TrainSettings, seed: int,
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _BatchPlan:
     """How many optimizer steps a training run takes, in what row order."""
     processes: int
     steps_per_epoch: int
@@ -233,7 +234,7 @@ class _Plan:
     order: list[int]  # row indices, micro-batch by micro-batch
 
     @classmethod
-    def of(cls, rows: Sequence[TrainRow], settings: TrainSettings, seed: int) -> _Plan:
+    def of(cls, rows: Sequence[TrainRow], settings: TrainSettings, seed: int) -> _BatchPlan:
         # Under several processes (harness.ranks) each step takes grad_accum micro-batches on
         # every process: consecutive micro-batches of the planned order go to processes in
         # turn (accelerate's batch sharding), so a step sees the rows one process would see
@@ -247,7 +248,7 @@ class _Plan:
         return cls(processes, steps_per_epoch, total, order)
 
 
-def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan, work_dir: Path,
+def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _BatchPlan, work_dir: Path,
                    *, has_val: bool, seed: int, progress: bool,
                    compute_dtype: torch.dtype | None) -> TrainingArguments:
     keep_best = has_val and settings.checkpoint == "best"
@@ -294,7 +295,7 @@ def _training_args(model: PreTrainedModel, settings: TrainSettings, plan: _Plan,
 def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
           val_rows: Sequence[TrainRow], settings: TrainSettings, work_dir: Path, *,
           seed: int, progress: bool = True, compute_dtype: torch.dtype | None = None,
-          pruning: Callable[[float, float, bool], bool] | None = None) -> TrainResult:
+          pruning: Pruning | None = None) -> TrainResult:
     """Train `model` in place on `rows`; with val rows, the best checkpoint by validation
     loss is loaded back at the end. Batch order is planned here (length-grouped, one
     document's phrasings never in one batch) and fed to the Trainer sequentially.
@@ -306,7 +307,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     (harness.tuning.shard); `TrainResult.sharded` says so."""
     if not rows:
         raise ConfigError("no training rows: the task's train split and corpus are empty")
-    plan = _Plan.of(rows, settings, seed)
+    plan = _BatchPlan.of(rows, settings, seed)
     has_val = len(val_rows) > 0
     args = _training_args(model, settings, plan, work_dir, has_val=has_val, seed=seed,
                           progress=progress, compute_dtype=compute_dtype)
@@ -341,7 +342,7 @@ def train(model: PreTrainedModel, pad_id: int, rows: Sequence[TrainRow],
     consumed = len(plan.order[: result.steps * result.global_batch])
     other = dataclasses.replace(settings, group_by_length=not settings.group_by_length)
     result.pad_share = pad_share(rows, plan.order[:consumed], settings.batch_size)
-    result.pad_share_other = pad_share(rows, _Plan.of(rows, other, seed).order[:consumed],
+    result.pad_share_other = pad_share(rows, _BatchPlan.of(rows, other, seed).order[:consumed],
                                        settings.batch_size)
     return result
 
@@ -358,7 +359,7 @@ def pad_share(rows: Sequence[TrainRow], order: Sequence[int], batch_size: int) -
 
 
 def _result(rows: Sequence[TrainRow], val_rows: Sequence[TrainRow], settings: TrainSettings,
-            plan: _Plan, trainer: Trainer, watch: _Watch, wall: float) -> TrainResult:
+            plan: _BatchPlan, trainer: Trainer, watch: _Watch, wall: float) -> TrainResult:
     """What a training run did: the rows it consumed, its batches, losses and rates."""
     steps = trainer.state.global_step
     global_batch = settings.batch_size * settings.grad_accum * plan.processes

@@ -26,7 +26,7 @@ from transformers import PreTrainedModel
 from harness.ranks import join, world
 from harness.tuning.methods import decoder_blocks
 
-SHARDS = ("none", "fsdp")
+SHARD_MODES = ("none", "fsdp")
 
 
 def shard(model: PreTrainedModel) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cost.memory import GB, Dims, Plan, loss_bytes, predict, saved_per_token
+from harness.cost.memory import GB, Dims, MemoryPlan, loss_bytes, predict, saved_per_token
 
 LLAMA31_8B = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
               "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 14336,
@@ -35,7 +35,7 @@ def test_parameter_counts_match_the_published_sizes():
 
 def test_zero_paper_sixteen_bytes_per_parameter():
     d = Dims.from_config(LLAMA31_8B)
-    mem = predict(d, Plan(trains="all", regime="master"))
+    mem = predict(d, MemoryPlan(trains="all", regime="master"))
     assert states(mem) == 16 * d.params  # exactly
     assert states(mem) / GB == pytest.approx(128.5, rel=0.01)  # "an 8B model needs ~128 GB"
 
@@ -45,7 +45,7 @@ def test_deepspeed_zero3_per_gpu_formula():
     largest = d.vocab * d.hidden  # the largest single module: the embedding (or the LM head)
     for gpus in (2, 4, 8):
         deepspeed = 4 * largest + 18 * d.params / gpus
-        ours = predict(d, Plan(trains="all", regime="amp", shards=gpus))
+        ours = predict(d, MemoryPlan(trains="all", regime="amp", shards=gpus))
         assert states(ours) + ours.terms["gathered"] == pytest.approx(deepspeed, rel=0.10)
 
 
@@ -59,7 +59,7 @@ def test_deepspeed_zero3_per_gpu_formula():
 def test_llama_factory_hardware_table(regime, trains, table_gb):
     d = Dims.from_config(LLAMA2_7B)
     adapters = 2 * 32 * 8 * 4096 * 7 if trains == "adapter" else 0  # rank 8 on 7 linears
-    mem = predict(d, Plan(trains=trains, regime=regime, adapter_params=adapters, batch=1,
+    mem = predict(d, MemoryPlan(trains=trains, regime=regime, adapter_params=adapters, batch=1,
                           seq=1024, checkpointing=True))
     assert mem.total / GB == pytest.approx(table_gb, rel=0.25), mem.gb()
 
@@ -67,31 +67,31 @@ def test_llama_factory_hardware_table(regime, trains, table_gb):
 def test_checkpointing_keeps_one_layer_and_fused_attention_drops_the_scores():
     d = Dims.from_config(LLAMA31_8B)
     tokens = 2048
-    plan = Plan(trains="all", seq=tokens)  # amp: float32 residual stream, bf16 compute
+    plan = MemoryPlan(trains="all", seq=tokens)  # amp: float32 residual stream, bf16 compute
     layer = saved_per_token(d, plan) * tokens
     loss = tokens * loss_bytes(d, plan)
     plain = predict(d, plan).terms["activations"]
-    ckpt = predict(d, Plan(trains="all", seq=tokens, checkpointing=True)).terms["activations"]
+    ckpt = predict(d, MemoryPlan(trains="all", seq=tokens, checkpointing=True)).terms["activations"]
     assert plain == d.layers * layer + loss
     assert ckpt == d.layers * d.hidden * tokens * 4 + layer + loss  # inputs + one layer
     assert plain - loss > 10 * (ckpt - loss)
-    unfused = saved_per_token(d, Plan(trains="all", fused_attention=False), seq=2048) \
+    unfused = saved_per_token(d, MemoryPlan(trains="all", fused_attention=False), seq=2048) \
         - saved_per_token(d, plan)
     assert unfused == d.heads * 2048 * 2  # the attention probabilities, per token, bf16
 
 
 def test_gradients_and_activations_peak_apart_unless_accumulated():
     d = Dims.from_config(LLAMA31_8B)
-    one = predict(d, Plan(trains="all", seq=1024))
-    kept = predict(d, Plan(trains="all", seq=1024, grads_kept=True))
+    one = predict(d, MemoryPlan(trains="all", seq=1024))
+    kept = predict(d, MemoryPlan(trains="all", seq=1024, grads_kept=True))
     assert kept.total - one.total == pytest.approx(min(one.terms["gradients"],
                                                        one.terms["activations"]))
 
 
 def test_sharding_divides_the_model_states():
     d = Dims.from_config(LLAMA31_8B)
-    one = predict(d, Plan(trains="all", regime="amp"))
-    two = predict(d, Plan(trains="all", regime="amp", shards=2))
+    one = predict(d, MemoryPlan(trains="all", regime="amp"))
+    two = predict(d, MemoryPlan(trains="all", regime="amp", shards=2))
     assert states(two) == pytest.approx(states(one) / 2)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.cost.memory import Dims, Plan, saved_per_token
+from harness.cost.memory import Dims, MemoryPlan, saved_per_token
 
 BATCH, SEQ = 2, 48
 SHAPES = {"hidden_size": 576, "intermediate_size": 1536, "num_attention_heads": 9,
@@ -55,6 +55,6 @@ def saved_bytes(m, autocast: bool) -> int:
 def test_saved_activations_match_the_count(trains, autocast):
     per_layer = (saved_bytes(model(4, trains), autocast)
                  - saved_bytes(model(2, trains), autocast)) / 2 / (BATCH * SEQ)
-    plan = Plan(trains=trains, regime="amp" if autocast else "float32", adapter_rank=8)
+    plan = MemoryPlan(trains=trains, regime="amp" if autocast else "float32", adapter_rank=8)
     counted = saved_per_token(Dims.from_config({**SHAPES, "num_hidden_layers": 2}), plan)
     assert counted == pytest.approx(per_layer, rel=0.02), (counted, per_layer)
