@@ -25,10 +25,10 @@ PYTEST_ARGS ?=
 # run) and a core would sit idle meanwhile. Measured on 2 cores, float32, with the suite of
 # the time: 2 workers 22 min 58 s, 3 workers 20 min 27 s (an earlier, smaller suite); 3
 # workers 21 min 44 s, 4 workers 21 min 20 s (the same suite, each beside other work).
-# With warm commands (tests/warm.py) the workers spend less CPU each and wait as long: 4
-# workers kept the 2 cores 81% busy (903 s, 2026-12-08); a fifth fills some of the waits.
+# With warm commands (tests/warm.py), on 2 cores under ADAPTBENCH_CPU_BF16=0 (2026-12-08):
+# 4 workers 903 s (the cores 81% busy), 5 workers 954 s.
 # ADAPTBENCH_TEST_TIMELINE=<file> records where the time goes (bench/suite_timeline.py).
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 3 )))
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 2 )))
 BROWSER_STAMP := $(VENV)/.browser-done
 LLAMA_STAMP := $(VENV)/.llama-done
 # The served-model tests and bench serve the bundled GGUF with llama.cpp's OpenAI-compatible

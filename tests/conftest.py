@@ -1,6 +1,6 @@
 """Shared fixtures: an isolated cache, Hydra config composition, and tiny task files.
 
-Under pytest-xdist (`make test` runs `-n <cores + 3> --dist loadgroup`) the workers share one cache
+Under pytest-xdist (`make test` runs `-n <cores + 2> --dist loadgroup`) the workers share one cache
 and one machine profile, each uses its share of the cores, and tests that share an
 expensive module- or session-scoped fixture (a sweep, the Slurm cluster, a server) run on
 one worker, so it is built once."""

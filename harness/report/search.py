@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.cost.prices import run_usd
 from harness.report import fmt as f
 from harness.report.expected_best import Curve, budget_lines
 from harness.report.tables import Table
 from harness.report.variants import Variant
 from harness.run_folders import BARE_KEYS, Run, short_label, varying_keys
+from harness.search.outcome import Outcome
 from harness.search.select import Candidate, Choice, choose, item_se
 
 
@@ -60,12 +60,8 @@ class StudyResult:
 
 
 def _trial(r: Run) -> Trial:
-    m = r.metrics
-    status = "failed" if not r.complete else (
-        "pruned" if (m.get("search") or {}).get("pruned") else "complete")
-    value = m.get(m.get("primary_metric") or "") if r.complete else None
-    return Trial(r, int(r.search("trial") or 0), float(value) if value is not None else None,
-                 run_usd(m) if r.complete else math.nan, status)
+    o = Outcome.from_metrics(r.metrics)  # the search's own reading of a trial
+    return Trial(r, int(r.search("trial") or 0), o.value, o.cost_usd, o.status)
 
 
 def tuning_data(runs: list[Run], variants: list[Variant]) -> list[StudyResult]:

@@ -241,7 +241,7 @@ def _execute(cfg: DictConfig, run_dir: Path, base: dict[str, Any]) -> dict[str, 
         metrics["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_json(run_dir / "metrics.json", metrics)
     if reporter is not None:
-        reporter.finish(metrics[metrics["primary_metric"]], metrics["search"]["pruned"])
+        reporter.finish(metrics)
     log.info("%s: %s=%.3f  (%d examples, predict %.1f s) -> %s", strategy.name,
              metrics["primary_metric"], _or_nan(metrics[metrics["primary_metric"]]),
              len(run.examples), run.predict_s, run_dir)

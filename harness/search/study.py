@@ -145,15 +145,11 @@ class TrialReporter:
         """The callback a training loop prunes through; None without a pruner."""
         return self.report if self.settings.pruner != "none" else None
 
-    def finish(self, value: float | None, pruned: bool) -> None:
-        """Tell the study what the trial scored (a failed run tells nothing: the search
-        reruns it when invoked again)."""
-        from optuna.trial import TrialState
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """Tell the study what the trial's run recorded, as soon as it ends."""
+        from harness.search.outcome import Outcome
 
-        if pruned:
-            self.study.tell(self.number, state=TrialState.PRUNED, skip_if_finished=True)
-        elif value is not None:
-            self.study.tell(self.number, float(value), skip_if_finished=True)
+        tell(self.study, self.number, Outcome.from_metrics(metrics))
 
     def report(self, epoch: float, val_loss: float, last: bool = False) -> bool:
         step = int(round(epoch * EPOCH_STEPS))
@@ -164,3 +160,20 @@ class TrialReporter:
                      val_loss)
             return True
         return False
+
+
+def tell(study: Any, number: int, out: Any) -> bool:
+    """Tell an Optuna study what a trial's run says (harness.search.outcome.Outcome): pruned,
+    or its value. A run that did not complete tells nothing, so the search reruns it when
+    invoked again; returns whether it told. The one place a result reaches a study: the
+    trial's own run calls it when it ends, the sweeper after each batch (a second tell of a
+    finished trial is skipped)."""
+    from optuna.trial import TrialState
+
+    if out.complete and out.pruned:
+        study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+    elif out.complete and out.value is not None:
+        study.tell(number, out.value, skip_if_finished=True)
+    else:
+        return False
+    return True

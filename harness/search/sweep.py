@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cost.prices import run_usd
-from harness.run_files import STATUS_COMPLETE, read_json, write_json
+from harness.run_files import read_json, write_json
+from harness.search.outcome import Outcome
 from harness.search.plan import SearchPlan, StrategyPlan
-from harness.search.select import Candidate, choose, item_se
+from harness.search.select import Candidate, choose
 from harness.search.space import from_stored, overrides, suggest
-from harness.search.study import SearchSettings, open_study
+from harness.search.study import SearchSettings, open_study, tell
 
 log = logging.getLogger("harness.search")
 
@@ -48,32 +48,6 @@ def final_dir(strategy: str, seed: int | None = None) -> str:
     """The test run of a strategy's chosen trial; with `seed`, its re-run under that training
     seed (search.final_seeds)."""
     return f"{strategy}_final" + (f"_seed{seed}" if seed is not None else "")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a trial's run directory says."""
-    complete: bool
-    value: float | None  # its validation primary metric
-    cost_usd: float  # modelled build + predictions (NaN: unpriced)
-    pruned: bool
-    se: float = math.nan  # the value's standard error over the validation items
-    trains: bool = False  # its strategy trains (changes the model's weights)
-
-    @classmethod
-    def read(cls, run_dir: Path) -> Outcome:
-        try:
-            m = read_json(run_dir / "metrics.json")
-        except (OSError, ValueError):
-            return cls(False, None, math.nan, False)
-        complete = m.get("status") == STATUS_COMPLETE
-        metric = m.get("primary_metric") or ""
-        value = m.get(metric) if complete else None
-        return cls(complete, float(value) if isinstance(value, int | float) else None,
-                   run_usd(m) if complete else math.nan,
-                   bool((m.get("search") or {}).get("pruned")),
-                   item_se(run_dir, metric) if complete and metric else math.nan,
-                   bool(m.get("trains")))
 
 
 @dataclass(frozen=True)
@@ -175,16 +149,9 @@ class Search:
         return Outcome.read(self.sweep_dir / trial_dir(strategy, number))
 
     def _tell(self, batch: list[Job]) -> None:
-        from optuna.trial import TrialState
-
         for job in batch:
-            out = Outcome.read(job.run_dir)
-            study = self.studies[job.strategy]
-            if out.complete and out.pruned:
-                study.tell(job.number, state=TrialState.PRUNED, skip_if_finished=True)
-            elif out.complete and out.value is not None:
-                study.tell(job.number, out.value, skip_if_finished=True)
-            else:  # failed: left running in the study, so the next invocation reruns it
+            if not tell(self.studies[job.strategy], job.number, Outcome.read(job.run_dir)):
+                # failed: left running in the study, so the next invocation reruns it
                 log.error("search: trial %s did not complete (see its metrics.json); it counts "
                           "as tried, and invoking the search again reruns it", job.run_dir.name)
 
