@@ -181,7 +181,6 @@ def test_every_command_in_the_docs_composes():
         except Exception as e:  # noqa: BLE001 - any failure is the page's
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             failed.append(f"{page}:{line}: {entry} {' '.join(args)}\n    {first}")
-    GlobalHydra.instance().clear()
     assert len(found) >= 60 and {e for *_, e, _ in found} >= set(CHECKS) - {"harness-calibrate"}
     assert len(by_hand) <= 2, by_hand
     assert not failed, "\n".join(failed)
@@ -199,7 +198,6 @@ def test_a_broken_example_fails_with_its_page_and_line(tmp_path):
         check_report(report_args)
     with pytest.raises(Exception, match="no_such_key"):
         check_run(["strategy=rag", "strategy.no_such_key=1"])
-    GlobalHydra.instance().clear()
 
 
 def _links(page: Path) -> Iterator[tuple[int, str]]:

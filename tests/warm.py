@@ -99,18 +99,17 @@ class Zygote:
             self.proc = None
 
     def accepts(self, module: tuple[str, bool] | None, kwargs: dict) -> bool:
-        if module is None or os.environ.get("ADAPTBENCH_TEST_WARM") == "0" or set(kwargs) - SERVED_KWARGS:
+        """Can the helper run this command as a fresh process would?"""
+        if module is None or set(kwargs) - SERVED_KWARGS:
             return False
-        if any(kwargs.get(k) not in (None, subprocess.PIPE, subprocess.DEVNULL)
-               for k in ("stdout",)) or kwargs.get("stderr") not in \
-                (None, subprocess.PIPE, subprocess.DEVNULL, subprocess.STDOUT):
+        if kwargs.get("stdout") not in (None, subprocess.PIPE, subprocess.DEVNULL) or \
+                kwargs.get("stderr") not in (None, subprocess.PIPE, subprocess.DEVNULL, subprocess.STDOUT):
             return False
-        env = kwargs.get("env") or dict(os.environ)
-        if env.get("ADAPTBENCH_TEST_WARM") == "0":
+        env = kwargs.get("env") or os.environ
+        if "0" in (os.environ.get("ADAPTBENCH_TEST_WARM"), env.get("ADAPTBENCH_TEST_WARM")):
             return False
-        if self.proc is not None and _fixed(env) != _fixed(self.env):
-            return False
-        return _fixed(env) == _fixed(dict(os.environ)) or self.proc is not None
+        helper = self.env if self.proc is not None else os.environ  # what it started (or will) with
+        return _fixed(dict(env)) == _fixed(dict(helper))
 
     def run(self, module: tuple[str, bool], cmd, kwargs: dict) -> subprocess.CompletedProcess:
         if self.proc is None:
